@@ -1,0 +1,2 @@
+// Package pkg holds sluice's shared libraries; see its subpackages.
+package pkg

@@ -1,0 +1,3 @@
+module github.com/sluice-sms/sluice/schemas
+
+go 1.26.0
