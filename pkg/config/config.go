@@ -1,0 +1,184 @@
+// Package config reads sluice.yaml: one file for every service, with ${VAR}
+// expansion for secrets, SLUICE_* environment overrides, defaults and
+// validation. Unknown keys are an error.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole of sluice.yaml. Fields tagged secret:"true" are masked
+// by Redacted.
+type Config struct {
+	Kafka      Kafka      `yaml:"kafka"`
+	ClickHouse ClickHouse `yaml:"clickhouse"`
+	Ingest     Ingest     `yaml:"ingest"`
+	Router     Router     `yaml:"router"`
+	Sender     Sender     `yaml:"sender"`
+	DLR        DLR        `yaml:"dlr"`
+	Tenants    []Tenant   `yaml:"tenants"`
+	Carriers   []Carrier  `yaml:"carriers"`
+	Routes     []Route    `yaml:"routes"`
+}
+
+// Kafka says where the broker is and how topics are named.
+type Kafka struct {
+	Brokers           []string      `yaml:"brokers"`
+	TopicPrefix       string        `yaml:"topic_prefix"`
+	ReplicationFactor int           `yaml:"replication_factor"`
+	BatchTimeout      time.Duration `yaml:"batch_timeout"` // producer linger
+	CreateTopics      bool          `yaml:"create_topics"` // create missing topics from the catalogue at start
+}
+
+// ClickHouse is the analytics store (native protocol).
+type ClickHouse struct {
+	Addr          string        `yaml:"addr"`
+	Database      string        `yaml:"database"`
+	Username      string        `yaml:"username"`
+	Password      string        `yaml:"password" secret:"true"`
+	BatchSize     int           `yaml:"batch_size"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// Ingest is the front door.
+type Ingest struct {
+	AdminAddr   string `yaml:"admin_addr"`
+	HTTPAddr    string `yaml:"http_addr"`
+	MaxSegments int    `yaml:"max_segments"`
+}
+
+// Router routes accepted messages to carriers' outbound lanes.
+type Router struct {
+	AdminAddr string `yaml:"admin_addr"`
+}
+
+// Sender speaks SMPP to carriers.
+type Sender struct {
+	AdminAddr string `yaml:"admin_addr"`
+	// Carriers this replica serves; empty means all.
+	Carriers []string `yaml:"carriers"`
+}
+
+// DLR correlates receipts and writes analytics.
+type DLR struct {
+	AdminAddr string `yaml:"admin_addr"`
+}
+
+// Tenant is a customer of the gateway.
+type Tenant struct {
+	ID           string   `yaml:"id"`
+	APIKeySHA256 []string `yaml:"api_key_sha256" secret:"true"`
+	RateLimit    int      `yaml:"rate_limit"`  // message parts per second, 0: none
+	DailyQuota   int      `yaml:"daily_quota"` // messages per UTC day, 0: none
+	Webhook      string   `yaml:"webhook"`
+}
+
+// Carrier is one SMPP account at an SMSC.
+type Carrier struct {
+	ID         string `yaml:"id"`
+	Host       string `yaml:"host"`
+	Port       int    `yaml:"port"`
+	SystemID   string `yaml:"system_id"`
+	Password   string `yaml:"password" secret:"true"`
+	SystemType string `yaml:"system_type"`
+	Binds      int    `yaml:"binds"`  // concurrent binds allowed, all replicas together
+	TPS        int    `yaml:"tps"`    // message parts per second, all binds together
+	Window     int    `yaml:"window"` // outstanding submit_sm per bind
+	TLS        bool   `yaml:"tls"`
+}
+
+// Addr is the carrier's SMPP address.
+func (c Carrier) Addr() string { return fmt.Sprintf("%s:%d", c.Host, c.Port) }
+
+// Route sends numbers with a prefix to weighted carriers.
+type Route struct {
+	Prefix   string         `yaml:"prefix"`
+	Carriers []RouteCarrier `yaml:"carriers"`
+	Failover []string       `yaml:"failover"`
+}
+
+// RouteCarrier is one carrier of a route and its share of the traffic.
+type RouteCarrier struct {
+	ID     string `yaml:"id"`
+	Weight int    `yaml:"weight"`
+}
+
+// Default returns the configuration used for anything sluice.yaml leaves out.
+func Default() Config {
+	return Config{
+		Kafka: Kafka{
+			Brokers:           []string{"127.0.0.1:9092"},
+			ReplicationFactor: 1,
+			BatchTimeout:      5 * time.Millisecond,
+			CreateTopics:      true,
+		},
+		ClickHouse: ClickHouse{
+			Addr:          "127.0.0.1:9000",
+			Database:      "sluice",
+			Username:      "default",
+			BatchSize:     10000,
+			FlushInterval: time.Second,
+		},
+		Ingest: Ingest{AdminAddr: ":9101", HTTPAddr: ":8080", MaxSegments: 10},
+		Router: Router{AdminAddr: ":9102"},
+		Sender: Sender{AdminAddr: ":9103"},
+		DLR:    DLR{AdminAddr: ":9104"},
+	}
+}
+
+// Load reads the file at path, expanding ${VAR} from the process environment
+// and applying SLUICE_* overrides.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// Parse reads a configuration from YAML. lookup resolves ${VAR} references
+// and SLUICE_* overrides; a reference to an unset variable is an error, so a
+// missing secret is found at start, not at the first bind.
+func Parse(data []byte, lookup func(string) (string, bool)) (Config, error) {
+	var missing []string
+	expanded := varRef.ReplaceAllFunc(data, func(ref []byte) []byte {
+		name := string(varRef.FindSubmatch(ref)[1])
+		v, ok := lookup(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return []byte(v)
+	})
+	if len(missing) > 0 {
+		return Config{}, fmt.Errorf("unset environment variables: %s", strings.Join(missing, ", "))
+	}
+
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("parse: %w", err)
+	}
+	if err := applyEnv(&cfg, lookup); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}

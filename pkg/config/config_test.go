@@ -1,0 +1,129 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+const sample = `
+kafka:
+  brokers: [k1:9092]
+  topic_prefix: prod.
+tenants:
+  - id: acme
+    api_key_sha256: ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
+    rate_limit: 100
+carriers:
+  - id: sim-a
+    host: 127.0.0.1
+    port: 2775
+    system_id: sluice
+    password: ${SIM_A_PASSWORD}
+    binds: 4
+    tps: 2000
+    window: 50
+  - {id: sim-b, host: 127.0.0.1, port: 2776, system_id: s, password: p, binds: 1, tps: 10, window: 1}
+routes:
+  - prefix: "+44"
+    carriers: [{id: sim-a, weight: 70}, {id: sim-b, weight: 30}]
+    failover: [sim-b]
+`
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+func TestParseSample(t *testing.T) {
+	cfg, err := Parse([]byte(sample), env(map[string]string{"SIM_A_PASSWORD": "s3cret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Carriers[0].Password; got != "s3cret" {
+		t.Errorf("password = %q, want expanded secret", got)
+	}
+	if cfg.Kafka.TopicPrefix != "prod." || cfg.Kafka.Brokers[0] != "k1:9092" {
+		t.Errorf("kafka = %+v", cfg.Kafka)
+	}
+	// Defaults fill what the file leaves out.
+	if cfg.ClickHouse.Database != "sluice" || cfg.Ingest.HTTPAddr != ":8080" || cfg.DLR.AdminAddr != ":9104" {
+		t.Errorf("defaults not applied: %+v %+v", cfg.ClickHouse, cfg.Ingest)
+	}
+	if cfg.Routes[0].Carriers[1].Weight != 30 || cfg.Routes[0].Failover[0] != "sim-b" {
+		t.Errorf("routes = %+v", cfg.Routes)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	cfg, err := Parse([]byte(sample), env(map[string]string{
+		"SIM_A_PASSWORD":               "x",
+		"SLUICE_KAFKA_BROKERS":         "a:1, b:2",
+		"SLUICE_KAFKA_BATCH_TIMEOUT":   "20ms",
+		"SLUICE_CLICKHOUSE_ADDR":       "ch:9000",
+		"SLUICE_CLICKHOUSE_BATCH_SIZE": "500",
+		"SLUICE_KAFKA_CREATE_TOPICS":   "false",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(cfg.Kafka.Brokers) != "[a:1 b:2]" || cfg.Kafka.BatchTimeout != 20*time.Millisecond ||
+		cfg.ClickHouse.Addr != "ch:9000" || cfg.ClickHouse.BatchSize != 500 || cfg.Kafka.CreateTopics {
+		t.Errorf("overrides not applied: %+v %+v", cfg.Kafka, cfg.ClickHouse)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	secret := map[string]string{"SIM_A_PASSWORD": "x"}
+	tests := []struct {
+		name, yaml string
+		env        map[string]string
+		want       string
+	}{
+		{"unknown top-level key", "kafkaa: {}", nil, "field kafkaa not found"},
+		{"unknown nested key", "kafka: {broker: [x]}", nil, "field broker not found"},
+		{"unknown carrier key", strings.Replace(sample, "window: 50", "windw: 50", 1), secret, "field windw not found"},
+		{"unset secret", sample, nil, "unset environment variables: SIM_A_PASSWORD"},
+		{"bad duration", "kafka: {batch_timeout: soon}", nil, "parse"},
+		{"bad env number", "", map[string]string{"SLUICE_CLICKHOUSE_BATCH_SIZE": "ten"}, `SLUICE_CLICKHOUSE_BATCH_SIZE: not a whole number: "ten"`},
+		{"route to unknown carrier", strings.Replace(sample, "{id: sim-b, weight: 30}", "{id: sim-z, weight: 30}", 1), secret, `unknown carrier "sim-z"`},
+		{"zero binds", strings.Replace(sample, "binds: 4", "binds: 0", 1), secret, "binds, tps and window must be at least 1"},
+		{"prefix without plus", strings.Replace(sample, `"+44"`, `"44"`, 1), secret, `must start with '+'`},
+		{"bad api key hash", strings.Replace(sample, "9f86d08", "zz86d08", 1), secret, "not a hex SHA-256"},
+		{"duplicate tenant", "tenants: [{id: a}, {id: a}]", nil, `"a" is declared twice`},
+		{"carrier id with dot", "carriers: [{id: a.b, host: h, port: 1, binds: 1, tps: 1, window: 1}]", nil, "may not contain"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), env(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	cfg, err := Parse([]byte(sample), env(map[string]string{"SIM_A_PASSWORD": "s3cret-value"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ClickHouse.Password = "ch-pass-value"
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "effective", cfg.Redacted())
+	out := buf.String()
+	for _, secret := range []string{"s3cret-value", "ch-pass-value", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("secret %q appears in the log: %s", secret, out)
+		}
+	}
+	if !strings.Contains(out, mask) || !strings.Contains(out, "sim-a") {
+		t.Errorf("log lacks the masked config: %s", out)
+	}
+	// The original is untouched.
+	if cfg.Carriers[0].Password != "s3cret-value" || cfg.Tenants[0].APIKeySHA256[0] == mask {
+		t.Error("Redacted modified the original config")
+	}
+}
