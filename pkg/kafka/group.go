@@ -1,0 +1,266 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+)
+
+// GroupConfig describes a consumer group.
+type GroupConfig struct {
+	Brokers []string
+	Group   string
+	// Topics must be co-partitioned (equal partition counts): partition i of
+	// every topic is assigned to the same member and handled by one Claim.
+	Topics []string
+	Logger *slog.Logger
+}
+
+// Claim is one partition number held by this member for one generation of the
+// group: partition Partition of every topic of the group.
+type Claim struct {
+	Partition int
+	gen       *kgo.Generation
+	brokers   []string
+	start     map[string]int64
+	readers   map[string]*kgo.Reader
+	stopping  <-chan struct{}
+	genDone   <-chan struct{}
+}
+
+// Stopping is closed when the process is shutting down: the worker should
+// finish what it holds, commit it and return.
+func (c *Claim) Stopping() <-chan struct{} { return c.stopping }
+
+// Reader returns the claim's reader of topic, positioned at the group's
+// committed offset.
+func (c *Claim) Reader(topic string) *kgo.Reader {
+	if r, ok := c.readers[topic]; ok {
+		return r
+	}
+	r := kgo.NewReader(kgo.ReaderConfig{
+		Brokers:       c.brokers,
+		Topic:         topic,
+		Partition:     c.Partition,
+		MinBytes:      1,
+		MaxBytes:      16 << 20,
+		MaxWait:       100 * time.Millisecond,
+		QueueCapacity: 1000,
+	})
+	if err := r.SetOffset(c.start[topic]); err != nil {
+		// SetOffset fails only on a closed reader, which this one is not.
+		panic(fmt.Sprintf("kafka: set offset: %v", err))
+	}
+	c.readers[topic] = r
+	return r
+}
+
+// FetchBatch returns up to opt.Max records of topic: it waits at most wait
+// for the first one, then at most opt.Linger for more.
+func (c *Claim) FetchBatch(ctx context.Context, topic string, wait time.Duration, opt BatchOptions) ([]Message, error) {
+	r := c.Reader(topic)
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	first, err := r.FetchMessage(wctx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	batch := []Message{first}
+	lctx, cancel := context.WithTimeout(ctx, opt.Linger)
+	defer cancel()
+	for len(batch) < opt.Max {
+		m, err := r.FetchMessage(lctx)
+		if err != nil {
+			break // linger over (or ctx done): hand over what we have
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// Commit records that every record of the claim's partition of topic before
+// next is done. Commits fail once the generation is over, so a member never
+// moves the offset of a partition it lost.
+func (c *Claim) Commit(topic string, next int64) error {
+	if err := c.gen.CommitOffsets(map[string]map[int]int64{topic: {c.Partition: next}}); err != nil {
+		return fmt.Errorf("commit %s/%d@%d: %w", topic, c.Partition, next, err)
+	}
+	return nil
+}
+
+func (c *Claim) close() {
+	for _, r := range c.readers {
+		_ = r.Close()
+	}
+}
+
+// RunGroup joins the group and, in every generation, runs work once per
+// assigned partition number, each in its own goroutine. work's ctx ends when
+// the generation ends (a rebalance) or ctx ends (a stop; Claim.Stopping tells
+// which). RunGroup returns when ctx is done and every worker has returned.
+func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Context, c *Claim) error) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cg, err := kgo.NewConsumerGroup(kgo.ConsumerGroupConfig{
+		ID:      cfg.Group,
+		Brokers: cfg.Brokers,
+		Topics:  cfg.Topics,
+		// Range assignment gives partition i of every topic to one member.
+		GroupBalancers:    []kgo.GroupBalancer{kgo.RangeGroupBalancer{}},
+		StartOffset:       kgo.FirstOffset,
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		Timeout:           10 * time.Second,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer group %s: %w", cfg.Group, err)
+	}
+
+	var wg sync.WaitGroup
+	defer func() {
+		wg.Wait()
+		_ = cg.Close()
+	}()
+	for {
+		gen, err := cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("consumer group %s: %w", cfg.Group, err)
+		}
+		claims := claimsOf(gen, cfg.Brokers, ctx.Done())
+		log.Info("partitions assigned", "group", cfg.Group, "generation", gen.ID, "partitions", partitionsOf(claims))
+		for _, c := range claims {
+			wg.Add(1)
+			gen.Start(func(genCtx context.Context) {
+				defer wg.Done()
+				defer c.close()
+				c.genDone = genCtx.Done()
+				wctx, cancel := mergeDone(genCtx, ctx)
+				defer cancel()
+				if err := work(wctx, c); err != nil && wctx.Err() == nil {
+					log.Error("partition worker failed; rejoining the group", "group", cfg.Group, "partition", c.Partition, "err", err)
+				}
+			})
+		}
+	}
+}
+
+func claimsOf(gen *kgo.Generation, brokers []string, stopping <-chan struct{}) []*Claim {
+	byPartition := map[int]*Claim{}
+	for topic, parts := range gen.Assignments {
+		for _, p := range parts {
+			c, ok := byPartition[p.ID]
+			if !ok {
+				c = &Claim{Partition: p.ID, gen: gen, brokers: brokers, start: map[string]int64{}, readers: map[string]*kgo.Reader{}, stopping: stopping}
+				byPartition[p.ID] = c
+			}
+			c.start[topic] = p.Offset
+		}
+	}
+	claims := make([]*Claim, 0, len(byPartition))
+	for _, c := range byPartition {
+		claims = append(claims, c)
+	}
+	sort.Slice(claims, func(i, j int) bool { return claims[i].Partition < claims[j].Partition })
+	return claims
+}
+
+func partitionsOf(claims []*Claim) []int {
+	ps := make([]int, len(claims))
+	for i, c := range claims {
+		ps[i] = c.Partition
+	}
+	return ps
+}
+
+// mergeDone returns a context that ends when either a or b ends.
+func mergeDone(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(a)
+	stop := context.AfterFunc(b, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// BatchOptions size the batches of ConsumeBatches: up to Max records, waiting
+// at most Linger for more once the first has come.
+type BatchOptions struct {
+	Max    int
+	Linger time.Duration
+}
+
+// BatchFunc handles one batch of records of topic.
+type BatchFunc func(ctx context.Context, topic string, batch []Message) error
+
+// ConsumeBatches runs a group over one topic (or several co-partitioned ones,
+// read in turn) and hands every partition's records to fn in batches of up to
+// opt.Max, in offset order. A batch is committed only after fn returns nil;
+// an error is retried with backoff, never skipped, so fn must tolerate
+// replays. On shutdown the batch in hand is finished and committed.
+func ConsumeBatches(ctx context.Context, cfg GroupConfig, opt BatchOptions, fn BatchFunc) error {
+	return ConsumeClaims(ctx, cfg, opt, func(context.Context, *Claim) (BatchFunc, error) { return fn, nil })
+}
+
+// ConsumeClaims is ConsumeBatches for handlers with per-partition state: open
+// is called when a partition is assigned and returns that partition's handler.
+func ConsumeClaims(ctx context.Context, cfg GroupConfig, opt BatchOptions, open func(context.Context, *Claim) (BatchFunc, error)) error {
+	return RunGroup(ctx, cfg, func(ctx context.Context, c *Claim) error {
+		fn, err := open(ctx, c)
+		if err != nil {
+			return err
+		}
+		// With one topic, wait for it; with several, take turns.
+		wait := time.Hour
+		if len(cfg.Topics) > 1 {
+			wait = 50 * time.Millisecond
+		}
+		for ctx.Err() == nil {
+			for _, topic := range cfg.Topics {
+				batch, err := c.FetchBatch(ctx, topic, wait, opt)
+				if err != nil {
+					continue // nothing yet on this topic
+				}
+				if err := processWithRetry(ctx, c, topic, batch, fn, cfg.Logger); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func processWithRetry(ctx context.Context, c *Claim, topic string, batch []Message, fn BatchFunc, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	// The batch is finished even when a stop is requested mid-way; only the end
+	// of the generation (someone else owns the partition now) abandons it.
+	work := context.WithoutCancel(ctx)
+	backoff := 100 * time.Millisecond
+	for {
+		err := fn(work, topic, batch)
+		if err == nil {
+			break
+		}
+		log.Error("batch failed; retrying", "topic", topic, "partition", c.Partition, "first_offset", batch[0].Offset, "records", len(batch), "err", err)
+		select {
+		case <-c.genDone:
+			return errors.New("generation ended during retries")
+		case <-c.stopping:
+			return errors.New("stopped during retries; the batch will be replayed")
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	return c.Commit(topic, batch[len(batch)-1].Offset+1)
+}

@@ -1,0 +1,135 @@
+// Package kafka holds sluice's Kafka plumbing on segmentio/kafka-go: topic
+// creation, a producer that waits for every in-sync replica, and consumer
+// groups that commit only finished work.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+)
+
+// Message is a Kafka record.
+type Message = kgo.Message
+
+// Header is a Kafka record header.
+type Header = kgo.Header
+
+// Producer writes records to any topic and returns only when every in-sync
+// replica has them.
+type Producer struct {
+	w *kgo.Writer
+}
+
+// NewProducer returns a producer. batchTimeout is how long a partial batch
+// waits for company; kafka-go's 1 s default would add a second to every hop.
+func NewProducer(brokers []string, batchTimeout time.Duration) *Producer {
+	return &Producer{w: &kgo.Writer{
+		Addr:                   kgo.TCP(brokers...),
+		Balancer:               &kgo.Murmur2Balancer{}, // same partitions as Java clients
+		RequiredAcks:           kgo.RequireAll,
+		BatchTimeout:           batchTimeout,
+		BatchSize:              1000,
+		BatchBytes:             16 << 20,
+		MaxAttempts:            10,
+		WriteBackoffMin:        50 * time.Millisecond,
+		WriteBackoffMax:        2 * time.Second,
+		AllowAutoTopicCreation: false,
+	}}
+}
+
+// Produce writes msgs (each naming its topic) and waits for the acks.
+func (p *Producer) Produce(ctx context.Context, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("produce %d records: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// Close flushes and closes the producer.
+func (p *Producer) Close() error { return p.w.Close() }
+
+// TopicSpec is a topic to create.
+type TopicSpec struct {
+	Name       string
+	Partitions int
+	Config     map[string]string // e.g. retention.ms, cleanup.policy
+}
+
+// EnsureTopics creates the topics that do not exist yet and waits until the
+// broker serves them. Existing topics are left as they are.
+func EnsureTopics(ctx context.Context, brokers []string, replication int, topics []TopicSpec) error {
+	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 30 * time.Second}
+	req := &kgo.CreateTopicsRequest{}
+	for _, t := range topics {
+		tc := kgo.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: replication}
+		for k, v := range t.Config {
+			tc.ConfigEntries = append(tc.ConfigEntries, kgo.ConfigEntry{ConfigName: k, ConfigValue: v})
+		}
+		req.Topics = append(req.Topics, tc)
+	}
+	resp, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for name, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kgo.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", name, err)
+		}
+	}
+	return waitForTopics(ctx, client, topics)
+}
+
+func waitForTopics(ctx context.Context, client *kgo.Client, topics []TopicSpec) error {
+	names := make([]string, len(topics))
+	for i, t := range topics {
+		names[i] = t.Name
+	}
+	for {
+		md, err := client.Metadata(ctx, &kgo.MetadataRequest{Topics: names})
+		if err == nil && topicsReady(md, len(names)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for topics: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func topicsReady(md *kgo.MetadataResponse, want int) bool {
+	if len(md.Topics) != want {
+		return false
+	}
+	for _, t := range md.Topics {
+		if t.Error != nil || len(t.Partitions) == 0 {
+			return false
+		}
+		for _, p := range t.Partitions {
+			if p.Leader.Host == "" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// PartitionCount returns the number of partitions of topic.
+func PartitionCount(ctx context.Context, brokers []string, topic string) (int, error) {
+	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}
+	md, err := client.Metadata(ctx, &kgo.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("metadata %s: %w", topic, err)
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		return 0, fmt.Errorf("metadata %s: topic not found", topic)
+	}
+	return len(md.Topics[0].Partitions), nil
+}
