@@ -151,21 +151,46 @@ func Load(path string) (Config, error) {
 
 var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
+// expand replaces ${VAR} in the file's values (not its comments).
+func expand(data []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	var missing []string
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode {
+			n.Value = varRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+				name := varRef.FindStringSubmatch(ref)[1]
+				v, ok := lookup(name)
+				if !ok {
+					missing = append(missing, name)
+				}
+				return v
+			})
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&doc)
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("unset environment variables: %s", strings.Join(missing, ", "))
+	}
+	if doc.Kind == 0 {
+		return nil, nil // empty file
+	}
+	return yaml.Marshal(&doc)
+}
+
 // Parse reads a configuration from YAML. lookup resolves ${VAR} references
 // and SLUICE_* overrides; a reference to an unset variable is an error, so a
 // missing secret is found at start, not at the first bind.
 func Parse(data []byte, lookup func(string) (string, bool)) (Config, error) {
-	var missing []string
-	expanded := varRef.ReplaceAllFunc(data, func(ref []byte) []byte {
-		name := string(varRef.FindSubmatch(ref)[1])
-		v, ok := lookup(name)
-		if !ok {
-			missing = append(missing, name)
-		}
-		return []byte(v)
-	})
-	if len(missing) > 0 {
-		return Config{}, fmt.Errorf("unset environment variables: %s", strings.Join(missing, ", "))
+	expanded, err := expand(data, lookup)
+	if err != nil {
+		return Config{}, err
 	}
 
 	cfg := Default()

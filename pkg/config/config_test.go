@@ -38,11 +38,11 @@ func env(vars map[string]string) func(string) (string, bool) {
 }
 
 func TestParseSample(t *testing.T) {
-	cfg, err := Parse([]byte(sample), env(map[string]string{"SIM_A_PASSWORD": "s3cret"}))
+	cfg, err := Parse([]byte(sample), env(map[string]string{"SIM_A_PASSWORD": `s3cret: #"x`}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Carriers[0].Password; got != "s3cret" {
+	if got := cfg.Carriers[0].Password; got != `s3cret: #"x` {
 		t.Errorf("password = %q, want expanded secret", got)
 	}
 	if cfg.Kafka.TopicPrefix != "prod." || cfg.Kafka.Brokers[0] != "k1:9092" {
@@ -125,5 +125,21 @@ func TestRedactedHidesSecrets(t *testing.T) {
 	// The original is untouched.
 	if cfg.Carriers[0].Password != "s3cret-value" || cfg.Tenants[0].APIKeySHA256[0] == mask {
 		t.Error("Redacted modified the original config")
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	cfg, err := Load("../../sluice.example.yaml")
+	if err == nil {
+		t.Fatal("the example needs its secrets from the environment; Load without them must fail")
+	}
+	t.Setenv("CLICKHOUSE_PASSWORD", "x")
+	t.Setenv("SIM_A_PASSWORD", "a")
+	t.Setenv("SIM_B_PASSWORD", "b")
+	if cfg, err = Load("../../sluice.example.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Carriers) != 2 || len(cfg.Routes) != 2 || cfg.Carriers[0].Binds != 4 {
+		t.Errorf("example parsed to %+v", cfg)
 	}
 }
