@@ -1,6 +1,7 @@
 package message
 
 import (
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -86,4 +87,22 @@ func MillisTime(ms int64) *time.Time {
 	}
 	t := time.UnixMilli(ms).UTC()
 	return &t
+}
+
+// IDForClientRef is the message id of a request that carries a client_ref:
+// derived from (tenant, client_ref), so a retried request keeps its id.
+func IDForClientRef(tenant, clientRef string) string {
+	return uuid.NewSHA1(eventNamespace, []byte("client_ref/"+tenant+"/"+clientRef)).String()
+}
+
+// SMSCKey is the correlation key of a submit and its receipts: the carrier
+// and the SMSC's message id, normalised.
+func SMSCKey(carrier, smscID string) string {
+	return carrier + ":" + NormalizeSMSCID(smscID)
+}
+
+// NormalizeSMSCID trims padding and folds case so that "0A1f\x00" and "0a1f"
+// match.
+func NormalizeSMSCID(id string) string {
+	return strings.ToLower(strings.TrimSpace(strings.TrimRight(id, "\x00")))
 }
