@@ -1,0 +1,66 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+
+	"github.com/sluice-sms/sluice/pkg/kafka/embedded"
+)
+
+// Kafka returns the bootstrap brokers of a Kafka cluster for this test:
+// SLUICE_TEST_KAFKA_BROKERS when set, else an embedded broker that lives
+// until the test ends. Topics are not created automatically on either.
+func Kafka(t testing.TB) []string {
+	t.Helper()
+	if v := os.Getenv(EnvKafkaBrokers); v != "" {
+		return strings.Split(v, ",")
+	}
+	b, err := embedded.Start()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(b.Close)
+	return b.Addrs()
+}
+
+// WaitKafka returns once the cluster at brokers serves metadata listing a
+// live broker and a controller (an open port alone does not mean the broker
+// has joined its cluster). It retries until ctx ends.
+func WaitKafka(ctx context.Context, brokers []string) error {
+	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 5 * time.Second}
+	return retry(ctx, func(ctx context.Context) error {
+		md, err := client.Metadata(ctx, &kgo.MetadataRequest{Topics: []string{}})
+		if err != nil {
+			return fmt.Errorf("metadata: %w", err)
+		}
+		if len(md.Brokers) == 0 || md.Controller.ID < 0 {
+			return errors.New("metadata lists no live broker or controller yet")
+		}
+		return nil
+	})
+}
+
+// retry calls try every 250 ms until it succeeds or ctx ends, and then
+// returns the last error.
+func retry(ctx context.Context, try func(context.Context) error) error {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := try(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}

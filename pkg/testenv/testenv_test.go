@@ -1,0 +1,231 @@
+package testenv_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+
+	"github.com/sluice-sms/sluice/pkg/kafka/embedded"
+	"github.com/sluice-sms/sluice/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func startEmbedded(opts ...embedded.Option) func(testing.TB) []string {
+	return func(t testing.TB) []string {
+		b, err := embedded.Start(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		return b.Addrs()
+	}
+}
+
+// TestKafkaRoundTrip checks what every sluice service relies on, on each
+// kind of broker: topics created by CreateTopics, RequireAll produce, and a
+// consumer group that reads every record and commits its offsets.
+func TestKafkaRoundTrip(t *testing.T) {
+	tests := []struct {
+		name    string
+		brokers func(testing.TB) []string
+	}{
+		{"testenv.Kafka", testenv.Kafka},
+		{"embedded", startEmbedded()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			brokers := tt.brokers(t)
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			topic := testenv.TopicPrefix(t) + "roundtrip"
+			const partitions = 3
+			createTopic(ctx, t, brokers, topic, partitions)
+
+			w := &kgo.Writer{
+				Addr:         kgo.TCP(brokers...),
+				Topic:        topic,
+				Balancer:     &kgo.Murmur2Balancer{},
+				RequiredAcks: kgo.RequireAll,
+				BatchTimeout: time.Millisecond,
+				MaxAttempts:  20, // a new topic's leaders may take a moment to be known
+			}
+			const n = 30
+			want := make(map[string]string, n)
+			msgs := make([]kgo.Message, 0, n)
+			for i := range n {
+				k, v := "key-"+strconv.Itoa(i), fmt.Sprintf("value %d \x00\xff", i)
+				want[k] = v
+				msgs = append(msgs, kgo.Message{Key: []byte(k), Value: []byte(v)})
+			}
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatalf("close writer: %v", err)
+			}
+
+			group := testenv.TopicPrefix(t) + "group"
+			r := kgo.NewReader(kgo.ReaderConfig{
+				Brokers:     brokers,
+				GroupID:     group,
+				Topic:       topic,
+				StartOffset: kgo.FirstOffset,
+				MaxWait:     100 * time.Millisecond,
+			})
+			defer r.Close()
+			committed := make(map[int]int64) // partition → next offset
+			for len(want) > 0 {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					t.Fatalf("fetch with %d records missing: %v", len(want), err)
+				}
+				if v, ok := want[string(m.Key)]; !ok || v != string(m.Value) {
+					t.Fatalf("unexpected record %q=%q (partition %d offset %d)", m.Key, m.Value, m.Partition, m.Offset)
+				}
+				delete(want, string(m.Key))
+				if err := r.CommitMessages(ctx, m); err != nil {
+					t.Fatalf("commit: %v", err)
+				}
+				committed[m.Partition] = m.Offset + 1
+			}
+
+			offsets := fetchCommitted(ctx, t, brokers, group, topic, partitions)
+			var total int64
+			for p := range partitions {
+				if offsets[p] != committed[p] {
+					t.Errorf("partition %d: committed offset %d, want %d", p, offsets[p], committed[p])
+				}
+				total += offsets[p]
+			}
+			if total != n {
+				t.Errorf("committed offsets add up to %d, want %d", total, n)
+			}
+		})
+	}
+}
+
+func createTopic(ctx context.Context, t *testing.T, brokers []string, topic string, partitions int) {
+	t.Helper()
+	client := &kgo.Client{Addr: kgo.TCP(brokers...)}
+	resp, err := client.CreateTopics(ctx, &kgo.CreateTopicsRequest{Topics: []kgo.TopicConfig{{
+		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
+	}}})
+	if err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	if err := resp.Errors[topic]; err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+}
+
+func fetchCommitted(ctx context.Context, t *testing.T, brokers []string, group, topic string, partitions int) map[int]int64 {
+	t.Helper()
+	client := &kgo.Client{Addr: kgo.TCP(brokers...)}
+	ps := make([]int, partitions)
+	for i := range ps {
+		ps[i] = i
+	}
+	resp, err := client.OffsetFetch(ctx, &kgo.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	if err != nil {
+		t.Fatalf("offset fetch: %v", err)
+	}
+	if resp.Error != nil {
+		t.Fatalf("offset fetch: %v", resp.Error)
+	}
+	offsets := make(map[int]int64)
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			t.Fatalf("offset fetch partition %d: %v", p.Partition, p.Error)
+		}
+		offsets[p.Partition] = p.CommittedOffset
+	}
+	return offsets
+}
+
+func TestKafkaRejectsUnknownTopic(t *testing.T) {
+	// Topics come from the catalogue only: producing to a missing topic must
+	// fail, on the embedded broker as on the real one.
+	brokers := testenv.Kafka(t)
+	w := &kgo.Writer{Addr: kgo.TCP(brokers...), Topic: testenv.TopicPrefix(t) + "missing",
+		RequiredAcks: kgo.RequireAll, BatchTimeout: time.Millisecond, MaxAttempts: 2,
+		WriteBackoffMax: 10 * time.Millisecond}
+	defer w.Close()
+	err := w.WriteMessages(t.Context(), kgo.Message{Value: []byte("x")})
+	if !errors.Is(err, kgo.UnknownTopicOrPartition) {
+		t.Fatalf("produce to a missing topic: got %v, want %v", err, kgo.UnknownTopicOrPartition)
+	}
+}
+
+func TestTopicPrefix(t *testing.T) {
+	valid := regexp.MustCompile(`^[a-zA-Z0-9-]{1,40}-[0-9a-f]{8}\.$`)
+	a, b := testenv.TopicPrefix(t), testenv.TopicPrefix(t)
+	if a == b {
+		t.Errorf("two prefixes are equal: %q", a)
+	}
+	t.Run("sub test/with spaces and ünïcode and a very long name that goes on", func(t *testing.T) {
+		for _, p := range []string{a, b, testenv.TopicPrefix(t)} {
+			if !valid.MatchString(p) {
+				t.Errorf("prefix %q is not a short valid topic prefix", p)
+			}
+		}
+	})
+}
+
+func TestClickHouseDatabase(t *testing.T) {
+	var addr, db string
+	t.Run("isolated database", func(t *testing.T) {
+		addr, db = testenv.ClickHouseDatabase(t)
+		conn, err := testenv.OpenClickHouse(addr, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx := t.Context()
+		var version string
+		if err := conn.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+			t.Fatalf("select version: %v", err)
+		}
+		t.Logf("ClickHouse %s at %s, database %s", version, addr, db)
+		if err := conn.Exec(ctx, "CREATE TABLE t (id UInt32, s String) ENGINE = MergeTree ORDER BY id"); err != nil {
+			t.Fatalf("create table: %v", err)
+		}
+		batch, err := conn.PrepareBatch(ctx, "INSERT INTO t (id, s) VALUES")
+		if err != nil {
+			t.Fatalf("prepare batch: %v", err)
+		}
+		for i := range 3 {
+			if err := batch.Append(uint32(i), "row"); err != nil {
+				t.Fatalf("append: %v", err)
+			}
+		}
+		if err := batch.Send(); err != nil {
+			t.Fatalf("insert: %v", err)
+		}
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".t").Scan(&n); err != nil {
+			t.Fatalf("count: %v", err)
+		}
+		if n != 3 {
+			t.Fatalf("count = %d, want 3", n)
+		}
+	})
+	conn, err := testenv.OpenClickHouse(addr, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var left uint64
+	if err := conn.QueryRow(t.Context(), "SELECT count() FROM system.databases WHERE name = ?", db).Scan(&left); err != nil {
+		t.Fatalf("look up database: %v", err)
+	}
+	if left != 0 {
+		t.Errorf("database %s still exists after its test ended", db)
+	}
+}

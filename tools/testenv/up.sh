@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Starts the servers the tests run against, installing what is missing:
+# Apache Kafka (KRaft, one node, from Maven Central jars) and clickhouse-server,
+# both on 127.0.0.1 with non-default ports, all state under .testenv/. Then
+# writes .testenv/env.sh for the tests (SLUICE_TEST_KAFKA_BROKERS,
+# SLUICE_TEST_CLICKHOUSE_ADDR). Servers already started by an earlier run are
+# reused. Stop them with down.sh.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  log "installing $*"
+  apt-get install -y -q "$@" >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q "$@" >/dev/null; }
+}
+
+install_missing() {
+  command -v go >/dev/null || die "go is not on PATH"
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+  command -v clickhouse-server >/dev/null && command -v clickhouse-client >/dev/null ||
+    apt_install clickhouse-server clickhouse-client
+}
+
+# kafka_classpath prints the directory holding the broker's jars, fetching
+# them from Maven Central into the cache the first time.
+kafka_jars() {
+  local dir="$CACHE/kafka-$KAFKA_VERSION"
+  if [[ ! -f "$dir/lib/.complete" ]]; then
+    log "fetching Apache Kafka $KAFKA_VERSION jars from Maven Central"
+    mkdir -p "$dir"
+    cat >"$dir/pom.xml" <<POM
+<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>sluice.testenv</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <!-- the broker logs through slf4j 2 to log4j2, as in Kafka's own distribution -->
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>2.0.17</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>2.25.5</version></dependency>
+  </dependencies>
+</project>
+POM
+    rm -rf "$dir/lib.tmp"
+    mvn -B -q -f "$dir/pom.xml" -Dmaven.repo.local="$CACHE/m2" \
+      org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$dir/lib.tmp" >"$dir/mvn.log" 2>&1 ||
+      { tail -n 30 "$dir/mvn.log" >&2; die "mvn could not fetch Kafka $KAFKA_VERSION (log: $dir/mvn.log)"; }
+    touch "$dir/lib.tmp/.complete"
+    rm -rf "$dir/lib"
+    mv "$dir/lib.tmp" "$dir/lib"
+  fi
+  echo "$dir/lib"
+}
+
+# check_port_free fails when a process we did not start holds PORT.
+check_port_free() {
+  port_open "$1" && die "port $1 is taken by another process; stop it or set $2" || true
+}
+
+start_kafka() {
+  local lib dir="$TESTENV/kafka" cluster_id
+  lib="$(kafka_jars)"
+  check_port_free "$KAFKA_PORT" SLUICE_TESTENV_KAFKA_PORT
+  check_port_free "$KAFKA_CONTROLLER_PORT" SLUICE_TESTENV_KAFKA_CONTROLLER_PORT
+  rm -rf "$dir"
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+  cat >"$dir/log4j2.yaml" <<'LOG'
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+LOG
+  # A Kafka cluster id is 16 random bytes in unpadded URL-safe base64.
+  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  local java=(java -Xms512m -Xmx512m -Djava.awt.headless=true
+    "-Dlog4j2.configurationFile=$dir/log4j2.yaml" -cp "$lib/*")
+  "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
+    >"$TESTENV/kafka-format.log" 2>&1 ||
+    { tail -n 20 "$TESTENV/kafka-format.log" >&2; die "formatting Kafka storage failed"; }
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
+  nohup "${java[@]}" kafka.Kafka "$dir/server.properties" >"$TESTENV/kafka.log" 2>&1 </dev/null &
+  echo $! >"$TESTENV/kafka.pid"
+}
+
+start_clickhouse() {
+  local dir="$TESTENV/clickhouse"
+  check_port_free "$CLICKHOUSE_PORT" SLUICE_TESTENV_CLICKHOUSE_PORT
+  check_port_free "$CLICKHOUSE_HTTP_PORT" SLUICE_TESTENV_CLICKHOUSE_HTTP_PORT
+  rm -rf "$dir"
+  mkdir -p "$dir/log"
+  "$TESTENV/bin/sluice-testenv" clickhouse-config -dir "$dir" \
+    -tcp-port "$CLICKHOUSE_PORT" -http-port "$CLICKHOUSE_HTTP_PORT"
+  log "starting clickhouse-server on 127.0.0.1:$CLICKHOUSE_PORT"
+  nohup clickhouse-server --config-file="$dir/config.xml" >"$TESTENV/clickhouse.log" 2>&1 </dev/null &
+  echo $! >"$TESTENV/clickhouse.pid"
+}
+
+main() {
+  mkdir -p "$TESTENV/bin"
+  install_missing
+  # One readiness check and one ClickHouse config for this script and pkg/testenv.
+  (cd "$ROOT/pkg" && go build -o "$TESTENV/bin/sluice-testenv" ./testenv/cmd/sluice-testenv)
+
+  [[ -n "$(pid_of kafka)" ]] && log "reusing Kafka (pid $(pid_of kafka))" || start_kafka
+  [[ -n "$(pid_of clickhouse)" ]] && log "reusing clickhouse-server (pid $(pid_of clickhouse))" || start_clickhouse
+
+  local kafka="127.0.0.1:$KAFKA_PORT" clickhouse="127.0.0.1:$CLICKHOUSE_PORT"
+  if ! "$TESTENV/bin/sluice-testenv" wait -kafka "$kafka" -clickhouse "$clickhouse" -timeout 3m; then
+    for f in kafka.log clickhouse.log clickhouse/log/error.log; do
+      [[ -f "$TESTENV/$f" ]] && { log "--- $TESTENV/$f"; tail -n 30 "$TESTENV/$f" >&2; }
+    done
+    die "servers did not become ready (run tools/testenv/down.sh to stop what started)"
+  fi
+  cat >"$TESTENV/env.sh" <<ENV
+# Written by tools/testenv/up.sh: source it before go test.
+export SLUICE_TEST_KAFKA_BROKERS=$kafka
+export SLUICE_TEST_CLICKHOUSE_ADDR=$clickhouse
+ENV
+  log "ready: Kafka $kafka, ClickHouse $clickhouse (source $TESTENV/env.sh)"
+}
+
+main "$@"
