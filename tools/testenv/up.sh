@@ -22,7 +22,7 @@ install_missing() {
     apt_install clickhouse-server clickhouse-client
 }
 
-# kafka_classpath prints the directory holding the broker's jars, fetching
+# kafka_jars prints the directory holding the broker's jars, fetching
 # them from Maven Central into the cache the first time.
 kafka_jars() {
   local dir="$CACHE/kafka-$KAFKA_VERSION"
