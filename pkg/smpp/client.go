@@ -1,0 +1,198 @@
+package smpp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/fiorix/go-smpp/smpp/pdu"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
+)
+
+// interfaceVersion is SMPP 3.4's interface_version.
+const interfaceVersion = 0x34
+
+// ClientConfig configures one ESME bind.
+type ClientConfig struct {
+	Addr, SystemID, Password, SystemType string
+	Mode                                 BindMode
+	Window                               int           // max outstanding submit_sm; default 10
+	BindTimeout                          time.Duration // connect + bind; default 10s
+	RespTimeout                          time.Duration // per request; default 10s
+	EnquireLink                          time.Duration // keepalive interval; default 30s
+	WriteTimeout                         time.Duration // per PDU write; default 10s
+	TLS                                  *tls.Config
+	// OnDeliver is called for each deliver_sm (DLR or MO), outside the read loop,
+	// possibly concurrently (at most DeliverConcurrency at once; beyond that the SMSC is
+	// answered with ESME_RX_T_APPN and redelivers). deliver_sm_resp is sent only after it
+	// returns: nil -> ESME_ROK; error -> ESME_RX_T_APPN so the SMSC redelivers. Without
+	// OnDeliver every deliver_sm is answered ESME_RX_T_APPN: nothing is acknowledged
+	// that nobody read.
+	OnDeliver          func(ctx context.Context, d *Deliver) error
+	DeliverConcurrency int // default 64
+	Logger             *slog.Logger
+}
+
+// Session is a bound ESME session.
+type Session struct {
+	cfg ClientConfig
+	c   *conn
+}
+
+// Dial connects and binds within cfg.BindTimeout. A refused bind returns an error
+// wrapping *StatusError with the SMSC's status (e.g. ESME_RINVPASWD).
+func Dial(ctx context.Context, cfg ClientConfig) (*Session, error) {
+	bc, ok := bindCommandFor(cfg.Mode)
+	if !ok {
+		return nil, fmt.Errorf("smpp: invalid bind mode %d", cfg.Mode)
+	}
+	if cfg.BindTimeout <= 0 {
+		cfg.BindTimeout = defaultBindTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.BindTimeout)
+	defer cancel()
+	nc, err := dialConn(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{cfg: cfg}
+	s.c = newConn(nc, connConfig{
+		window:       cfg.Window,
+		concurrency:  cfg.DeliverConcurrency,
+		respTimeout:  cfg.RespTimeout,
+		writeTimeout: cfg.WriteTimeout,
+		enquireLink:  cfg.EnquireLink,
+		log:          cfg.Logger.With("smsc", cfg.Addr, "system_id", cfg.SystemID),
+		onRequest:    s.onRequest,
+	})
+	s.c.start()
+	if err := s.bind(ctx, bc.newReq()); err != nil {
+		s.c.fail(err)
+		<-s.c.done
+		return nil, fmt.Errorf("smpp: bind %s to %s as %q: %w", cfg.Mode, cfg.Addr, cfg.SystemID, err)
+	}
+	return s, nil
+}
+
+func dialConn(ctx context.Context, cfg ClientConfig) (net.Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("smpp: dial %s: %w", cfg.Addr, err)
+	}
+	if cfg.TLS == nil {
+		return nc, nil
+	}
+	tc := cfg.TLS.Clone()
+	if tc.ServerName == "" {
+		if host, _, err := net.SplitHostPort(cfg.Addr); err == nil {
+			tc.ServerName = host
+		}
+	}
+	conn := tls.Client(nc, tc)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		_ = nc.Close() // the handshake error is the one to report
+		return nil, fmt.Errorf("smpp: TLS handshake with %s: %w", cfg.Addr, err)
+	}
+	return conn, nil
+}
+
+func (s *Session) bind(ctx context.Context, b pdu.Body) error {
+	f := b.Fields()
+	for _, kv := range []struct {
+		k pdufield.Name
+		v any
+	}{
+		{pdufield.SystemID, s.cfg.SystemID},
+		{pdufield.Password, s.cfg.Password},
+		{pdufield.SystemType, s.cfg.SystemType},
+		{pdufield.InterfaceVersion, uint8(interfaceVersion)},
+	} {
+		if err := f.Set(kv.k, kv.v); err != nil {
+			return fmt.Errorf("set %s: %w", kv.k, err)
+		}
+	}
+	p, err := s.c.request(ctx, b, false)
+	if err != nil {
+		return err
+	}
+	if p.status != StatusOK || p.id == pdu.GenericNACKID {
+		return &StatusError{Command: commandName(b.Header().ID), Status: nonZero(p.status)}
+	}
+	return nil
+}
+
+// nonZero keeps a generic_nack with status 0 (a broken peer) from reading as success.
+func nonZero(status uint32) uint32 {
+	if status == StatusOK {
+		return StatusUnknownErr
+	}
+	return status
+}
+
+// Submit waits for a window slot (bounded by ctx), writes the submit_sm and waits for its
+// response. err == nil: a response came; resp.Status is non-zero when the SMSC refused
+// the message. errors.Is(err, ErrOutcomeUnknown): written but no response (timeout,
+// connection lost). Any other error: not written, safe to retry elsewhere.
+func (s *Session) Submit(ctx context.Context, sm *SubmitSM) (SubmitResp, error) {
+	if !s.cfg.Mode.canSubmit() {
+		return SubmitResp{}, errors.New("smpp: submit_sm on a receiver bind")
+	}
+	b, err := newSubmitBody(sm.toShortMessage())
+	if err != nil {
+		return SubmitResp{}, err
+	}
+	p, err := s.c.request(ctx, b, true)
+	if err != nil {
+		return SubmitResp{}, err
+	}
+	if p.id == pdu.GenericNACKID {
+		return SubmitResp{Status: nonZero(p.status)}, nil
+	}
+	resp := SubmitResp{Status: p.status}
+	if p.body != nil {
+		resp.MessageID = fieldString(p.body.Fields(), pdufield.MessageID)
+	}
+	return resp, nil
+}
+
+// Close stops new submits, waits for those in flight (bounded by ctx), unbinds, waits
+// for unbind_resp and closes the connection.
+func (s *Session) Close(ctx context.Context) error { return s.c.shutdown(ctx, true) }
+
+// Done is closed when the session has ended, for any reason, and its handlers returned.
+func (s *Session) Done() <-chan struct{} { return s.c.done }
+
+// Err says why the session ended (ErrClosed after Close), or nil while it runs.
+func (s *Session) Err() error { return s.c.Err() }
+
+// InFlight is the number of submit_sm written or waiting to be, without a response yet.
+func (s *Session) InFlight() int { return int(s.c.inflight.Load()) }
+
+func (s *Session) onRequest(p packet) bool {
+	if p.id != pdu.DeliverSMID {
+		return false
+	}
+	d := readShortMessage(p.body).toDeliver()
+	ok := s.c.spawn(func(ctx context.Context) {
+		status := StatusOK
+		if s.cfg.OnDeliver == nil {
+			status = StatusTempAppErr
+		} else if err := s.cfg.OnDeliver(ctx, d); err != nil {
+			s.c.log.Warn("smpp: deliver_sm refused, the SMSC will redeliver", "err", err)
+			status = StatusTempAppErr
+		}
+		s.c.respond(p, status, pdu.NewDeliverSMResp())
+	})
+	if !ok {
+		s.c.respond(p, StatusTempAppErr, nil)
+	}
+	return true
+}

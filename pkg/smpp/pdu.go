@@ -1,0 +1,291 @@
+package smpp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/fiorix/go-smpp/smpp/pdu"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
+	"github.com/fiorix/go-smpp/smpp/pdu/pdutlv"
+)
+
+// maxPDULen bounds what we read off the wire. go-smpp refuses anything over 4096 bytes and
+// drops the bind; we read up to this, answer oversized known PDUs with generic_nack and keep
+// the bind.
+const maxPDULen = 64 << 10
+
+// maxShortMessage is the largest short_message (sm_length is one octet, 254 at most).
+const maxShortMessage = 254
+
+const respBit pdu.ID = 0x80000000
+
+var commandNames = map[pdu.ID]string{
+	pdu.GenericNACKID:         "generic_nack",
+	pdu.BindReceiverID:        "bind_receiver",
+	pdu.BindReceiverRespID:    "bind_receiver_resp",
+	pdu.BindTransmitterID:     "bind_transmitter",
+	pdu.BindTransmitterRespID: "bind_transmitter_resp",
+	pdu.QuerySMID:             "query_sm",
+	pdu.QuerySMRespID:         "query_sm_resp",
+	pdu.SubmitSMID:            "submit_sm",
+	pdu.SubmitSMRespID:        "submit_sm_resp",
+	pdu.DeliverSMID:           "deliver_sm",
+	pdu.DeliverSMRespID:       "deliver_sm_resp",
+	pdu.UnbindID:              "unbind",
+	pdu.UnbindRespID:          "unbind_resp",
+	pdu.ReplaceSMID:           "replace_sm",
+	pdu.ReplaceSMRespID:       "replace_sm_resp",
+	pdu.CancelSMID:            "cancel_sm",
+	pdu.CancelSMRespID:        "cancel_sm_resp",
+	pdu.BindTransceiverID:     "bind_transceiver",
+	pdu.BindTransceiverRespID: "bind_transceiver_resp",
+	pdu.OutbindID:             "outbind",
+	pdu.EnquireLinkID:         "enquire_link",
+	pdu.EnquireLinkRespID:     "enquire_link_resp",
+	pdu.SubmitMultiID:         "submit_multi",
+	pdu.SubmitMultiRespID:     "submit_multi_resp",
+	pdu.AlertNotificationID:   "alert_notification",
+	pdu.DataSMID:              "data_sm",
+	pdu.DataSMRespID:          "data_sm_resp",
+}
+
+func commandName(id pdu.ID) string {
+	if n, ok := commandNames[id]; ok {
+		return n
+	}
+	return fmt.Sprintf("command 0x%08X", uint32(id))
+}
+
+// bindCommand ties a bind mode to its PDUs.
+type bindCommand struct {
+	mode            BindMode
+	newReq, newResp func() pdu.Body
+}
+
+var bindCommands = map[pdu.ID]bindCommand{
+	pdu.BindTransceiverID: {BindTransceiver, pdu.NewBindTransceiver, pdu.NewBindTransceiverResp},
+	pdu.BindTransmitterID: {BindTransmitter, pdu.NewBindTransmitter, pdu.NewBindTransmitterResp},
+	pdu.BindReceiverID:    {BindReceiver, pdu.NewBindReceiver, pdu.NewBindReceiverResp},
+}
+
+func bindCommandFor(mode BindMode) (bindCommand, bool) {
+	for _, bc := range bindCommands {
+		if bc.mode == mode {
+			return bc, true
+		}
+	}
+	return bindCommand{}, false
+}
+
+// packet is one PDU read off the wire. body is decoded (by go-smpp) only for the commands
+// whose fields we use; decodeErr says why such a body could not be decoded.
+type packet struct {
+	id        pdu.ID
+	status    uint32
+	seq       uint32
+	body      pdu.Body
+	decodeErr error
+}
+
+// decodedBodies lists the commands whose body fields we read.
+var decodedBodies = map[pdu.ID]bool{
+	pdu.BindReceiverID:    true,
+	pdu.BindTransmitterID: true,
+	pdu.BindTransceiverID: true,
+	pdu.SubmitSMID:        true,
+	pdu.SubmitSMRespID:    true,
+	pdu.DeliverSMID:       true,
+}
+
+// readPacket reads one PDU. An error means the stream is unusable (EOF, short read, or a
+// command_length no sane peer sends); a body that does not decode is not such an error.
+func readPacket(r io.Reader) (packet, error) {
+	var hdr [pdu.HeaderLen]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return packet{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr[0:4])
+	if n < pdu.HeaderLen || n > maxPDULen {
+		return packet{}, fmt.Errorf("smpp: invalid command_length %d", n)
+	}
+	raw := make([]byte, n)
+	copy(raw, hdr[:])
+	if _, err := io.ReadFull(r, raw[pdu.HeaderLen:]); err != nil {
+		return packet{}, fmt.Errorf("smpp: short PDU body: %w", err)
+	}
+	p := packet{
+		id:     pdu.ID(binary.BigEndian.Uint32(hdr[4:8])),
+		status: binary.BigEndian.Uint32(hdr[8:12]),
+		seq:    binary.BigEndian.Uint32(hdr[12:16]),
+	}
+	if !decodedBodies[p.id] {
+		return p, nil
+	}
+	if n > pdu.MaxSize {
+		p.decodeErr = fmt.Errorf("smpp: %s of %d bytes is too large", commandName(p.id), n)
+		return p, nil
+	}
+	p.body, p.decodeErr = decodeBody(raw)
+	return p, nil
+}
+
+// decodeBody runs go-smpp's decoder, which panics on some malformed inputs (found by
+// fuzzing); a panic there is one bad PDU, not a reason to crash the process.
+func decodeBody(raw []byte) (b pdu.Body, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("smpp: malformed PDU: %v", r)
+		}
+	}()
+	return pdu.Decode(bytes.NewReader(raw))
+}
+
+// encodeHeader serialises a body-less PDU: enquire_link, unbind, their responses,
+// generic_nack, and responses with a non-zero status (SMPP 3.4 omits their body).
+func encodeHeader(id pdu.ID, status, seq uint32) []byte {
+	b := make([]byte, pdu.HeaderLen)
+	binary.BigEndian.PutUint32(b[0:4], pdu.HeaderLen)
+	binary.BigEndian.PutUint32(b[4:8], uint32(id))
+	binary.BigEndian.PutUint32(b[8:12], status)
+	binary.BigEndian.PutUint32(b[12:16], seq)
+	return b
+}
+
+// encodeBody serialises a go-smpp body with the given sequence number and status.
+func encodeBody(b pdu.Body, status, seq uint32) ([]byte, error) {
+	b.Header().Seq = seq
+	b.Header().Status = pdu.Status(status)
+	var buf bytes.Buffer
+	if err := b.SerializeTo(&buf); err != nil {
+		return nil, fmt.Errorf("smpp: encode %s: %w", commandName(b.Header().ID), err)
+	}
+	return buf.Bytes(), nil
+}
+
+// shortMessage is what submit_sm and deliver_sm share.
+type shortMessage struct {
+	srcAddr              string
+	srcTON, srcNPI       uint8
+	dstAddr              string
+	dstTON, dstNPI       uint8
+	esmClass, dataCoding uint8
+	registeredDelivery   uint8
+	validityPeriod       string
+	text                 []byte
+	tlvs                 map[uint16][]byte
+}
+
+var errMessageTooLong = errors.New("smpp: short_message longer than 254 octets (use the message_payload TLV)")
+
+// fill sets the body's mandatory fields and TLVs.
+func (m *shortMessage) fill(b pdu.Body) error {
+	if len(m.text) > maxShortMessage {
+		return errMessageTooLong
+	}
+	f := b.Fields()
+	sets := []struct {
+		name  pdufield.Name
+		value any
+	}{
+		{pdufield.SourceAddrTON, m.srcTON},
+		{pdufield.SourceAddrNPI, m.srcNPI},
+		{pdufield.SourceAddr, m.srcAddr},
+		{pdufield.DestAddrTON, m.dstTON},
+		{pdufield.DestAddrNPI, m.dstNPI},
+		{pdufield.DestinationAddr, m.dstAddr},
+		{pdufield.ESMClass, m.esmClass},
+		{pdufield.ValidityPeriod, m.validityPeriod},
+		{pdufield.RegisteredDelivery, m.registeredDelivery},
+		{pdufield.ShortMessage, m.text},
+		{pdufield.DataCoding, m.dataCoding},
+	}
+	for _, s := range sets {
+		if err := f.Set(s.name, s.value); err != nil {
+			return fmt.Errorf("smpp: set %s: %w", s.name, err)
+		}
+	}
+	for tag, v := range m.tlvs {
+		if len(v) > 0xFFFF {
+			return fmt.Errorf("smpp: TLV 0x%04X value of %d octets is too long", tag, len(v))
+		}
+		b.TLVFields()[pdutlv.Tag(tag)] = &pdutlv.Field{Tag: pdutlv.Tag(tag), Data: v}
+	}
+	return nil
+}
+
+func newSubmitBody(m *shortMessage) (pdu.Body, error) {
+	b := pdu.NewSubmitSM(nil)
+	if err := m.fill(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func newDeliverBody(m *shortMessage) (pdu.Body, error) {
+	b := pdu.NewDeliverSM()
+	if err := m.fill(b); err != nil {
+		return nil, err
+	}
+	// go-smpp's deliver_sm field list carries the UDH pseudo-fields; the length one would
+	// serialise as a stray 0x00 before short_message. An empty SM field writes nothing.
+	b.Fields()[pdufield.UDHLength] = &pdufield.SM{}
+	b.Fields()[pdufield.GSMUserData] = &pdufield.UDHList{}
+	return b, nil
+}
+
+// readShortMessage extracts the fields of a decoded submit_sm or deliver_sm.
+func readShortMessage(b pdu.Body) *shortMessage {
+	f := b.Fields()
+	m := &shortMessage{
+		srcAddr:            fieldString(f, pdufield.SourceAddr),
+		srcTON:             fieldByte(f, pdufield.SourceAddrTON),
+		srcNPI:             fieldByte(f, pdufield.SourceAddrNPI),
+		dstAddr:            fieldString(f, pdufield.DestinationAddr),
+		dstTON:             fieldByte(f, pdufield.DestAddrTON),
+		dstNPI:             fieldByte(f, pdufield.DestAddrNPI),
+		esmClass:           fieldByte(f, pdufield.ESMClass),
+		dataCoding:         fieldByte(f, pdufield.DataCoding),
+		registeredDelivery: fieldByte(f, pdufield.RegisteredDelivery),
+		validityPeriod:     fieldString(f, pdufield.ValidityPeriod),
+	}
+	// go-smpp splits a deliver_sm's user data header out of short_message; put it back so
+	// callers see the octets that were sent, as they do for submit_sm.
+	if udhl, ok := f[pdufield.UDHLength].(*pdufield.Fixed); ok {
+		m.text = append(m.text, udhl.Data)
+		if l, ok := f[pdufield.GSMUserData].(*pdufield.UDHList); ok {
+			for _, ie := range l.Data {
+				m.text = append(m.text, ie.IEI.Data, ie.IELength.Data)
+				m.text = append(m.text, ie.IEData.Data...)
+			}
+		}
+	}
+	if sm := f[pdufield.ShortMessage]; sm != nil {
+		m.text = append(m.text, sm.Bytes()...)
+	}
+	if t := b.TLVFields(); len(t) > 0 {
+		m.tlvs = make(map[uint16][]byte, len(t))
+		for tag, v := range t {
+			m.tlvs[uint16(tag)] = bytes.Clone(v.Bytes())
+		}
+	}
+	return m
+}
+
+func fieldString(f pdufield.Map, n pdufield.Name) string {
+	if v := f[n]; v != nil {
+		return v.String()
+	}
+	return ""
+}
+
+func fieldByte(f pdufield.Map, n pdufield.Name) uint8 {
+	if v := f[n]; v != nil {
+		if b := v.Bytes(); len(b) > 0 {
+			return b[0]
+		}
+	}
+	return 0
+}
