@@ -86,7 +86,7 @@ var receiptKeys = []string{"submit date:", "done date:", "dlvrd:", "stat:", "sub
 // Only a missing "id:" is an error.
 func ParseReceipt(b []byte) (Receipt, error) {
 	s := string(b)
-	lower := strings.ToLower(s)
+	lower := asciiLower(s) // byte for byte, so indexes into it are indexes into s
 	var r Receipt
 	// text: runs to the end and may contain anything, keys included.
 	if i := keyIndex(lower, "text:"); i >= 0 {
@@ -136,6 +136,16 @@ func ParseReceipt(b []byte) (Receipt, error) {
 		return Receipt{}, ErrNotReceipt
 	}
 	return r, nil
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // keyIndex finds key at the start of s or after a space.
