@@ -402,6 +402,11 @@ drain:
 	select {
 	case <-c.done:
 		return nil
+	default:
+	}
+	select {
+	case <-c.done:
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("smpp: waiting for session handlers: %w", ctx.Err())
 	}

@@ -139,14 +139,23 @@ func (s *Server) serveConn(nc net.Conn) {
 	}()
 }
 
-// Sessions returns the live sessions bound by systemID that may be sent deliver_sm
-// (receivers and transceivers).
+// Sessions returns the live sessions bound with systemID, in any mode.
 func (s *Server) Sessions(systemID string) []*ServerSession {
+	return s.bound(systemID, func(BindMode) bool { return true })
+}
+
+// Receivers returns the live sessions bound with systemID that may be sent deliver_sm
+// (receivers and transceivers).
+func (s *Server) Receivers(systemID string) []*ServerSession {
+	return s.bound(systemID, BindMode.canReceive)
+}
+
+func (s *Server) bound(systemID string, keep func(BindMode) bool) []*ServerSession {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*ServerSession
 	for ss := range s.sessions {
-		if id, mode, ok := ss.binding(); ok && id == systemID && mode.canReceive() && ss.c.Err() == nil {
+		if id, mode, ok := ss.binding(); ok && id == systemID && keep(mode) && ss.c.Err() == nil {
 			out = append(out, ss)
 		}
 	}

@@ -352,9 +352,9 @@ func TestReceiptRoundTripOverServer(t *testing.T) {
 	if err != nil || resp.MessageID != "5a1d" {
 		t.Fatalf("submit: %+v %v", resp, err)
 	}
-	sessions := srv.Sessions("acme")
+	sessions := srv.Receivers("acme")
 	if len(sessions) != 1 {
-		t.Fatalf("Sessions(acme) = %d sessions, want 1", len(sessions))
+		t.Fatalf("Receivers(acme) = %d sessions, want 1", len(sessions))
 	}
 	text := Receipt{ID: "5a1d", Sub: 1, Dlvrd: 1, Stat: StatDelivered, Err: "000", Text: "hello"}.Format()
 	d := &Deliver{SourceAddr: "447700900123", ESMClass: ESMClassDeliveryReceipt, ShortMessage: text,

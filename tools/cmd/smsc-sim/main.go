@@ -1,0 +1,95 @@
+// Command smsc-sim runs simulated carrier SMSCs (see package smscsim).
+//
+//	smsc-sim -config sim.yaml
+//	smsc-sim -addr 127.0.0.1:2775 -system-id sluice -password secret -http 127.0.0.1:8095
+//
+// The YAML file:
+//
+//	http: 127.0.0.1:8095
+//	carriers:
+//	  - id: sim-a
+//	    system_id: sluice
+//	    password: secret
+//	    addr: 127.0.0.1:2775
+//	    dlr_delay: 100ms
+//	    outcomes: {DELIVRD: 90, UNDELIV: 6, EXPIRED: 2, REJECTD: 2}
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-sms/sluice/tools/smscsim"
+)
+
+type fileConfig struct {
+	HTTP     string                  `yaml:"http"`
+	Carriers []smscsim.CarrierConfig `yaml:"carriers"`
+}
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(log, os.Args[1:]); err != nil {
+		log.Error("smsc-sim failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("smsc-sim", flag.ContinueOnError)
+	configPath := fs.String("config", "", "YAML file with the carriers (overrides the single-carrier flags)")
+	httpAddr := fs.String("http", "127.0.0.1:8095", "stats HTTP address (GET /stats); empty for none")
+	one := smscsim.CarrierConfig{ID: "sim-a"}
+	fs.StringVar(&one.ID, "id", one.ID, "carrier id")
+	fs.StringVar(&one.Addr, "addr", "127.0.0.1:2775", "SMPP listen address")
+	fs.StringVar(&one.SystemID, "system-id", "sluice", "system_id to accept")
+	fs.StringVar(&one.Password, "password", "", "password to accept")
+	fs.DurationVar(&one.DLRDelay, "dlr-delay", 0, "delay before each receipt (default 100ms)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := fileConfig{HTTP: *httpAddr, Carriers: []smscsim.CarrierConfig{one}}
+	if *configPath != "" {
+		var err error
+		if cfg, err = readConfig(*configPath); err != nil {
+			return err
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	sim, err := smscsim.StartWithLogger(ctx, cfg.Carriers, cfg.HTTP, log)
+	if err != nil {
+		return err
+	}
+	log.Info("smsc-sim running", "http", sim.HTTPAddr(), "carriers", len(cfg.Carriers))
+	<-ctx.Done()
+	log.Info("smsc-sim stopping")
+	return sim.Close()
+}
+
+func readConfig(path string) (fileConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fileConfig{}, fmt.Errorf("read config: %w", err)
+	}
+	var cfg fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return fileConfig{}, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	if len(cfg.Carriers) == 0 {
+		return fileConfig{}, errors.New("config: no carriers")
+	}
+	return cfg, nil
+}

@@ -1,0 +1,441 @@
+// Package smscsim simulates carriers' SMSCs for tests, the devstack and load runs: each
+// carrier has its own SMPP listener and credentials, answers submit_sm with a unique hex
+// message id, and sends a delivery receipt after a delay with an outcome drawn from
+// configured weights, retrying the receipt until an ESME acknowledges it.
+package smscsim
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-sms/sluice/pkg/smpp"
+)
+
+// Receipt outcomes a carrier can be configured with.
+var outcomeStats = []string{smpp.StatDelivered, smpp.StatUndeliverable, smpp.StatExpired, smpp.StatRejected}
+
+// receiptErr is the "err:" value each outcome carries.
+var receiptErr = map[string]string{
+	smpp.StatDelivered:     "000",
+	smpp.StatUndeliverable: "001",
+	smpp.StatExpired:       "000",
+	smpp.StatRejected:      "002",
+}
+
+const (
+	defaultDLRDelay   = 100 * time.Millisecond
+	defaultRetryDelay = time.Second
+	// deliveriesAtOnce bounds a carrier's concurrent deliver_sm attempts; each session's
+	// window bounds them further.
+	deliveriesAtOnce = 256
+)
+
+// CarrierConfig describes one simulated carrier.
+type CarrierConfig struct {
+	ID       string `yaml:"id"`
+	SystemID string `yaml:"system_id"`
+	Password string `yaml:"password"`
+	// Addr is the SMPP listen address, e.g. 127.0.0.1:0.
+	Addr string `yaml:"addr"`
+	// DLRDelay is the time from submit_sm to its receipt; default 100ms.
+	DLRDelay time.Duration `yaml:"dlr_delay"`
+	// RetryDelay is the wait before resending an unacknowledged receipt; default 1s.
+	RetryDelay time.Duration `yaml:"retry_delay"`
+	// Outcomes weighs DELIVRD, UNDELIV, EXPIRED and REJECTD; default all DELIVRD.
+	Outcomes map[string]int `yaml:"outcomes"`
+}
+
+// CarrierStats are a carrier's counters since Start.
+type CarrierStats struct {
+	Binds        int64 `json:"binds"`         // successful binds
+	BindsOpen    int64 `json:"binds_open"`    // bound sessions now
+	BindFailures int64 `json:"bind_failures"` // refused binds
+	Submits      int64 `json:"submits"`       // submit_sm accepted
+	SubmitParts  int64 `json:"submit_parts"`  // of which parts of a concatenated message
+	// UniqueSubmits counts distinct (destination, data coding, text without UDH)
+	// submissions, DuplicateSubmits the repeats of one already seen.
+	UniqueSubmits    int64            `json:"unique_submits"`
+	DuplicateSubmits int64            `json:"duplicate_submits"`
+	DLRsRequested    int64            `json:"dlrs_requested"` // submits asking for a receipt
+	DLRsSent         int64            `json:"dlrs_sent"`      // deliver_sm attempts written, retries included
+	DLRsAcked        int64            `json:"dlrs_acked"`     // receipts acknowledged with ESME_ROK
+	DLRsPending      int64            `json:"dlrs_pending"`   // receipts not acknowledged yet
+	Outcomes         map[string]int64 `json:"outcomes"`       // receipts generated, by stat
+}
+
+// Sim is a running simulator.
+type Sim struct {
+	carriers map[string]*carrier
+	log      *slog.Logger
+	httpSrv  *http.Server
+	httpLn   net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start runs the carriers and, if httpAddr is not empty, the HTTP stats endpoint
+// (GET /stats). It logs through slog.Default.
+func Start(ctx context.Context, carriers []CarrierConfig, httpAddr string) (*Sim, error) {
+	return StartWithLogger(ctx, carriers, httpAddr, slog.Default())
+}
+
+// StartWithLogger is Start with an explicit logger.
+func StartWithLogger(ctx context.Context, carriers []CarrierConfig, httpAddr string, log *slog.Logger) (*Sim, error) {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Sim{carriers: make(map[string]*carrier), log: log, cancel: cancel}
+	for _, cfg := range carriers {
+		if err := s.addCarrier(runCtx, cfg); err != nil {
+			return nil, errors.Join(err, s.Close())
+		}
+	}
+	if httpAddr != "" {
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", httpAddr)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("smscsim: listen http %s: %w", httpAddr, err), s.Close())
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /stats", s.serveStats)
+		s.httpLn = ln
+		s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		s.wg.Go(func() {
+			if err := s.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				log.Error("smscsim: http server", "err", err)
+			}
+		})
+	}
+	return s, nil
+}
+
+func (s *Sim) addCarrier(ctx context.Context, cfg CarrierConfig) error {
+	if cfg.ID == "" {
+		return errors.New("smscsim: carrier without id")
+	}
+	if _, dup := s.carriers[cfg.ID]; dup {
+		return fmt.Errorf("smscsim: carrier %q configured twice", cfg.ID)
+	}
+	c, err := newCarrier(cfg, s.log.With("carrier", cfg.ID))
+	if err != nil {
+		return err
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("smscsim: carrier %s: listen %s: %w", cfg.ID, cfg.Addr, err)
+	}
+	c.ln = ln
+	s.carriers[cfg.ID] = c
+	s.wg.Go(func() {
+		if err := c.srv.Serve(ln); !errors.Is(err, smpp.ErrServerClosed) {
+			c.log.Error("smscsim: smpp server", "err", err)
+		}
+	})
+	s.wg.Go(func() { c.runReceipts(ctx) })
+	c.log.Info("smscsim: carrier listening", "addr", ln.Addr().String(), "system_id", cfg.SystemID)
+	return nil
+}
+
+// Addr is the carrier's actual SMPP address ("" for an unknown carrier).
+func (s *Sim) Addr(carrierID string) string {
+	if c, ok := s.carriers[carrierID]; ok {
+		return c.ln.Addr().String()
+	}
+	return ""
+}
+
+// HTTPAddr is the stats endpoint's actual address ("" without one).
+func (s *Sim) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Stats returns every carrier's counters, by carrier id.
+func (s *Sim) Stats() map[string]CarrierStats {
+	out := make(map[string]CarrierStats, len(s.carriers))
+	for id, c := range s.carriers {
+		out[id] = c.stats()
+	}
+	return out
+}
+
+func (s *Sim) serveStats(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(s.Stats()); err != nil {
+		s.log.Warn("smscsim: write stats", "err", err)
+	}
+}
+
+// Close stops the receipts, unbinds every session and stops the listeners.
+func (s *Sim) Close() error {
+	s.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	if s.httpSrv != nil {
+		errs = append(errs, s.httpSrv.Shutdown(ctx))
+	}
+	for _, c := range s.carriers {
+		errs = append(errs, c.srv.Close(ctx))
+	}
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// carrier is one simulated SMSC.
+type carrier struct {
+	cfg   CarrierConfig
+	log   *slog.Logger
+	srv   *smpp.Server
+	ln    net.Listener
+	draw  func() string
+	idPfx uint32
+
+	nextID, binds, bindFailures, submits, parts     atomic.Int64
+	dlrsRequested, dlrsSent, dlrsAcked, dlrsPending atomic.Int64
+	unique, duplicates                              atomic.Int64
+	rr                                              atomic.Uint64
+
+	mu       sync.Mutex
+	seen     map[[16]byte]struct{}
+	outcomes map[string]int64
+
+	queue receiptQueue
+	slots chan struct{}
+}
+
+func newCarrier(cfg CarrierConfig, log *slog.Logger) (*carrier, error) {
+	if cfg.DLRDelay <= 0 {
+		cfg.DLRDelay = defaultDLRDelay
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = defaultRetryDelay
+	}
+	draw, err := outcomeDrawer(cfg.Outcomes)
+	if err != nil {
+		return nil, fmt.Errorf("smscsim: carrier %s: %w", cfg.ID, err)
+	}
+	c := &carrier{
+		cfg:      cfg,
+		log:      log,
+		draw:     draw,
+		idPfx:    rand.Uint32(),
+		seen:     make(map[[16]byte]struct{}),
+		outcomes: make(map[string]int64),
+		queue:    newReceiptQueue(),
+		slots:    make(chan struct{}, deliveriesAtOnce),
+	}
+	c.srv = smpp.NewServer(smpp.ServerConfig{
+		SystemID: cfg.ID,
+		Bind:     c.bind,
+		Submit:   c.submit,
+		Logger:   log,
+	})
+	return c, nil
+}
+
+// outcomeDrawer returns a weighted random choice among the configured outcomes.
+func outcomeDrawer(weights map[string]int) (func() string, error) {
+	if len(weights) == 0 {
+		return func() string { return smpp.StatDelivered }, nil
+	}
+	total := 0
+	for _, stat := range slices.Sorted(maps.Keys(weights)) {
+		w := weights[stat]
+		if !slices.Contains(outcomeStats, stat) {
+			return nil, fmt.Errorf("unknown outcome %q (want one of %v)", stat, outcomeStats)
+		}
+		if w < 0 {
+			return nil, fmt.Errorf("negative weight %d for %s", w, stat)
+		}
+		total += w
+	}
+	if total == 0 {
+		return nil, errors.New("outcome weights add up to zero")
+	}
+	return func() string {
+		n := rand.IntN(total)
+		for _, stat := range outcomeStats {
+			if n < weights[stat] {
+				return stat
+			}
+			n -= weights[stat]
+		}
+		panic("unreachable: weights changed")
+	}, nil
+}
+
+func (c *carrier) bind(_ context.Context, req smpp.BindRequest) uint32 {
+	var status uint32
+	switch {
+	case req.SystemID != c.cfg.SystemID:
+		status = smpp.StatusInvSystemID
+	case req.Password != c.cfg.Password:
+		status = smpp.StatusInvPassword
+	}
+	if status != smpp.StatusOK {
+		c.bindFailures.Add(1)
+		c.log.Info("smscsim: bind refused", "system_id", req.SystemID, "remote", req.RemoteAddr, "status", smpp.StatusName(status))
+		return status
+	}
+	c.binds.Add(1)
+	c.log.Info("smscsim: bound", "system_id", req.SystemID, "mode", req.Mode.String(), "remote", req.RemoteAddr)
+	return smpp.StatusOK
+}
+
+func (c *carrier) submit(_ context.Context, _ *smpp.ServerSession, sm *smpp.SubmitSM) smpp.SubmitResp {
+	if sm.DestAddr == "" {
+		return smpp.SubmitResp{Status: smpp.StatusInvDstAddr}
+	}
+	c.submits.Add(1)
+	body, concatenated := userText(sm)
+	if concatenated {
+		c.parts.Add(1)
+	}
+	key := dedupKey(sm.DestAddr, sm.DataCoding, body)
+	c.mu.Lock()
+	_, dup := c.seen[key]
+	c.seen[key] = struct{}{}
+	c.mu.Unlock()
+	if dup {
+		c.duplicates.Add(1)
+	} else {
+		c.unique.Add(1)
+	}
+	id := fmt.Sprintf("%08x%08x", c.idPfx, uint32(c.nextID.Add(1)))
+
+	if wanted := sm.RegisteredDelivery & 0x03; wanted != 0 {
+		stat := c.draw()
+		// registered_delivery 2 asks for failure receipts only.
+		if wanted == 1 || stat != smpp.StatDelivered {
+			c.dlrsRequested.Add(1)
+			c.dlrsPending.Add(1)
+			c.mu.Lock()
+			c.outcomes[stat]++
+			c.mu.Unlock()
+			c.queue.push(time.Now().Add(c.cfg.DLRDelay), c.receipt(id, stat, sm, body))
+		}
+	}
+	return smpp.SubmitResp{MessageID: id}
+}
+
+// userText splits off a user data header, and reports whether the submit is one part
+// of a concatenated message (UDH or SAR TLVs).
+func userText(sm *smpp.SubmitSM) ([]byte, bool) {
+	text := sm.ShortMessage
+	if p, ok := sm.TLVs[smpp.TagMessagePayload]; ok && len(text) == 0 {
+		text = p
+	}
+	_, sar := sm.TLVs[0x020C] // sar_msg_ref_num
+	if sm.ESMClass&smpp.ESMClassUDHI != 0 && len(text) > 0 && int(text[0])+1 <= len(text) {
+		return text[int(text[0])+1:], true
+	}
+	return text, sar
+}
+
+func dedupKey(dest string, coding uint8, text []byte) [16]byte {
+	h := sha256.New()
+	h.Write([]byte(dest))
+	h.Write([]byte{0, coding})
+	h.Write(text)
+	var k [16]byte
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
+// receipt builds the deliver_sm for a submit's outcome.
+func (c *carrier) receipt(id, stat string, sm *smpp.SubmitSM, text []byte) *smpp.Deliver {
+	now := time.Now().UTC()
+	r := smpp.Receipt{ID: id, Sub: 1, SubmitDate: now, DoneDate: now.Add(c.cfg.DLRDelay), Stat: stat, Err: receiptErr[stat]}
+	if stat == smpp.StatDelivered {
+		r.Dlvrd = 1
+	}
+	if sm.DataCoding == 0 || sm.DataCoding == 1 { // text the receipt can quote
+		r.Text = string(text[:min(len(text), 20)])
+	}
+	state, _ := smpp.MessageStateOf(stat)
+	return &smpp.Deliver{
+		SourceAddr: sm.DestAddr, SourceTON: sm.DestTON, SourceNPI: sm.DestNPI,
+		DestAddr: sm.SourceAddr, DestTON: sm.SourceTON, DestNPI: sm.SourceNPI,
+		ESMClass:     smpp.ESMClassDeliveryReceipt,
+		ShortMessage: r.Format(),
+		TLVs: map[uint16][]byte{
+			smpp.TagReceiptedMessageID: append([]byte(id), 0),
+			smpp.TagMessageState:       {state},
+		},
+	}
+}
+
+// runReceipts sends receipts as they fall due, each in its own goroutine (bounded), and
+// puts back the ones no ESME acknowledged.
+func (c *carrier) runReceipts(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		d, ok := c.queue.pop(ctx)
+		if !ok {
+			return
+		}
+		select {
+		case c.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-c.slots }()
+			if err := c.deliver(ctx, d); err != nil {
+				c.log.Debug("smscsim: receipt not acknowledged, will retry", "err", err)
+				c.queue.push(time.Now().Add(c.cfg.RetryDelay), d)
+				return
+			}
+			c.dlrsAcked.Add(1)
+			c.dlrsPending.Add(-1)
+		})
+	}
+}
+
+// deliver sends a receipt on one of the system's receiver sessions, chosen at random.
+func (c *carrier) deliver(ctx context.Context, d *smpp.Deliver) error {
+	sessions := c.srv.Receivers(c.cfg.SystemID)
+	if len(sessions) == 0 {
+		return errors.New("no receiver bound")
+	}
+	ss := sessions[rand.IntN(len(sessions))]
+	err := ss.Deliver(ctx, d)
+	if err == nil || errors.Is(err, smpp.ErrOutcomeUnknown) || errors.As(err, new(*smpp.StatusError)) {
+		c.dlrsSent.Add(1)
+	}
+	return err
+}
+
+func (c *carrier) stats() CarrierStats {
+	st := CarrierStats{
+		Binds:            c.binds.Load(),
+		BindsOpen:        int64(len(c.srv.Sessions(c.cfg.SystemID))),
+		BindFailures:     c.bindFailures.Load(),
+		Submits:          c.submits.Load(),
+		SubmitParts:      c.parts.Load(),
+		UniqueSubmits:    c.unique.Load(),
+		DuplicateSubmits: c.duplicates.Load(),
+		DLRsRequested:    c.dlrsRequested.Load(),
+		DLRsSent:         c.dlrsSent.Load(),
+		DLRsAcked:        c.dlrsAcked.Load(),
+		DLRsPending:      c.dlrsPending.Load(),
+	}
+	c.mu.Lock()
+	st.Outcomes = maps.Clone(c.outcomes)
+	c.mu.Unlock()
+	return st
+}
