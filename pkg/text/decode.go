@@ -1,43 +1,73 @@
 package text
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf16"
 )
 
-// EncodeGSM7 returns s as unpacked GSM-7 septets, extension characters
-// escaped; an error names the first character GSM-7 cannot carry.
-func EncodeGSM7(s string) ([]byte, error) {
-	out := make([]byte, 0, len(s))
-	for _, r := range s {
-		if b, ok := gsmDefault[r]; ok {
-			out = append(out, b)
-		} else if b, ok := gsmExtension[r]; ok {
-			out = append(out, esc, b)
-		} else {
-			return nil, fmt.Errorf("%q has no GSM-7 encoding", r)
+// ErrUnsupportedCoding is returned by Decode for a data_coding it cannot
+// read (compressed texts, national character sets).
+var ErrUnsupportedCoding = errors.New("unsupported data_coding")
+
+// alphabet is how a data_coding's octets are read.
+type alphabet int
+
+const (
+	alphaGSM7 alphabet = iota
+	alphaLatin1
+	alphaUCS2
+	alphaOctets
+	alphaUnsupported
+)
+
+// alphabetOf reads data_coding as SMPP 3.4 defines 0x00–0x0F and GSM 03.38
+// the coding groups above.
+func alphabetOf(dc uint8) alphabet {
+	switch {
+	case dc == 0x00:
+		return alphaGSM7
+	case dc == 0x01 || dc == 0x03: // IA5 (ASCII), Latin-1: ASCII is a subset
+		return alphaLatin1
+	case dc == 0x02 || dc == 0x04:
+		return alphaOctets
+	case dc == 0x08:
+		return alphaUCS2
+	case dc < 0x10:
+		return alphaUnsupported
+	case dc < 0x40: // general data coding; bit 5: compressed
+		if dc&0x20 != 0 {
+			return alphaUnsupported
 		}
+		return [...]alphabet{alphaGSM7, alphaOctets, alphaUCS2, alphaUnsupported}[dc>>2&0x03]
+	case dc >= 0xC0 && dc < 0xE0: // message waiting, GSM-7
+		return alphaGSM7
+	case dc >= 0xE0 && dc < 0xF0: // message waiting, UCS-2
+		return alphaUCS2
+	case dc >= 0xF0: // data coding / message class; bit 2: 8-bit
+		if dc&0x04 != 0 {
+			return alphaOctets
+		}
+		return alphaGSM7
 	}
-	return out, nil
+	return alphaUnsupported
 }
 
-// Decode reads a short_message by its data_coding: GSM-7 unpacked (0x00),
-// IA5/ASCII (0x01), Latin-1 (0x03), UCS-2/UTF-16BE (0x08); anything else is
-// taken as 8-bit data and returned as is.
+// Decode reads a short_message by its data_coding: GSM-7 unpacked, IA5 and
+// Latin-1, UCS-2 (UTF-16BE, surrogate pairs joined), and 8-bit data returned
+// as is.
 func Decode(dataCoding uint8, b []byte) (string, error) {
-	switch dataCoding {
-	case 0x00:
+	switch alphabetOf(dataCoding) {
+	case alphaGSM7:
 		return decodeGSM7(b)
-	case 0x01:
-		return string(b), nil
-	case 0x03:
+	case alphaLatin1:
 		rs := make([]rune, len(b))
 		for i, c := range b {
 			rs[i] = rune(c)
 		}
 		return string(rs), nil
-	case 0x08:
+	case alphaUCS2:
 		if len(b)%2 != 0 {
 			return "", fmt.Errorf("UCS-2 text of odd length %d", len(b))
 		}
@@ -46,30 +76,41 @@ func Decode(dataCoding uint8, b []byte) (string, error) {
 			units[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
 		}
 		return string(utf16.Decode(units)), nil
+	case alphaOctets:
+		return string(b), nil
 	}
-	return string(b), nil
+	return "", fmt.Errorf("%w 0x%02x", ErrUnsupportedCoding, dataCoding)
 }
 
 func decodeGSM7(b []byte) (string, error) {
 	var sb strings.Builder
+	sb.Grow(len(b))
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		if c > 0x7F {
 			return "", fmt.Errorf("octet 0x%02x at %d is not a GSM-7 septet", c, i)
 		}
-		if c == esc {
-			i++
-			if i == len(b) {
-				return "", fmt.Errorf("escape at the end of the text")
-			}
-			r, ok := gsmExtensionRunes[b[i]]
-			if !ok {
-				r = ' ' // 03.38: an unknown extension shows as a space
-			}
-			sb.WriteRune(r)
+		if c != esc {
+			sb.WriteRune(septetRunes[c])
 			continue
 		}
-		sb.WriteRune(gsmDefaultRunes[c])
+		i++
+		if i == len(b) {
+			return "", errors.New("GSM-7 text ends with an escape")
+		}
+		c = b[i]
+		if c > 0x7F {
+			return "", fmt.Errorf("octet 0x%02x at %d is not a GSM-7 septet", c, i)
+		}
+		r, ok := extensionTable[c]
+		switch {
+		case ok:
+		case c == esc: // reserved for a further table: 03.38 shows a space
+			r = ' '
+		default: // 03.38: an undefined extension shows the default character
+			r = septetRunes[c]
+		}
+		sb.WriteRune(r)
 	}
 	return sb.String(), nil
 }

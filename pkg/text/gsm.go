@@ -1,36 +1,65 @@
 package text
 
-// gsmDefault is the GSM 03.38 default alphabet: rune to septet.
-var gsmDefault = func() map[rune]byte {
-	const table = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-	m := make(map[rune]byte, 128)
-	i := 0
-	for _, r := range table {
-		if r != 0x1b { // the escape is not a character
-			m[r] = byte(i)
-		}
-		i++
-	}
-	return m
-}()
+// defaultAlphabet is the GSM 03.38 default alphabet in septet order; 0x1B is
+// the escape to the extension table, not a character.
+const defaultAlphabet = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 
-// gsmExtension is the basic extension table, reached through the escape
-// septet 0x1B: each of these characters costs two septets.
-var gsmExtension = map[rune]byte{
-	'\f': 0x0A, '^': 0x14, '{': 0x28, '}': 0x29, '\\': 0x2F,
-	'[': 0x3C, '~': 0x3D, ']': 0x3E, '|': 0x40, '€': 0x65,
+const esc = 0x1B
+
+// extensionTable is the basic extension table, reached through the escape:
+// each of these characters costs two septets.
+var extensionTable = map[byte]rune{
+	0x0A: '\f', 0x14: '^', 0x28: '{', 0x29: '}', 0x2F: '\\',
+	0x3C: '[', 0x3D: '~', 0x3E: ']', 0x40: '|', 0x65: '€',
 }
 
-// septet tables for decoding.
+// gsmCode is a rune's GSM-7 encoding: its septet, and whether the escape
+// comes first. The zero value means "no encoding".
+type gsmCode struct {
+	septet   byte
+	extended bool
+	ok       bool
+}
+
 var (
-	gsmDefaultRunes   = invert(gsmDefault)
-	gsmExtensionRunes = invert(gsmExtension)
+	// septetRunes decodes the default alphabet.
+	septetRunes = func() (t [128]rune) {
+		i := 0
+		for _, r := range defaultAlphabet {
+			t[i] = r
+			i++
+		}
+		return t
+	}()
+	// asciiCodes (the fast path: most texts are ASCII) and otherCodes
+	// encode the characters GSM-7 carries.
+	asciiCodes, otherCodes = buildCodes()
 )
 
-func invert(m map[rune]byte) map[byte]rune {
-	out := make(map[byte]rune, len(m))
-	for r, b := range m {
-		out[b] = r
+func buildCodes() (ascii [128]gsmCode, other map[rune]gsmCode) {
+	other = make(map[rune]gsmCode, 64)
+	add := func(r rune, c gsmCode) {
+		if r < 0x80 {
+			ascii[r] = c
+		} else {
+			other[r] = c
+		}
 	}
-	return out
+	for s, r := range septetRunes {
+		if s != esc {
+			add(r, gsmCode{septet: byte(s), ok: true})
+		}
+	}
+	for s, r := range extensionTable {
+		add(r, gsmCode{septet: s, extended: true, ok: true})
+	}
+	return ascii, other
+}
+
+// lookup returns the GSM-7 encoding of r.
+func lookup(r rune) gsmCode {
+	if r >= 0 && r < 0x80 {
+		return asciiCodes[r]
+	}
+	return otherCodes[r]
 }
