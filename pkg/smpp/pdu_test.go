@@ -37,11 +37,11 @@ func TestDeliverSMWireBytes(t *testing.T) {
 		[]byte("447700900123\x00"),
 		{0x00, 0x00}, // dest ton, npi
 		[]byte("ACME\x00"),
-		{0x04},                         // esm_class: delivery receipt
-		{0x00, 0x00},                   // protocol_id, priority_flag
-		{0x00, 0x00},                   // schedule_delivery_time "", validity_period ""
-		{0x00, 0x00, 0x00, 0x00},       // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
-		{0x12},                         // sm_length 18, then short_message with no stray byte before it
+		{0x04},                   // esm_class: delivery receipt
+		{0x00, 0x00},             // protocol_id, priority_flag
+		{0x00, 0x00},             // schedule_delivery_time "", validity_period ""
+		{0x00, 0x00, 0x00, 0x00}, // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
+		{0x12},                   // sm_length 18, then short_message with no stray byte before it
 		[]byte("id:ab stat:DELIVRD"),
 		{0x00, 0x1E, 0x00, 0x03, 'a', 'b', 0x00}, // receipted_message_id
 	} {

@@ -37,6 +37,9 @@ type ServerConfig struct {
 	// ESME gets ESME_RTHROTTLED). A non-zero Status refuses the message. Nil answers
 	// every submit_sm with generic_nack.
 	Submit func(ctx context.Context, s *ServerSession, sm *SubmitSM) SubmitResp
+	// Unbound, if set, is called once for every session whose bind Bind accepted, after
+	// the session has ended, so that bind counts can be kept exactly.
+	Unbound func(s *ServerSession)
 	// TLS, if set, makes Serve speak TLS on every accepted connection.
 	TLS *tls.Config
 
@@ -136,6 +139,9 @@ func (s *Server) serveConn(nc net.Conn) {
 		s.mu.Lock()
 		delete(s.sessions, ss)
 		s.mu.Unlock()
+		if _, _, bound := ss.binding(); bound && s.cfg.Unbound != nil {
+			s.cfg.Unbound(ss)
+		}
 	}()
 }
 

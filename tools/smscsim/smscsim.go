@@ -55,6 +55,12 @@ type CarrierConfig struct {
 	RetryDelay time.Duration `yaml:"retry_delay"`
 	// Outcomes weighs DELIVRD, UNDELIV, EXPIRED and REJECTD; default all DELIVRD.
 	Outcomes map[string]int `yaml:"outcomes"`
+	// MaxBinds refuses binds beyond this many open at once (ESME_RBINDFAIL), as a
+	// carrier's account limit does; 0 for no limit.
+	MaxBinds int `yaml:"max_binds"`
+	// TPS answers submit_sm beyond this many per second, all binds together, with
+	// ESME_RTHROTTLED; 0 for no limit.
+	TPS int `yaml:"tps"`
 }
 
 // CarrierStats are a carrier's counters since Start.
@@ -62,6 +68,8 @@ type CarrierStats struct {
 	Binds        int64 `json:"binds"`         // successful binds
 	BindsOpen    int64 `json:"binds_open"`    // bound sessions now
 	BindFailures int64 `json:"bind_failures"` // refused binds
+	PeakBinds    int64 `json:"peak_binds"`    // most binds open at once
+	Throttled    int64 `json:"throttled"`     // submit_sm refused with ESME_RTHROTTLED
 	Submits      int64 `json:"submits"`       // submit_sm accepted
 	SubmitParts  int64 `json:"submit_parts"`  // of which parts of a concatenated message
 	// UniqueSubmits counts distinct (destination, data coding, text without UDH)
@@ -205,12 +213,15 @@ type carrier struct {
 
 	nextID, binds, bindFailures, submits, parts     atomic.Int64
 	dlrsRequested, dlrsSent, dlrsAcked, dlrsPending atomic.Int64
-	unique, duplicates                              atomic.Int64
+	unique, duplicates, throttled                   atomic.Int64
 	rr                                              atomic.Uint64
 
-	mu       sync.Mutex
-	seen     map[[16]byte]struct{}
-	outcomes map[string]int64
+	mu         sync.Mutex
+	seen       map[[16]byte]struct{}
+	outcomes   map[string]int64
+	open, peak int64     // binds open now and at most
+	second     time.Time // start of the current TPS window
+	inSecond   int       // submits accepted in it
 
 	queue receiptQueue
 	slots chan struct{}
@@ -241,6 +252,7 @@ func newCarrier(cfg CarrierConfig, log *slog.Logger) (*carrier, error) {
 		SystemID: cfg.ID,
 		Bind:     c.bind,
 		Submit:   c.submit,
+		Unbound:  c.unbound,
 		Logger:   log,
 	})
 	return c, nil
@@ -284,6 +296,8 @@ func (c *carrier) bind(_ context.Context, req smpp.BindRequest) uint32 {
 		status = smpp.StatusInvSystemID
 	case req.Password != c.cfg.Password:
 		status = smpp.StatusInvPassword
+	case !c.reserveBind():
+		status = smpp.StatusBindFailed
 	}
 	if status != smpp.StatusOK {
 		c.bindFailures.Add(1)
@@ -295,9 +309,48 @@ func (c *carrier) bind(_ context.Context, req smpp.BindRequest) uint32 {
 	return smpp.StatusOK
 }
 
+// reserveBind counts a bind in, unless MaxBinds are already open.
+func (c *carrier) reserveBind() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cfg.MaxBinds > 0 && c.open >= int64(c.cfg.MaxBinds) {
+		return false
+	}
+	c.open++
+	c.peak = max(c.peak, c.open)
+	return true
+}
+
+func (c *carrier) unbound(*smpp.ServerSession) {
+	c.mu.Lock()
+	c.open--
+	c.mu.Unlock()
+}
+
+// admit applies the TPS limit over fixed one-second windows.
+func (c *carrier) admit() bool {
+	if c.cfg.TPS <= 0 {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := time.Now(); now.Sub(c.second) >= time.Second {
+		c.second, c.inSecond = now, 0
+	}
+	if c.inSecond >= c.cfg.TPS {
+		return false
+	}
+	c.inSecond++
+	return true
+}
+
 func (c *carrier) submit(_ context.Context, _ *smpp.ServerSession, sm *smpp.SubmitSM) smpp.SubmitResp {
 	if sm.DestAddr == "" {
 		return smpp.SubmitResp{Status: smpp.StatusInvDstAddr}
+	}
+	if !c.admit() {
+		c.throttled.Add(1)
+		return smpp.SubmitResp{Status: smpp.StatusThrottled}
 	}
 	c.submits.Add(1)
 	body, concatenated := userText(sm)
@@ -423,8 +476,8 @@ func (c *carrier) deliver(ctx context.Context, d *smpp.Deliver) error {
 func (c *carrier) stats() CarrierStats {
 	st := CarrierStats{
 		Binds:            c.binds.Load(),
-		BindsOpen:        int64(len(c.srv.Sessions(c.cfg.SystemID))),
 		BindFailures:     c.bindFailures.Load(),
+		Throttled:        c.throttled.Load(),
 		Submits:          c.submits.Load(),
 		SubmitParts:      c.parts.Load(),
 		UniqueSubmits:    c.unique.Load(),
@@ -436,6 +489,7 @@ func (c *carrier) stats() CarrierStats {
 	}
 	c.mu.Lock()
 	st.Outcomes = maps.Clone(c.outcomes)
+	st.BindsOpen, st.PeakBinds = c.open, c.peak
 	c.mu.Unlock()
 	return st
 }

@@ -164,7 +164,7 @@ func TestSubmitsGetReceiptsWithOutcomeMix(t *testing.T) {
 		t.Errorf("outcome mix %v, want DELIVRD and UNDELIV only", stats)
 	}
 	st := waitFor(t, sim, "sim-a", func(st CarrierStats) bool { return st.DLRsAcked == n })
-	want := CarrierStats{Binds: 1, BindsOpen: 1, Submits: n, UniqueSubmits: n, DLRsRequested: n, DLRsSent: n, DLRsAcked: n, Outcomes: stats}
+	want := CarrierStats{Binds: 1, BindsOpen: 1, PeakBinds: 1, Submits: n, UniqueSubmits: n, DLRsRequested: n, DLRsSent: n, DLRsAcked: n, Outcomes: stats}
 	if !reflect.DeepEqual(st, want) {
 		t.Errorf("stats\n got %+v\nwant %+v", st, want)
 	}
@@ -249,5 +249,46 @@ func TestOutcomeConfigValidated(t *testing.T) {
 		if _, err := Start(testCtx(t), []CarrierConfig{{ID: "c", Addr: "127.0.0.1:0", Outcomes: outcomes}}, ""); err == nil {
 			t.Errorf("outcomes %v accepted", outcomes)
 		}
+	}
+}
+
+func TestBindAndRateLimits(t *testing.T) {
+	sim := startSim(t, CarrierConfig{ID: "c", SystemID: "sys", Password: "pw", Addr: "127.0.0.1:0", MaxBinds: 2, TPS: 5})
+	cfg := smpp.ClientConfig{Addr: sim.Addr("c"), SystemID: "sys", Password: "pw"}
+	first := dial(t, cfg)
+	second, err := smpp.Dial(testCtx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se *smpp.StatusError
+	if _, err := smpp.Dial(testCtx(t), cfg); !errors.As(err, &se) || se.Status != smpp.StatusBindFailed {
+		t.Fatalf("third bind: %v, want ESME_RBINDFAIL", err)
+	}
+	if err := second.Close(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, sim, "c", func(st CarrierStats) bool { return st.BindsOpen == 1 })
+	dial(t, cfg) // a slot is free again
+
+	// 50 submits in well under the 10 s it would take to stay within 5 per second.
+	accepted, throttled := 0, 0
+	for range 50 {
+		resp, err := first.Submit(testCtx(t), &smpp.SubmitSM{DestAddr: "447700900123", ShortMessage: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch resp.Status {
+		case smpp.StatusOK:
+			accepted++
+		case smpp.StatusThrottled:
+			throttled++
+		default:
+			t.Fatalf("status %s", smpp.StatusName(resp.Status))
+		}
+	}
+	st := sim.Stats()["c"]
+	if throttled == 0 || accepted < 5 || st.Throttled != int64(throttled) || st.Submits != int64(accepted) ||
+		st.PeakBinds != 2 || st.Binds != 3 || st.BindFailures != 1 {
+		t.Errorf("accepted %d, throttled %d, stats %+v", accepted, throttled, st)
 	}
 }

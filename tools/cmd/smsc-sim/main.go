@@ -13,6 +13,8 @@
 //	    addr: 127.0.0.1:2775
 //	    dlr_delay: 100ms
 //	    outcomes: {DELIVRD: 90, UNDELIV: 6, EXPIRED: 2, REJECTD: 2}
+//	    max_binds: 4     # binds beyond are refused with ESME_RBINDFAIL
+//	    tps: 2000        # submits beyond, per second, get ESME_RTHROTTLED
 package main
 
 import (
