@@ -9,7 +9,8 @@ import (
 )
 
 // NewLogger returns a JSON logger that names the service and adds the trace
-// and span ids of the context a record is logged with.
+// and span ids of the context a record is logged with (use the *Context
+// methods); like any record attribute they land inside an open WithGroup.
 func NewLogger(w io.Writer, level slog.Level, service string) *slog.Logger {
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
 	return slog.New(traceHandler{h}).With("service", service)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,20 +40,39 @@ type Config struct {
 // live in one process (the devstack runs four services in one).
 type Telemetry struct {
 	cfg   Config
-	log   *slog.Logger
 	tp    *sdktrace.TracerProvider
 	mp    *sdkmetric.MeterProvider
 	ready atomic.Bool
 	mux   *http.ServeMux
 	ln    net.Listener
+	// lnTaken: Serve or Shutdown has taken the listener, the first of them
+	// owns closing it.
+	lnTaken atomic.Bool
+
+	shutdown    sync.Once
+	shutdownErr error
 }
 
 // Setup builds the providers and binds the admin address (so a busy port is
-// an error at start, and AdminAddr ":0" gets a real port: see Addr).
+// an error at start, and AdminAddr ":0" gets a real port: see Addr). Spans
+// are exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (and OTEL_TRACES_EXPORTER is not
+// "none"), configured by the standard OTEL_* variables; without an exporter
+// spans still get ids, for the logs. Nothing global is set but the W3C
+// propagator, so several services can share a process.
 func Setup(ctx context.Context, cfg Config, log *slog.Logger) (*Telemetry, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(cfg.Service)))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry resource: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promExp, err := promexporter.New(promexporter.WithRegisterer(reg), promexporter.WithoutScopeInfo())
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if otlpConfigured() {
@@ -60,17 +80,20 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger) (*Telemetry, error
 		if err != nil {
 			return nil, fmt.Errorf("otlp exporter: %w", err)
 		}
-		topts = append(topts, sdktrace.WithBatcher(exp))
+		topts = append(topts, sdktrace.WithBatcher(loggedExporter{SpanExporter: exp, log: log}))
+		log.Info("exporting spans over OTLP/HTTP")
 	}
-	t := &Telemetry{cfg: cfg, log: log, tp: sdktrace.NewTracerProvider(topts...), mux: http.NewServeMux()}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	exp, err := promexporter.New(promexporter.WithRegisterer(reg), promexporter.WithoutScopeInfo())
-	if err != nil {
-		return nil, fmt.Errorf("prometheus exporter: %w", err)
+	t := &Telemetry{
+		cfg: cfg,
+		tp:  sdktrace.NewTracerProvider(topts...),
+		mp:  sdkmetric.NewMeterProvider(sdkmetric.WithReader(promExp), sdkmetric.WithResource(res)),
+		mux: http.NewServeMux(),
 	}
-	t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
+	if cfg.AdminAddr != "" {
+		if t.ln, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			return nil, errors.Join(fmt.Errorf("admin listener: %w", err), t.Shutdown(ctx))
+		}
+	}
 
 	// One propagator for the process: W3C trace context and baggage.
 	otel.SetTextMapPropagator(propagator)
@@ -84,16 +107,29 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger) (*Telemetry, error
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	if cfg.AdminAddr != "" {
-		if t.ln, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-			return nil, fmt.Errorf("admin listener: %w", err)
-		}
-	}
 	return t, nil
 }
 
 func otlpConfigured() bool {
+	if e := os.Getenv("OTEL_TRACES_EXPORTER"); e != "" && e != "otlp" {
+		return false
+	}
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// loggedExporter reports failed exports in the service's own log: the SDK
+// would hand them to the process-wide error handler, shared by every
+// service of a devstack process.
+type loggedExporter struct {
+	sdktrace.SpanExporter
+	log *slog.Logger
+}
+
+func (e loggedExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if err := e.SpanExporter.ExportSpans(ctx, spans); err != nil {
+		e.log.Warn("span export failed", "spans", len(spans), "err", err)
+	}
+	return nil
 }
 
 // Tracer returns the service's tracer.
@@ -123,8 +159,13 @@ func (t *Telemetry) Addr() string {
 	return t.ln.Addr().String()
 }
 
-// Serve runs the admin server until ctx ends.
+// Serve runs the admin server until ctx ends, then shuts it down
+// gracefully; it returns nil on a clean stop. Without an AdminAddr it only
+// waits for ctx. It serves once: later calls, or calls after Shutdown, fail.
 func (t *Telemetry) Serve(ctx context.Context) error {
+	if t.lnTaken.Swap(true) {
+		return errors.New("admin server already served or shut down")
+	}
 	if t.ln == nil {
 		<-ctx.Done()
 		return nil
@@ -148,7 +189,18 @@ func (t *Telemetry) Serve(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown flushes spans and stops the providers.
+// Shutdown flushes spans and stops the providers; it also releases the
+// admin address when Serve never ran. Stop Serve first. Later calls return
+// the first one's result.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
-	return errors.Join(t.tp.Shutdown(ctx), t.mp.Shutdown(ctx))
+	t.shutdown.Do(func() {
+		var lnErr error
+		if t.ln != nil && !t.lnTaken.Swap(true) {
+			if lnErr = t.ln.Close(); lnErr != nil {
+				lnErr = fmt.Errorf("admin listener: %w", lnErr)
+			}
+		}
+		t.shutdownErr = errors.Join(t.tp.Shutdown(ctx), t.mp.Shutdown(ctx), lnErr)
+	})
+	return t.shutdownErr
 }
