@@ -1,6 +1,7 @@
 // Command sluice-testenv is the Go half of tools/testenv/up.sh: it writes the
 // ClickHouse test configuration and waits until the servers really answer, so
-// the script and pkg/testenv share one configuration and one readiness check.
+// the script, pkg/testenv and pkg/chlocal share one configuration and one
+// readiness check.
 //
 //	sluice-testenv clickhouse-config -dir DIR -tcp-port N -http-port N
 //	sluice-testenv wait [-kafka host:port,...] [-clickhouse host:port] [-timeout 2m]
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-sms/sluice/pkg/chlocal"
 	"github.com/sluice-sms/sluice/pkg/testenv"
 )
 
@@ -41,7 +43,7 @@ func run(args []string) error {
 		if *dir == "" {
 			return errors.New("clickhouse-config: -dir is required")
 		}
-		return testenv.WriteClickHouseConfig(*dir, *tcp, *http)
+		return chlocal.WriteConfig(*dir, *tcp, *http)
 	case "wait":
 		kafka := fs.String("kafka", "", "Kafka bootstrap brokers, comma-separated")
 		ch := fs.String("clickhouse", "", "ClickHouse native address")
@@ -57,7 +59,7 @@ func run(args []string) error {
 			}
 		}
 		if *ch != "" {
-			if err := testenv.WaitClickHouse(ctx, *ch); err != nil {
+			if err := chlocal.Wait(ctx, *ch); err != nil {
 				return fmt.Errorf("clickhouse %s: %w", *ch, err)
 			}
 		}

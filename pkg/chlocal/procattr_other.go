@@ -1,9 +1,9 @@
 //go:build !linux
 
-package testenv
+package chlocal
 
 import "syscall"
 
-// dieWithParent has no portable equivalent outside Linux: there only Main
+// dieWithParent has no portable equivalent outside Linux: there only Stop
 // stops the server.
 func dieWithParent() *syscall.SysProcAttr { return nil }
