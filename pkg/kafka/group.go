@@ -1,11 +1,14 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,7 +117,7 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 		Brokers: cfg.Brokers,
 		Topics:  cfg.Topics,
 		// Range assignment gives partition i of every topic to one member.
-		GroupBalancers:    []kgo.GroupBalancer{kgo.RangeGroupBalancer{}},
+		GroupBalancers:    []kgo.GroupBalancer{rangeBalancer{}},
 		StartOffset:       kgo.FirstOffset,
 		HeartbeatInterval: time.Second,
 		SessionTimeout:    10 * time.Second,
@@ -155,6 +158,20 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 			})
 		}
 	}
+}
+
+// rangeBalancer is kafka-go's range balancer fed with partitions in ID
+// order. kafka-go's takes them in the order of the broker's metadata, which
+// need not be sorted (kfake's is random), and would then give partition i of
+// two topics to different members.
+type rangeBalancer struct{ kgo.RangeGroupBalancer }
+
+func (b rangeBalancer) AssignGroups(members []kgo.GroupMember, partitions []kgo.Partition) kgo.GroupMemberAssignments {
+	sorted := slices.Clone(partitions)
+	slices.SortFunc(sorted, func(x, y kgo.Partition) int {
+		return cmp.Or(strings.Compare(x.Topic, y.Topic), cmp.Compare(x.ID, y.ID))
+	})
+	return b.RangeGroupBalancer.AssignGroups(members, sorted)
 }
 
 func claimsOf(gen *kgo.Generation, brokers []string, stopping <-chan struct{}) []*Claim {
