@@ -36,7 +36,6 @@ func start(t *testing.T, opt Options) *Server {
 	return s
 }
 
-
 func count(t *testing.T, addr, query string) uint64 {
 	t.Helper()
 	conn, err := Open(addr, "default")

@@ -140,7 +140,14 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("consumer group %s: %w", cfg.Group, err)
+			if !retriable(err) {
+				return fmt.Errorf("consumer group %s: %w", cfg.Group, err)
+			}
+			// kafka-go's group keeps trying to join on its own, backing off
+			// JoinGroupBackoff; a new broker has no coordinator yet, a
+			// restarting one refuses connections for a while.
+			log.Warn("consumer group not joined yet; retrying", "group", cfg.Group, "err", err)
+			continue
 		}
 		claims := claimsOf(gen, cfg.Brokers, ctx.Done())
 		log.Info("partitions assigned", "group", cfg.Group, "generation", gen.ID, "partitions", partitionsOf(claims))
@@ -280,4 +287,14 @@ func processWithRetry(ctx context.Context, c *Claim, topic string, batch []Messa
 		backoff = min(backoff*2, 5*time.Second)
 	}
 	return c.Commit(topic, batch[len(batch)-1].Offset+1)
+}
+
+// retriable tells whether a group error may go away by itself: every error
+// but the ones Kafka marks as permanent (authorisation, bad config...).
+func retriable(err error) bool {
+	var kerr kgo.Error
+	if errors.As(err, &kerr) {
+		return kerr.Temporary()
+	}
+	return true
 }
