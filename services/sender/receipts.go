@@ -1,0 +1,113 @@
+package sender
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/schemas"
+	"github.com/sluice-sms/sluice/schemas/sluicepb"
+)
+
+// esm_class message type bits of an SMSC delivery receipt.
+const (
+	esmTypeMask    = 0x3C
+	esmTypeReceipt = 0x04
+)
+
+// receiptHandler stores each DLR in Kafka; the session answers deliver_sm
+// only after it returns, so a receipt is never acknowledged before it is safe.
+func receiptHandler(carrier string, ce *carrierEnv, log *slog.Logger) func(context.Context, *smpp.Deliver) error {
+	return func(ctx context.Context, d *smpp.Deliver) error {
+		if d.ESMClass&esmTypeMask != esmTypeReceipt {
+			// Mobile-originated messages are not routed yet: acknowledge and count.
+			ce.m.dlrs.Add(ctx, 1, metric.WithAttributes(attribute.String("carrier", carrier), attribute.String("kind", "mo")))
+			log.InfoContext(ctx, "mobile-originated message ignored", "source_prefix", prefixOf(d.SourceAddr))
+			return nil
+		}
+		dlr := RawDLR(carrier, d, ce.now().UnixMilli())
+		if dlr.SmscMessageId == "" {
+			// Nothing to correlate on: keep it, keyed by carrier, for inspection.
+			log.WarnContext(ctx, "receipt without a message id", "text", string(d.ShortMessage))
+		}
+		v, err := proto.Marshal(dlr)
+		if err != nil {
+			return fmt.Errorf("encode dlr: %w", err)
+		}
+		ce.m.dlrs.Add(ctx, 1, metric.WithAttributes(attribute.String("carrier", carrier), attribute.String("kind", "receipt")))
+		return ce.producer.Produce(ctx, kafka.Message{
+			Topic: ce.prefix + schemas.TopicDLRRaw,
+			Key:   []byte(message.SMSCKey(carrier, dlr.SmscMessageId)),
+			Value: v,
+		})
+	}
+}
+
+// RawDLR reads a receipt from its TLVs, falling back to the text form.
+func RawDLR(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.RawDLR {
+	out := &sluicepb.RawDLR{
+		Carrier:      carrier,
+		ReceivedAtMs: receivedAtMs,
+		ShortMessage: d.ShortMessage,
+		SourceAddr:   d.SourceAddr,
+		DestAddr:     d.DestAddr,
+	}
+	if r, err := smpp.ParseReceipt(d.ShortMessage); err == nil {
+		out.SmscMessageId = r.ID
+		out.Stat = r.Stat
+		out.Err = r.Err
+		if !r.DoneDate.IsZero() {
+			out.DoneAtMs = r.DoneDate.UnixMilli()
+		}
+	}
+	if id, ok := d.TLVs[smpp.TagReceiptedMessageID]; ok && len(id) > 0 {
+		out.SmscMessageId = string(id)
+	}
+	if st, ok := d.TLVs[smpp.TagMessageState]; ok && len(st) == 1 {
+		out.MessageState = uint32(st[0])
+		if out.Stat == "" {
+			out.Stat = stateName(st[0])
+		}
+	}
+	if ne, ok := d.TLVs[smpp.TagNetworkErrorCode]; ok && len(ne) == 3 {
+		out.NetworkErrorCode = fmt.Sprintf("%d:%d", ne[0], int(ne[1])<<8|int(ne[2]))
+	}
+	out.SmscMessageId = message.NormalizeSMSCID(out.SmscMessageId)
+	return out
+}
+
+// stateName maps SMPP message_state values to the receipt text's stat names.
+func stateName(state byte) string {
+	switch state {
+	case 1:
+		return "ENROUTE"
+	case 2:
+		return "DELIVRD"
+	case 3:
+		return "EXPIRED"
+	case 4:
+		return "DELETED"
+	case 5:
+		return "UNDELIV"
+	case 6:
+		return "ACCEPTD"
+	case 8:
+		return "REJECTD"
+	}
+	return "UNKNOWN"
+}
+
+// prefixOf keeps numbers out of logs beyond their country and operator part.
+func prefixOf(n string) string {
+	if len(n) > 5 {
+		return n[:5]
+	}
+	return n
+}

@@ -1,0 +1,151 @@
+// Package sender submits routed messages to carriers over SMPP. Each
+// carrier's outbound lanes have exactly `binds` partitions and partition i is
+// bind slot i: the replica that holds partition i holds bind i and paces it at
+// tps/binds, so the carrier never sees more binds or more parts per second
+// than its account allows, whatever the number of replicas.
+package sender
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/time/rate"
+
+	"github.com/sluice-sms/sluice/pkg/config"
+	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/service"
+	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/schemas"
+)
+
+// GroupPrefix starts the consumer group of each carrier's slots.
+const GroupPrefix = "sluice-sender-"
+
+type metrics struct {
+	submits   metric.Int64Counter
+	throttles metric.Int64Counter
+	dlrs      metric.Int64Counter
+	binds     metric.Int64UpDownCounter
+	latency   metric.Float64Histogram
+}
+
+func newMetrics(m metric.Meter) (*metrics, error) {
+	var out metrics
+	var errs [5]error
+	out.submits, errs[0] = m.Int64Counter("sluice_sender_submits_total", metric.WithDescription("submit_sm answered, by carrier and result"))
+	out.throttles, errs[1] = m.Int64Counter("sluice_sender_throttled_total", metric.WithDescription("ESME_RTHROTTLED / ESME_RMSGQFUL answers"))
+	out.dlrs, errs[2] = m.Int64Counter("sluice_sender_deliver_sm_total", metric.WithDescription("deliver_sm received, by kind"))
+	out.binds, errs[3] = m.Int64UpDownCounter("sluice_sender_binds_open", metric.WithDescription("Open SMPP binds"))
+	out.latency, errs[4] = m.Float64Histogram("sluice_sender_submit_seconds", metric.WithDescription("submit_sm to submit_sm_resp"), metric.WithUnit("s"))
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return &out, nil
+}
+
+// Run serves every configured carrier (or those in sender.carriers) until
+// ctx ends.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	env, err := service.Start(ctx, "sender", cfg.Sender.AdminAddr, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	m, err := newMetrics(env.Tel.Meter())
+	if err != nil {
+		return err
+	}
+	ce := &carrierEnv{prefix: cfg.Kafka.TopicPrefix, producer: env.Producer, tracer: env.Tel.Tracer(), m: m, now: time.Now}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(cfg.Carriers))
+	for _, c := range servedCarriers(cfg) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := runCarrier(ctx, cfg, c, ce, env.Log.With("carrier", c.ID)); err != nil {
+				errs <- fmt.Errorf("carrier %s: %w", c.ID, err)
+			}
+		}()
+	}
+	env.Tel.SetReady(true)
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when every carrier stopped cleanly
+}
+
+func servedCarriers(cfg config.Config) []config.Carrier {
+	if len(cfg.Sender.Carriers) == 0 {
+		return cfg.Carriers
+	}
+	var out []config.Carrier
+	for _, id := range cfg.Sender.Carriers {
+		if c, ok := cfg.Carrier(id); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// runCarrier holds this replica's share of the carrier's bind slots.
+func runCarrier(ctx context.Context, cfg config.Config, c config.Carrier, ce *carrierEnv, log *slog.Logger) error {
+	prefix := cfg.Kafka.TopicPrefix
+	lanes := []string{
+		schemas.OutboundTopic(prefix, c.ID, schemas.LaneOTP),
+		schemas.OutboundTopic(prefix, c.ID, schemas.LaneBulk),
+	}
+	perBind := rate.Limit(float64(c.TPS) / float64(c.Binds))
+	return kafka.RunGroup(ctx, kafka.GroupConfig{
+		Brokers: cfg.Kafka.Brokers,
+		Group:   prefix + GroupPrefix + c.ID,
+		Topics:  lanes,
+		Logger:  log,
+	}, func(ctx context.Context, claim *kafka.Claim) error {
+		slog := log.With("slot", claim.Partition)
+		s := &slot{
+			carrier: c,
+			claim:   claim,
+			lanes:   lanes,
+			env:     ce,
+			limiter: rate.NewLimiter(perBind, 1),
+			log:     slog,
+		}
+		attrs := metric.WithAttributes(attribute.String("carrier", c.ID))
+		s.binder = newBinder(clientConfig(c, ce, slog), slog, func(up bool) {
+			if up {
+				ce.m.binds.Add(context.Background(), 1, attrs)
+			} else {
+				ce.m.binds.Add(context.Background(), -1, attrs)
+			}
+		})
+		return s.run(ctx)
+	})
+}
+
+func clientConfig(c config.Carrier, ce *carrierEnv, log *slog.Logger) smpp.ClientConfig {
+	cc := smpp.ClientConfig{
+		Addr:        c.Addr(),
+		SystemID:    c.SystemID,
+		Password:    c.Password,
+		SystemType:  c.SystemType,
+		Mode:        smpp.BindTransceiver,
+		Window:      c.Window,
+		BindTimeout: 10 * time.Second,
+		RespTimeout: respTimeout,
+		EnquireLink: 30 * time.Second,
+		OnDeliver:   receiptHandler(c.ID, ce, log),
+		Logger:      log,
+	}
+	if c.TLS {
+		cc.TLS = &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}
+	}
+	return cc
+}
