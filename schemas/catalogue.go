@@ -36,15 +36,17 @@ func FS() fs.FS { return files }
 
 // Topic names as in the catalogue, without the configured prefix.
 const (
-	TopicRequests    = "sms.requests"     // public
-	TopicRequestsDLQ = "sms.requests.dlq" // public
-	TopicStatus      = "sms.status"       // public
-	TopicAccepted    = "sluice.accepted"
-	TopicSubmits     = "sluice.submits"
-	TopicDLRRaw      = "sluice.dlr.raw"
-	TopicDLRPending  = "sluice.dlr.pending"
-	TopicDLROutcomes = "sluice.dlr.outcomes"
-	TopicDLRPartial  = "sluice.dlr.partial"
+	TopicRequests      = "sms.requests"     // public
+	TopicRequestsDLQ   = "sms.requests.dlq" // public
+	TopicStatus        = "sms.status"       // public
+	TopicAccepted      = "sluice.accepted"
+	TopicSubmits       = "sluice.submits"
+	TopicDLRRaw        = "sluice.dlr.raw"
+	TopicDLRPending    = "sluice.dlr.pending"
+	TopicDLROutcomes   = "sluice.dlr.outcomes"
+	TopicDLRPartial    = "sluice.dlr.partial"
+	TopicMO            = "sluice.mo"
+	TopicCarrierHealth = "sluice.carrier.health"
 
 	// Per-carrier templates; build real names with OutboundTopic.
 	TopicOutboundOTP  = "sluice.outbound." + CarrierPlaceholder + "." + LaneOTP

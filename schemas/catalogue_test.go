@@ -18,7 +18,8 @@ func TestCatalogueParses(t *testing.T) {
 		byName[tp.Name] = tp
 	}
 	fixed := []string{TopicRequests, TopicRequestsDLQ, TopicStatus, TopicAccepted, TopicSubmits,
-		TopicDLRRaw, TopicDLRPending, TopicDLROutcomes, TopicDLRPartial, TopicOutboundOTP, TopicOutboundBulk}
+		TopicDLRRaw, TopicDLRPending, TopicDLROutcomes, TopicDLRPartial, TopicOutboundOTP, TopicOutboundBulk,
+		TopicMO, TopicCarrierHealth}
 	for _, name := range fixed {
 		if _, ok := byName[name]; !ok {
 			t.Errorf("constant %q is not in the catalogue", name)
@@ -120,7 +121,18 @@ func TestResolveExpandsTemplates(t *testing.T) {
 			t.Errorf("%s: partitions %d carrier %q, want %d %q", name, tp.Partitions, tp.Carrier, tt.binds, tt.carrier)
 		}
 	}
-	if want := 9 + 2*2; len(topics) != want {
+	all, err := Catalogue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	perCarrier := 0
+	for _, tp := range all {
+		if tp.PerCarrier {
+			perCarrier++
+		}
+	}
+	// Two carriers: every per-carrier template twice.
+	if want := len(all) + perCarrier; len(topics) != want {
 		t.Errorf("resolved %d topics, want %d", len(topics), want)
 	}
 	if _, ok := got[TopicName("prod.", TopicStatus)]; !ok {

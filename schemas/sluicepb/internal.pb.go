@@ -712,6 +712,171 @@ func (x *Partial) GetOutcomes() []*SegmentOutcome {
 	return nil
 }
 
+// MO is a mobile-originated message (a deliver_sm that is not a receipt) as a
+// sender received it, stored before the deliver_sm_resp is sent. Keyed by
+// the source number, so one subscriber's messages stay in order.
+type MO struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Carrier       string                 `protobuf:"bytes,1,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	SourceAddr    string                 `protobuf:"bytes,2,opt,name=source_addr,json=sourceAddr,proto3" json:"source_addr,omitempty"` // the subscriber, E.164 with '+' when the carrier gave an international number
+	DestAddr      string                 `protobuf:"bytes,3,opt,name=dest_addr,json=destAddr,proto3" json:"dest_addr,omitempty"`       // the number or short code it was sent to
+	Text          string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`                               // decoded
+	ReceivedAtMs  int64                  `protobuf:"varint,5,opt,name=received_at_ms,json=receivedAtMs,proto3" json:"received_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MO) Reset() {
+	*x = MO{}
+	mi := &file_sluice_v1_internal_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MO) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MO) ProtoMessage() {}
+
+func (x *MO) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_internal_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MO.ProtoReflect.Descriptor instead.
+func (*MO) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *MO) GetCarrier() string {
+	if x != nil {
+		return x.Carrier
+	}
+	return ""
+}
+
+func (x *MO) GetSourceAddr() string {
+	if x != nil {
+		return x.SourceAddr
+	}
+	return ""
+}
+
+func (x *MO) GetDestAddr() string {
+	if x != nil {
+		return x.DestAddr
+	}
+	return ""
+}
+
+func (x *MO) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *MO) GetReceivedAtMs() int64 {
+	if x != nil {
+		return x.ReceivedAtMs
+	}
+	return 0
+}
+
+// CarrierHealth is a sender slot's report on its bind, keyed by
+// "carrier:slot" on a compacted topic: the router reads it to fail over.
+type CarrierHealth struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Carrier       string                 `protobuf:"bytes,1,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	Slot          uint32                 `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"`
+	Bound         bool                   `protobuf:"varint,3,opt,name=bound,proto3" json:"bound,omitempty"`
+	SinceMs       int64                  `protobuf:"varint,4,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"` // when the bind state last changed
+	ReportedAtMs  int64                  `protobuf:"varint,5,opt,name=reported_at_ms,json=reportedAtMs,proto3" json:"reported_at_ms,omitempty"`
+	LastError     string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"` // why the last bind attempt failed, if it did
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CarrierHealth) Reset() {
+	*x = CarrierHealth{}
+	mi := &file_sluice_v1_internal_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CarrierHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CarrierHealth) ProtoMessage() {}
+
+func (x *CarrierHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_internal_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CarrierHealth.ProtoReflect.Descriptor instead.
+func (*CarrierHealth) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CarrierHealth) GetCarrier() string {
+	if x != nil {
+		return x.Carrier
+	}
+	return ""
+}
+
+func (x *CarrierHealth) GetSlot() uint32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *CarrierHealth) GetBound() bool {
+	if x != nil {
+		return x.Bound
+	}
+	return false
+}
+
+func (x *CarrierHealth) GetSinceMs() int64 {
+	if x != nil {
+		return x.SinceMs
+	}
+	return 0
+}
+
+func (x *CarrierHealth) GetReportedAtMs() int64 {
+	if x != nil {
+		return x.ReportedAtMs
+	}
+	return 0
+}
+
+func (x *CarrierHealth) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
 var File_sluice_v1_internal_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_internal_proto_rawDesc = "" +
@@ -779,7 +944,22 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\x06submit\x18\x01 \x01(\v2\x17.sluice.v1.SubmitResultR\x06submit\x12#\n" +
 	"\x03dlr\x18\x02 \x01(\v2\x11.sluice.v1.RawDLRR\x03dlr\"@\n" +
 	"\aPartial\x125\n" +
-	"\boutcomes\x18\x01 \x03(\v2\x19.sluice.v1.SegmentOutcomeR\boutcomes*j\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x19.sluice.v1.SegmentOutcomeR\boutcomes\"\x96\x01\n" +
+	"\x02MO\x12\x18\n" +
+	"\acarrier\x18\x01 \x01(\tR\acarrier\x12\x1f\n" +
+	"\vsource_addr\x18\x02 \x01(\tR\n" +
+	"sourceAddr\x12\x1b\n" +
+	"\tdest_addr\x18\x03 \x01(\tR\bdestAddr\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x12$\n" +
+	"\x0ereceived_at_ms\x18\x05 \x01(\x03R\freceivedAtMs\"\xb3\x01\n" +
+	"\rCarrierHealth\x12\x18\n" +
+	"\acarrier\x18\x01 \x01(\tR\acarrier\x12\x12\n" +
+	"\x04slot\x18\x02 \x01(\rR\x04slot\x12\x14\n" +
+	"\x05bound\x18\x03 \x01(\bR\x05bound\x12\x19\n" +
+	"\bsince_ms\x18\x04 \x01(\x03R\asinceMs\x12$\n" +
+	"\x0ereported_at_ms\x18\x05 \x01(\x03R\freportedAtMs\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError*j\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_OTP\x10\x01\x12\x1a\n" +
@@ -803,7 +983,7 @@ func file_sluice_v1_internal_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_v1_internal_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sluice_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_sluice_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_sluice_v1_internal_proto_goTypes = []any{
 	(Priority)(0),          // 0: sluice.v1.Priority
 	(Encoding)(0),          // 1: sluice.v1.Encoding
@@ -813,22 +993,24 @@ var file_sluice_v1_internal_proto_goTypes = []any{
 	(*SegmentOutcome)(nil), // 5: sluice.v1.SegmentOutcome
 	(*Pending)(nil),        // 6: sluice.v1.Pending
 	(*Partial)(nil),        // 7: sluice.v1.Partial
-	nil,                    // 8: sluice.v1.Message.MetadataEntry
+	(*MO)(nil),             // 8: sluice.v1.MO
+	(*CarrierHealth)(nil),  // 9: sluice.v1.CarrierHealth
+	nil,                    // 10: sluice.v1.Message.MetadataEntry
 }
 var file_sluice_v1_internal_proto_depIdxs = []int32{
-	0, // 0: sluice.v1.Message.priority:type_name -> sluice.v1.Priority
-	8, // 1: sluice.v1.Message.metadata:type_name -> sluice.v1.Message.MetadataEntry
-	1, // 2: sluice.v1.Message.encoding:type_name -> sluice.v1.Encoding
-	2, // 3: sluice.v1.SubmitResult.message:type_name -> sluice.v1.Message
-	2, // 4: sluice.v1.SegmentOutcome.message:type_name -> sluice.v1.Message
-	3, // 5: sluice.v1.Pending.submit:type_name -> sluice.v1.SubmitResult
-	4, // 6: sluice.v1.Pending.dlr:type_name -> sluice.v1.RawDLR
-	5, // 7: sluice.v1.Partial.outcomes:type_name -> sluice.v1.SegmentOutcome
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	0,  // 0: sluice.v1.Message.priority:type_name -> sluice.v1.Priority
+	10, // 1: sluice.v1.Message.metadata:type_name -> sluice.v1.Message.MetadataEntry
+	1,  // 2: sluice.v1.Message.encoding:type_name -> sluice.v1.Encoding
+	2,  // 3: sluice.v1.SubmitResult.message:type_name -> sluice.v1.Message
+	2,  // 4: sluice.v1.SegmentOutcome.message:type_name -> sluice.v1.Message
+	3,  // 5: sluice.v1.Pending.submit:type_name -> sluice.v1.SubmitResult
+	4,  // 6: sluice.v1.Pending.dlr:type_name -> sluice.v1.RawDLR
+	5,  // 7: sluice.v1.Partial.outcomes:type_name -> sluice.v1.SegmentOutcome
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_internal_proto_init() }
@@ -842,7 +1024,7 @@ func file_sluice_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_internal_proto_rawDesc), len(file_sluice_v1_internal_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
