@@ -55,7 +55,7 @@ bench:
 
 ## demo: a sample campaign through all four services on embedded defaults
 demo:
-	cd tools && go run ./cmd/sluice-devstack -demo $(if $(N),-messages $(N))
+	cd tools && go run ./cmd/sluice-devstack -demo -data $(CURDIR)/.devstack $(if $(N),-messages $(N))
 
 ## proto: regenerate schemas/sluicepb from schemas/proto
 proto:
