@@ -47,6 +47,7 @@ const (
 	TopicDLRPartial    = "sluice.dlr.partial"
 	TopicMO            = "sluice.mo"
 	TopicCarrierHealth = "sluice.carrier.health"
+	TopicDLRUnmatched  = "sluice.dlr.unmatched"
 
 	// Per-carrier templates; build real names with OutboundTopic.
 	TopicOutboundOTP  = "sluice.outbound." + CarrierPlaceholder + "." + LaneOTP
