@@ -7,7 +7,6 @@ package dlr
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -35,6 +34,20 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer env.Close()
 
+	db, err := openStateDB(cfg.DLR.StateDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			env.Log.Error("closing the state store", "err", err)
+		}
+	}()
+	m, err := newMetrics(env.Tel.Meter(), db)
+	if err != nil {
+		return err
+	}
+
 	ch := cfg.ClickHouse
 	conn, err := analytics.Open(ctx, ch)
 	if err != nil {
@@ -46,18 +59,32 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	writer := analytics.NewWriter(conn, ch.Database)
 
+	ids := idFormats{}
+	for _, f := range cfg.DLR.IDFormats {
+		ids[f.Carrier] = f
+	}
+	correlate := stage{
+		tag: 'c', group: GroupCorrelator, meta: pendingMeta,
+		inputs:    []string{env.Topic(schemas.TopicSubmits), env.Topic(schemas.TopicDLRRaw)},
+		changelog: env.Topic(schemas.TopicDLRPending),
+		newStepper: func() stepper {
+			return &correlator{
+				dlrTopic: env.Topic(schemas.TopicDLRRaw), outcomes: env.Topic(schemas.TopicDLROutcomes),
+				unmatched: env.Topic(schemas.TopicDLRUnmatched), cfg: cfg.DLR, ids: ids, m: m,
+				tracer: env.Tel.Tracer(),
+			}
+		},
+	}
+	aggregate := stage{
+		tag: 'a', group: GroupAggregator, meta: partialMeta,
+		inputs:     []string{env.Topic(schemas.TopicDLROutcomes)},
+		changelog:  env.Topic(schemas.TopicDLRPartial),
+		newStepper: func() stepper { return &aggregator{status: env.Topic(schemas.TopicStatus), cfg: cfg.DLR, m: m} },
+	}
 	stages := []func(context.Context) error{
-		func(ctx context.Context) error {
-			return runStage(ctx, env, GroupCorrelator, []string{env.Topic(schemas.TopicSubmits), env.Topic(schemas.TopicDLRRaw)}, env.Topic(schemas.TopicDLRPending),
-				func(t *table) stepper {
-					return &correlator{pending: t, dlrTopic: env.Topic(schemas.TopicDLRRaw), outcomes: env.Topic(schemas.TopicDLROutcomes)}
-				})
-		},
-		func(ctx context.Context) error {
-			return runStage(ctx, env, GroupAggregator, []string{env.Topic(schemas.TopicDLROutcomes)}, env.Topic(schemas.TopicDLRPartial),
-				func(t *table) stepper { return &aggregator{partial: t, status: env.Topic(schemas.TopicStatus)} })
-		},
-		func(ctx context.Context) error { return runAnalytics(ctx, env, writer) },
+		func(ctx context.Context) error { return correlate.run(ctx, env, db, cfg.DLR.SweepInterval, time.Now) },
+		func(ctx context.Context) error { return aggregate.run(ctx, env, db, cfg.DLR.SweepInterval, time.Now) },
+		func(ctx context.Context) error { return runAnalytics(ctx, env, writer, m) },
 	}
 	env.Tel.SetReady(true)
 	return runAll(ctx, stages)
@@ -84,66 +111,10 @@ func runAll(ctx context.Context, stages []func(context.Context) error) error {
 	return <-errs
 }
 
-// stepper turns one input record into records to publish and changelog
-// records for its partition's table.
-type stepper interface {
-	step(topic string, rec kafka.Message) (out, changes []kafka.Message, err error)
-}
-
-// runStage runs a stateful stage: per partition, its table is restored from
-// the changelog, then each batch's outputs are published, then the table's
-// changes, then the inputs are committed. A failure reloads the table from
-// the changelog and retries the batch, so a half-written batch is replayed
-// against durable state: outputs may repeat (they carry event ids), nothing
-// is lost.
-func runStage(ctx context.Context, env *service.Env, group string, inputs []string, changelog string, newStepper func(*table) stepper) error {
-	brokers := env.Cfg.Kafka.Brokers
-	return kafka.ConsumeClaims(ctx, kafka.GroupConfig{
-		Brokers: brokers,
-		Group:   env.Cfg.Kafka.TopicPrefix + group,
-		Topics:  inputs,
-		Logger:  env.Log,
-	}, kafka.BatchOptions{Max: 1000, Linger: 2 * time.Millisecond}, func(ctx context.Context, c *kafka.Claim) (kafka.BatchFunc, error) {
-		t, err := restore(ctx, brokers, changelog, c.Partition)
-		if err != nil {
-			return nil, err
-		}
-		env.Log.Info("state restored", "stage", group, "partition", c.Partition, "rows", t.len())
-		s := newStepper(t)
-		return func(ctx context.Context, topic string, batch []kafka.Message) error {
-			var out, changes []kafka.Message
-			err := func() error {
-				for _, rec := range batch {
-					o, ch, err := s.step(topic, rec)
-					if err != nil {
-						return err
-					}
-					out = append(out, o...)
-					changes = append(changes, ch...)
-				}
-				// Outputs before state: a crash in between repeats an output
-				// instead of losing one.
-				if err := env.Producer.Produce(ctx, out...); err != nil {
-					return err
-				}
-				return env.Producer.Produce(ctx, changes...)
-			}()
-			if err != nil {
-				fresh, rerr := restore(ctx, brokers, changelog, c.Partition)
-				if rerr != nil {
-					return fmt.Errorf("%w (and reloading state: %v)", err, rerr)
-				}
-				*t = *fresh
-			}
-			return err
-		}, nil
-	})
-}
-
 // runAnalytics writes every sms.status event to ClickHouse in large batches,
 // committing only what ClickHouse has taken. While ClickHouse is away the
 // batch is retried and the topic holds the rest.
-func runAnalytics(ctx context.Context, env *service.Env, w *analytics.Writer) error {
+func runAnalytics(ctx context.Context, env *service.Env, w *analytics.Writer, m *metrics) error {
 	ch := env.Cfg.ClickHouse
 	return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
 		Brokers: env.Cfg.Kafka.Brokers,
@@ -160,6 +131,11 @@ func runAnalytics(ctx context.Context, env *service.Env, w *analytics.Writer) er
 			}
 			events = append(events, st)
 		}
-		return w.Write(ctx, events)
+		if err := w.Write(ctx, events); err != nil {
+			return err
+		}
+		m.rows.Add(ctx, int64(len(events)))
+		m.lag.Record(ctx, time.Since(batch[0].Time).Seconds())
+		return nil
 	})
 }
