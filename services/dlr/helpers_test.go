@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -23,7 +24,12 @@ import (
 	"github.com/sluice-sms/sluice/services/dlr"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childConfigEnv); path != "" {
+		os.Exit(runChild(path))
+	}
+	testenv.Main(m)
+}
 
 // testConfig is a config on the shared test Kafka and ClickHouse, with
 // topics and database of the test's own.

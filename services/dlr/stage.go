@@ -54,7 +54,14 @@ func (st stage) run(ctx context.Context, env *service.Env, db *stateDB, sweep ti
 	}, func(ctx context.Context, c *kafka.Claim) error {
 		s := db.store(st.tag, c.Partition, st.changelog, st.meta)
 		defer s.release()
-		replayed, err := s.restore(ctx, brokers)
+		// Retried here: a worker that returns leaves its partition idle
+		// until the next rebalance. A new topic's partitions may have no
+		// leader yet.
+		var replayed int
+		err := retry(ctx, env, st.group+" restore", func() (err error) {
+			replayed, err = s.restore(ctx, brokers)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -165,7 +172,7 @@ func retry(ctx context.Context, env *service.Env, what string, fn func() error) 
 		if err == nil {
 			return nil
 		}
-		env.Log.Error("batch failed; retrying", "stage", what, "err", err)
+		env.Log.Error("failed; retrying", "stage", what, "err", err)
 		select {
 		case <-ctx.Done():
 			return errors.Join(fmt.Errorf("%s: stopped while retrying: %w", what, err), ctx.Err())
