@@ -48,6 +48,7 @@ const (
 	TopicMO            = "sluice.mo"
 	TopicCarrierHealth = "sluice.carrier.health"
 	TopicDLRUnmatched  = "sluice.dlr.unmatched"
+	TopicWebhookRetry  = "sluice.webhooks.retry"
 
 	// Per-carrier templates; build real names with OutboundTopic.
 	TopicOutboundOTP  = "sluice.outbound." + CarrierPlaceholder + "." + LaneOTP

@@ -89,6 +89,12 @@ type DLR struct {
 	// IDFormats declares carriers whose submit_sm_resp and receipts write
 	// the same message id in different bases.
 	IDFormats []IDFormat `yaml:"id_formats"`
+	// Webhooks: a failed delivery is retried after WebhookBackoff, doubling
+	// up to 10 minutes, until WebhookGiveUp after the event; one request
+	// waits at most WebhookTimeout.
+	WebhookBackoff time.Duration `yaml:"webhook_backoff"`
+	WebhookGiveUp  time.Duration `yaml:"webhook_give_up"`
+	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
 }
 
 // IDFormat says in which base a carrier writes its message ids: "hex" or
@@ -160,7 +166,8 @@ func Default() Config {
 		Router: Router{AdminAddr: ":9102"},
 		Sender: Sender{AdminAddr: ":9103"},
 		DLR: DLR{AdminAddr: ":9104", Retention: 72 * time.Hour, Grace: 10 * time.Minute,
-			UnmatchedAfter: 24 * time.Hour, SweepInterval: time.Second},
+			UnmatchedAfter: 24 * time.Hour, SweepInterval: time.Second,
+			WebhookBackoff: time.Second, WebhookGiveUp: 24 * time.Hour, WebhookTimeout: 10 * time.Second},
 	}
 }
 
