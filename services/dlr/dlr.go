@@ -85,6 +85,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		func(ctx context.Context) error { return correlate.run(ctx, env, db, cfg.DLR.SweepInterval, time.Now) },
 		func(ctx context.Context) error { return aggregate.run(ctx, env, db, cfg.DLR.SweepInterval, time.Now) },
 		func(ctx context.Context) error { return runAnalytics(ctx, env, writer, m) },
+		newWebhooks(env, m).run,
 	}
 	env.Tel.SetReady(true)
 	return runAll(ctx, stages)

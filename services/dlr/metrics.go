@@ -14,6 +14,7 @@ type metrics struct {
 	finals   metric.Int64Counter     // final statuses published, by status
 	rows     metric.Int64Counter     // status events written to ClickHouse
 	lag      metric.Float64Histogram // age of a batch's oldest record when ClickHouse took it
+	webhooks metric.Int64Counter     // webhook attempts, by result: ok, failed, abandoned
 }
 
 func newMetrics(meter metric.Meter, db *stateDB) (*metrics, error) {
@@ -32,6 +33,9 @@ func newMetrics(meter metric.Meter, db *stateDB) (*metrics, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	if m.lag, err = meter.Float64Histogram("sluice_dlr_analytics_lag", metric.WithUnit("s"), metric.WithDescription("Age of a batch's oldest status event when ClickHouse took it")); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if m.webhooks, err = meter.Int64Counter("sluice_dlr_webhook_deliveries", metric.WithDescription("Webhook delivery attempts by result")); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	_, err = meter.Int64ObservableGauge("sluice_dlr_pending", metric.WithDescription("Submits and receipts waiting for their other half, and long messages waiting for segments"),
