@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 // testConfig is a config on the shared test Kafka and ClickHouse, with
 // topics and database of the test's own.
-func testConfig(t *testing.T) config.Config {
+func testConfig(t testing.TB) config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Kafka.Brokers = testenv.Kafka(t)
@@ -50,7 +50,7 @@ func testConfig(t *testing.T) config.Config {
 }
 
 // runDLR runs the service in this process until the test ends.
-func runDLR(t *testing.T, cfg config.Config) {
+func runDLR(t testing.TB, cfg config.Config) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -65,12 +65,12 @@ func runDLR(t *testing.T, cfg config.Config) {
 
 // feed publishes records the way the sender does.
 type feed struct {
-	t   *testing.T
+	t   testing.TB
 	cfg config.Config
 	p   *kafka.Producer
 }
 
-func newFeed(t *testing.T, cfg config.Config) *feed {
+func newFeed(t testing.TB, cfg config.Config) *feed {
 	p := kafka.NewProducer(cfg.Kafka.Brokers, time.Millisecond)
 	t.Cleanup(func() { _ = p.Close() })
 	return &feed{t: t, cfg: cfg, p: p}
