@@ -112,17 +112,33 @@ func runAll(ctx context.Context, stages []func(context.Context) error) error {
 	return <-errs
 }
 
-// runAnalytics writes every sms.status event to ClickHouse in large batches,
-// committing only what ClickHouse has taken. While ClickHouse is away the
-// batch is retried and the topic holds the rest.
+// runAnalytics writes every sms.status event to ClickHouse, committing only
+// what ClickHouse has taken. The partitions' batches are pooled into one
+// insert of up to clickhouse.batch_size rows, or what came within
+// clickhouse.flush_interval. While ClickHouse is away the insert is retried
+// and the topic holds the rest.
 func runAnalytics(ctx context.Context, env *service.Env, w *analytics.Writer, m *metrics) error {
 	ch := env.Cfg.ClickHouse
+	// The pool outlives the consumers: on a stop they finish the batches in
+	// hand, which need it.
+	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	p := &pool{w: w, m: m, max: ch.BatchSize, linger: ch.FlushInterval, in: make(chan pooled)}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.run(pctx)
+	}()
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
 	return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
 		Brokers: env.Cfg.Kafka.Brokers,
 		Group:   env.Cfg.Kafka.TopicPrefix + GroupAnalytics,
 		Topics:  []string{env.Topic(schemas.TopicStatus)},
 		Logger:  env.Log,
-	}, kafka.BatchOptions{Max: ch.BatchSize, Linger: ch.FlushInterval}, func(ctx context.Context, _ string, batch []kafka.Message) error {
+	}, kafka.BatchOptions{Max: ch.BatchSize, Linger: min(ch.FlushInterval, 50*time.Millisecond)}, func(ctx context.Context, _ string, batch []kafka.Message) error {
 		events := make([]message.Status, 0, len(batch))
 		for _, rec := range batch {
 			var st message.Status
@@ -132,11 +148,77 @@ func runAnalytics(ctx context.Context, env *service.Env, w *analytics.Writer, m 
 			}
 			events = append(events, st)
 		}
-		if err := w.Write(ctx, events); err != nil {
+		if err := p.write(pctx, events); err != nil {
 			return err
 		}
-		m.rows.Add(ctx, int64(len(events)))
 		m.lag.Record(ctx, time.Since(batch[0].Time).Seconds())
 		return nil
 	})
+}
+
+// pool gathers the batches of every partition into one insert.
+type pool struct {
+	w      *analytics.Writer
+	m      *metrics
+	max    int
+	linger time.Duration
+	in     chan pooled
+}
+
+type pooled struct {
+	events []message.Status
+	done   chan error
+}
+
+// write hands events to the next insert and returns its result.
+func (p *pool) write(ctx context.Context, events []message.Status) error {
+	req := pooled{events: events, done: make(chan error, 1)}
+	select {
+	case p.in <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *pool) run(ctx context.Context) {
+	for {
+		var reqs []pooled
+		n := 0
+		select {
+		case r := <-p.in:
+			reqs, n = append(reqs, r), len(r.events)
+		case <-ctx.Done():
+			return
+		}
+		timer := time.NewTimer(p.linger)
+	gather:
+		for n < p.max {
+			select {
+			case r := <-p.in:
+				reqs, n = append(reqs, r), n+len(r.events)
+			case <-timer.C:
+				break gather
+			case <-ctx.Done():
+				break gather
+			}
+		}
+		timer.Stop()
+		all := make([]message.Status, 0, n)
+		for _, r := range reqs {
+			all = append(all, r.events...)
+		}
+		err := p.w.Write(ctx, all)
+		if err == nil {
+			p.m.rows.Add(ctx, int64(len(all)))
+		}
+		for _, r := range reqs {
+			r.done <- err
+		}
+	}
 }
