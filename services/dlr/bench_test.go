@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/proto"
 
@@ -18,13 +20,16 @@ import (
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
+func noopMeter() metric.Meter  { return noop.NewMeterProvider().Meter("test") }
+func noopTracer() trace.Tracer { return tracenoop.NewTracerProvider().Tracer("test") }
+
 func benchCorrelator(b *testing.B, db *stateDB) *correlator {
 	b.Helper()
-	m, err := newMetrics(noop.NewMeterProvider().Meter("bench"), db)
+	m, err := newMetrics(noopMeter(), db)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &correlator{dlrTopic: "dlr", outcomes: "outcomes", unmatched: "unmatched", cfg: config.Default().DLR, m: m, tracer: tracenoop.NewTracerProvider().Tracer("bench")}
+	return &correlator{dlrTopic: "dlr", outcomes: "outcomes", unmatched: "unmatched", cfg: config.Default().DLR, m: m, tracer: noopTracer()}
 }
 
 func pair(i int, now int64) (submit, dlr kafka.Message) {
