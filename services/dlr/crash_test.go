@@ -220,8 +220,8 @@ dlr:
 }
 
 // TestClickHouseAway stops ClickHouse (a server of the test's own) while
-// statuses keep coming, then starts it again: the writer catches up and
-// every message is there once.
+// statuses keep coming, restarts the service meanwhile, then starts
+// ClickHouse again: the writer catches up and every message is there once.
 func TestClickHouseAway(t *testing.T) {
 	cfg := testConfig(t)
 	chDir := t.TempDir()
@@ -242,7 +242,7 @@ func TestClickHouseAway(t *testing.T) {
 
 	f := newFeed(t, cfg)
 	recs, want := workload(f, 2000, 2)
-	runDLR(t, cfg)
+	stop := runDLR(t, cfg)
 	half := len(recs) / 2
 	f.send(recs[:half]...)
 	eventually(t, "first rows in ClickHouse", func() (bool, error) {
@@ -257,6 +257,9 @@ func TestClickHouseAway(t *testing.T) {
 	})
 
 	srv.Stop()
+	// The service restarts while ClickHouse is down: correlation goes on.
+	stop()
+	runDLR(t, cfg)
 	f.send(recs[half:]...)
 	waitDrained(t, cfg) // every status is out while ClickHouse is down
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/sluice-sms/sluice/pkg/analytics"
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
@@ -48,17 +50,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 
-	ch := cfg.ClickHouse
-	conn, err := analytics.Open(ctx, ch)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := analytics.Migrate(ctx, conn, ch.Database); err != nil {
-		return err
-	}
-	writer := analytics.NewWriter(conn, ch.Database)
-
 	ids := idFormats{}
 	for _, f := range cfg.DLR.IDFormats {
 		ids[f.Carrier] = f
@@ -84,7 +75,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	stages := []func(context.Context) error{
 		func(ctx context.Context) error { return correlate.run(ctx, env, db, cfg.DLR.SweepInterval, time.Now) },
 		func(ctx context.Context) error { return aggregate.run(ctx, env, db, cfg.DLR.SweepInterval, time.Now) },
-		func(ctx context.Context) error { return runAnalytics(ctx, env, writer, m) },
+		func(ctx context.Context) error { return runAnalytics(ctx, env, m) },
 		newWebhooks(env, m).run,
 	}
 	env.Tel.SetReady(true)
@@ -117,8 +108,28 @@ func runAll(ctx context.Context, stages []func(context.Context) error) error {
 // insert of up to clickhouse.batch_size rows, or what came within
 // clickhouse.flush_interval. While ClickHouse is away the insert is retried
 // and the topic holds the rest.
-func runAnalytics(ctx context.Context, env *service.Env, w *analytics.Writer, m *metrics) error {
+func runAnalytics(ctx context.Context, env *service.Env, m *metrics) error {
 	ch := env.Cfg.ClickHouse
+	// ClickHouse may be away at start too: correlation goes on meanwhile,
+	// and sms.status keeps the events.
+	var conn driver.Conn
+	err := retry(ctx, env, "clickhouse", func() (err error) {
+		if conn, err = analytics.Open(ctx, ch); err != nil {
+			return err
+		}
+		if err = analytics.Migrate(ctx, conn, ch.Database); err != nil {
+			_ = conn.Close()
+		}
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before ClickHouse came
+		}
+		return err
+	}
+	defer conn.Close()
+	w := analytics.NewWriter(conn, ch.Database)
 	// The pool outlives the consumers: on a stop they finish the batches in
 	// hand, which need it.
 	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))

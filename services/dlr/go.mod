@@ -8,6 +8,7 @@ replace (
 )
 
 require (
+	github.com/ClickHouse/clickhouse-go/v2 v2.51.0
 	github.com/cockroachdb/pebble v1.1.5
 	github.com/segmentio/kafka-go v0.4.51
 	github.com/sluice-sms/sluice/pkg v0.0.0
@@ -21,7 +22,6 @@ require (
 
 require (
 	github.com/ClickHouse/ch-go v0.75.0 // indirect
-	github.com/ClickHouse/clickhouse-go/v2 v2.51.0 // indirect
 	github.com/DataDog/zstd v1.4.5 // indirect
 	github.com/andybalholm/brotli v1.2.7 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,18 +50,24 @@ func testConfig(t testing.TB) config.Config {
 	return cfg
 }
 
-// runDLR runs the service in this process until the test ends.
-func runDLR(t testing.TB, cfg config.Config) {
+// runDLR runs the service in this process until stop is called or the
+// test ends.
+func runDLR(t testing.TB, cfg config.Config) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- dlr.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("dlr.Run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("dlr.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // feed publishes records the way the sender does.
@@ -208,22 +215,25 @@ func drained(ctx context.Context, brokers []string, group string, topics ...stri
 	return true, nil
 }
 
-// eventually polls cond until it holds; the test's deadline bounds it.
-func eventually(t *testing.T, what string, cond func() (bool, error)) {
+// eventually polls cond until it holds; errors count as "not yet" (a new
+// topic's partitions may have no leader for a moment) and the last one is
+// reported if it never holds.
+func eventually(t testing.TB, what string, cond func() (bool, error)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
 	defer cancel()
+	var last error
 	for {
 		ok, err := cond()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
+		if ok && err == nil {
 			return
+		}
+		if err != nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("gave up waiting: %s", what)
+			t.Fatalf("gave up waiting: %s (last error: %v)", what, last)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -232,7 +242,7 @@ func eventually(t *testing.T, what string, cond func() (bool, error)) {
 // waitDrained waits until the correlator and the aggregator have handled
 // everything published so far, twice in a row (the correlator's outcomes
 // feed the aggregator).
-func waitDrained(t *testing.T, cfg config.Config) {
+func waitDrained(t testing.TB, cfg config.Config) {
 	t.Helper()
 	p := cfg.Kafka.TopicPrefix
 	eventually(t, "dlr stages drained", func() (bool, error) {
