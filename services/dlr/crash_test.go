@@ -279,3 +279,34 @@ func TestClickHouseAway(t *testing.T) {
 	checkFinals(t, cfg, want)
 	checkClickHouse(t, srv2.Addr(), "sluice", want)
 }
+
+// TestRebalance runs two instances of the service: the second joins
+// mid-stream (partitions move to it, with their state from the changelogs),
+// then the first leaves. Every message still ends once.
+func TestRebalance(t *testing.T) {
+	cfg := testConfig(t)
+	f := newFeed(t, cfg)
+	recs, want := workload(f, 3000, 3)
+	third := len(recs) / 3
+	progress := func(n int) {
+		eventually(t, fmt.Sprintf("%d status events", n), func() (bool, error) {
+			return len(readAll(t.Context(), t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+"sms.status")) >= n, nil
+		})
+	}
+
+	stopA := runDLR(t, cfg)
+	f.send(recs[:third]...)
+	progress(200)
+
+	cfgB := cfg
+	cfgB.DLR.StateDir = t.TempDir()
+	runDLR(t, cfgB)
+	f.send(recs[third : 2*third]...)
+	progress(len(want) / 3)
+
+	stopA()
+	f.send(recs[2*third:]...)
+	waitDrained(t, cfg)
+	checkFinals(t, cfg, want)
+	checkClickHouse(t, cfg.ClickHouse.Addr, cfg.ClickHouse.Database, want)
+}
