@@ -259,11 +259,33 @@ type txn struct {
 	b       *pebble.Batch
 	live    int64
 	changes []kafka.Message
+	// The last row read or written: a step reads a row, then writes it.
+	last struct {
+		key   string
+		value []byte
+		ok    bool
+		valid bool
+	}
 }
 
 func (s *store) begin() *txn { return &txn{s: s, b: s.db.db.NewIndexedBatch()} }
 
 func (t *txn) get(key string) ([]byte, bool, error) {
+	if t.last.valid && t.last.key == key {
+		return t.last.value, t.last.ok, nil
+	}
+	v, ok, err := t.read(key)
+	if err == nil {
+		t.remember(key, v, ok)
+	}
+	return v, ok, err
+}
+
+func (t *txn) remember(key string, value []byte, ok bool) {
+	t.last.key, t.last.value, t.last.ok, t.last.valid = key, value, ok, true
+}
+
+func (t *txn) read(key string) ([]byte, bool, error) {
 	v, closer, err := t.b.Get(t.s.key(rowTag, []byte(key)))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
@@ -307,6 +329,7 @@ func (t *txn) apply(key string, value []byte, deadlineMs int64, live bool) error
 		}
 	}
 	k := t.s.key(rowTag, []byte(key))
+	t.remember(key, value, value != nil)
 	if value == nil {
 		return t.b.Delete(k, nil)
 	}
