@@ -7,6 +7,7 @@ package dlr
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -30,6 +31,10 @@ const (
 
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if d := cfg.DLR; d.Retention <= 0 || d.UnmatchedAfter <= 0 || d.SweepInterval <= 0 || d.WebhookBackoff <= 0 || d.WebhookGiveUp <= 0 || d.WebhookTimeout <= 0 {
+		// A zero retention would end every submit at once.
+		return errors.New("dlr: retention, unmatched_after, sweep_interval and webhook timings must be positive (start from config.Default)")
+	}
 	env, err := service.Start(ctx, "dlr", cfg.DLR.AdminAddr, cfg, log)
 	if err != nil {
 		return err
