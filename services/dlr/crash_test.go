@@ -180,6 +180,12 @@ dlr:
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil { // still running: the test stopped early or this is the last one
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				_ = cmd.Wait()
+			}
+		})
 		return cmd
 	}
 	kill := func(cmd *exec.Cmd) {
@@ -208,11 +214,7 @@ dlr:
 		t.Fatal(err)
 	}
 
-	cmd = start()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
+	start()
 	f.send(recs[2*third:]...)
 	waitDrained(t, cfg)
 	checkFinals(t, cfg, want)
