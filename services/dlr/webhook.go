@@ -154,7 +154,7 @@ func (w *webhooks) runRetries(ctx context.Context) error {
 			for _, rec := range batch {
 				// ctx ends on a stop or a rebalance: the record is not
 				// committed and will be tried again.
-				if err := w.retry(ctx, topic, rec); err != nil {
+				if err := w.redeliver(ctx, topic, rec); err != nil {
 					return err
 				}
 				if err := c.Commit(topic, rec.Offset+1); err != nil {
@@ -166,7 +166,8 @@ func (w *webhooks) runRetries(ctx context.Context) error {
 	})
 }
 
-func (w *webhooks) retry(ctx context.Context, topic string, rec kafka.Message) error {
+// redeliver makes the next attempt of a retry record when it is due.
+func (w *webhooks) redeliver(ctx context.Context, topic string, rec kafka.Message) error {
 	attempt, due := 1, time.Now()
 	for _, h := range rec.Headers {
 		switch h.Key {
