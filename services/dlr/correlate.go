@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/smpp"
 	"github.com/sluice-sms/sluice/pkg/telemetry"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
@@ -40,15 +41,12 @@ func statusOfStat(stat string) (status string, ok bool) {
 	return "", false
 }
 
-// stateNames are the stat names of SMPP's message_state values (TLV 0x0427).
-var stateNames = map[uint32]string{1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
-
 // statusOfDLR reads a receipt's outcome: the message_state TLV when present
 // (SMPP 3.4 makes it authoritative), else the text's stat; the error code is
 // the text's err, else the network_error_code TLV.
 func statusOfDLR(d *sluicepb.RawDLR) (status, code string, ok bool) {
 	stat := d.Stat
-	if name, known := stateNames[d.MessageState]; known {
+	if name, known := smpp.StatOf(uint8(min(d.MessageState, 0xff))); known {
 		stat = name
 	}
 	status, ok = statusOfStat(stat)
