@@ -7,7 +7,8 @@ MODULES  := pkg schemas services/ingest services/router services/sender services
 BIN      := bin
 COMMANDS := services/ingest/cmd/sluice-ingest services/router/cmd/sluice-router \
             services/sender/cmd/sluice-sender services/dlr/cmd/sluice-dlr \
-            tools/cmd/smsc-sim tools/cmd/sluice-loadgen tools/cmd/sluice-devstack
+            tools/cmd/smsc-sim tools/cmd/sluice-loadgen tools/cmd/sluice-devstack \
+            tools/cmd/sluice-stats
 GOTEST   ?= go test -count=1 -timeout 20m
 FUZZTIME ?= 10s
 

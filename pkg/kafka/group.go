@@ -323,6 +323,12 @@ func processWithRetry(ctx context.Context, c *Claim, topic string, batch []Messa
 func retriable(err error) bool {
 	var kerr kgo.Error
 	if errors.As(err, &kerr) {
+		switch kerr {
+		case kgo.UnknownMemberId, kgo.IllegalGeneration, kgo.RebalanceInProgress, kgo.FencedInstanceID:
+			// The member's session expired (a starved or paused process):
+			// it joins again as a new member.
+			return true
+		}
 		return kerr.Temporary()
 	}
 	return true
