@@ -88,6 +88,9 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Tests delete their topics when they end; free the files at once, since
+# thousands of partitions come close to the open-files limit.
+file.delete.delay.ms=1000
 PROPS
   cat >"$dir/log4j2.yaml" <<'LOG'
 Configuration:
