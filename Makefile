@@ -11,7 +11,7 @@ COMMANDS := services/ingest/cmd/sluice-ingest services/router/cmd/sluice-router 
 GOTEST   ?= go test -count=1 -timeout 20m
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit vet fuzz bench demo proto testenv-up testenv-down clean
+.PHONY: all build test unit vet fuzz bench demo proto testenv-up testenv-down clean helm-check images
 
 all: build
 
@@ -29,7 +29,7 @@ test:
 	trap 'tools/testenv/down.sh' EXIT; \
 	tools/testenv/up.sh; \
 	source .testenv/env.sh; \
-	$(MAKE) --no-print-directory vet unit fuzz
+	$(MAKE) --no-print-directory vet unit fuzz helm-check
 
 ## unit: go test in every module, against whatever SLUICE_TEST_* points at (kfake and a local clickhouse-server otherwise)
 unit:
@@ -63,6 +63,12 @@ proto:
 	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	cd schemas && PATH="$$PATH:$$(go env GOPATH)/bin" protoc -I proto --go_out=. \
 		--go_opt=module=github.com/sluice-sms/sluice/schemas proto/sluice/v1/*.proto
+
+## helm-check: render deploy/helm/sluice with Helm's Go SDK (default and non-default values),
+## validate every manifest against the Kubernetes JSON schemas, check its promises
+helm-check:
+	deploy/helm/check/fetch-schemas.sh
+	cd deploy/helm/check && GOWORK=off go vet ./... && GOWORK=off $(GOTEST) ./...
 
 testenv-up:
 	tools/testenv/up.sh
