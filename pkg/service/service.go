@@ -23,6 +23,9 @@ type Env struct {
 	Log      *slog.Logger
 	Tel      *telemetry.Telemetry
 	Producer *kafka.Producer
+	// Lag reports consumer lag on /metrics for the groups that set it in
+	// their kafka.GroupConfig.
+	Lag *kafka.LagMonitor
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -43,6 +46,11 @@ func Start(ctx context.Context, name, adminAddr string, cfg config.Config, log *
 			return nil, err
 		}
 	}
+	lag := kafka.NewLagMonitor(cfg.Kafka.Brokers, log)
+	if _, err := lag.Register(tel.Meter()); err != nil {
+		_ = tel.Shutdown(context.Background())
+		return nil, fmt.Errorf("consumer lag metrics: %w", err)
+	}
 	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	e := &Env{
 		Name:     name,
@@ -50,6 +58,7 @@ func Start(ctx context.Context, name, adminAddr string, cfg config.Config, log *
 		Log:      log,
 		Tel:      tel,
 		Producer: kafka.NewProducer(cfg.Kafka.Brokers, cfg.Kafka.BatchTimeout),
+		Lag:      lag,
 		stop:     stop,
 	}
 	e.wg.Add(1)
