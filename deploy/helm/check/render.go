@@ -9,17 +9,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/cli/values"
-	"helm.sh/helm/v3/pkg/getter"
+	"helm.sh/helm/v3/pkg/engine"
+	helmlint "helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
+	"helm.sh/helm/v3/pkg/strvals"
 	"sigs.k8s.io/yaml"
 )
 
@@ -39,11 +42,13 @@ func (o Object) Name() string {
 }
 
 // Render renders the chart with the given values files and --set values as
-// `helm template` would for that Kubernetes version, and lints it.
+// `helm template` would for that Kubernetes version, and lints it. It uses
+// Helm's template engine and linter directly: the install action would
+// bring kubectl, registries and clients into the build for nothing.
 func Render(chartDir, release, namespace, kubeVersion string, valueFiles, set []string) ([]Object, error) {
-	vals, err := (&values.Options{ValueFiles: valueFiles, Values: set}).MergeValues(getter.Providers{})
+	vals, err := mergeValues(valueFiles, set)
 	if err != nil {
-		return nil, fmt.Errorf("values: %w", err)
+		return nil, err
 	}
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
@@ -53,33 +58,86 @@ func Render(chartDir, release, namespace, kubeVersion string, valueFiles, set []
 	if err != nil {
 		return nil, err
 	}
-	inst := action.NewInstall(&action.Configuration{})
-	inst.DryRun, inst.ClientOnly, inst.Replace = true, true, true
-	inst.ReleaseName, inst.Namespace, inst.KubeVersion = release, namespace, kv
-	rel, err := inst.Run(chrt, vals)
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.KubeVersion = *kv
+	top, err := chartutil.ToRenderValues(chrt, vals, chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}, caps)
+	if err != nil {
+		return nil, fmt.Errorf("values: %w", err)
+	}
+	files, err := engine.Render(chrt, top)
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}
 	// After rendering: lint mode turns the templates' fail into a log line.
-	if err := lint(chartDir, namespace, vals); err != nil {
+	if err := lint(chartDir, namespace, kv, vals); err != nil {
 		return nil, err
 	}
-	return Decode(rel.Manifest)
+	names := make([]string, 0, len(files))
+	for name := range files {
+		base := path.Base(name)
+		if strings.HasPrefix(base, "_") || strings.HasSuffix(base, ".txt") {
+			continue // partials and NOTES.txt
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var out []Object
+	for _, name := range names {
+		objs, err := Decode(files[name])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		for i := range objs {
+			objs[i].Source = name
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
+// mergeValues is helm's -f and --set: files merged in order, then --set.
+func mergeValues(valueFiles, set []string) (map[string]any, error) {
+	vals := map[string]any{}
+	for _, f := range valueFiles {
+		v, err := chartutil.ReadValuesFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("values %s: %w", f, err)
+		}
+		vals = mergeMaps(vals, v)
+	}
+	for _, s := range set {
+		if err := strvals.ParseInto(s, vals); err != nil {
+			return nil, fmt.Errorf("--set %s: %w", s, err)
+		}
+	}
+	return vals, nil
+}
+
+func mergeMaps(a, b map[string]any) map[string]any {
+	out := maps.Clone(a)
+	for k, v := range b {
+		if vm, ok := v.(map[string]any); ok {
+			if am, ok := out[k].(map[string]any); ok {
+				out[k] = mergeMaps(am, vm)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // lint fails on Helm lint's warnings and errors (not its notes, such as a
 // missing icon).
-func lint(chartDir, namespace string, vals map[string]any) error {
-	l := action.NewLint()
-	l.Namespace = namespace
-	res := l.Run([]string{chartDir}, vals)
+func lint(chartDir, namespace string, kv *chartutil.KubeVersion, vals map[string]any) error {
+	res := helmlint.AllWithKubeVersion(chartDir, vals, namespace, kv)
 	var errs []error
 	for _, m := range res.Messages {
 		if m.Severity >= support.WarningSev {
 			errs = append(errs, fmt.Errorf("lint: %s", m))
 		}
 	}
-	return errors.Join(append(errs, res.Errors...)...)
+	return errors.Join(errs...)
 }
 
 // Decode splits a rendered manifest stream into objects.
