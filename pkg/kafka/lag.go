@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,8 +40,9 @@ type LagMonitor struct {
 	client *kgo.Client
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	groups map[string][]string // group → topics
+	mu       sync.Mutex
+	groups   map[string][]string // group → topics
+	prefixes []string            // watch every group whose id starts so
 }
 
 // NewLagMonitor returns a monitor of no group yet.
@@ -64,33 +66,54 @@ func (m *LagMonitor) Watch(group string, topics ...string) {
 	m.groups[group] = slices.Compact(ts)
 }
 
+// WatchPrefix watches every group whose id starts with prefix, found on the
+// broker at each computation, with the topics its members subscribe to and
+// those it has committed offsets on. Services' groups are named
+// <topic prefix>sluice-<service>[-...], so a service watches its own with
+// one call and no code at each group.
+func (m *LagMonitor) WatchPrefix(prefix string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !slices.Contains(m.prefixes, prefix) {
+		m.prefixes = append(m.prefixes, prefix)
+	}
+}
+
 // Lag returns the lag of every partition of every watched group's topics,
 // ordered by group, topic and partition.
 func (m *LagMonitor) Lag(ctx context.Context) ([]PartitionLag, error) {
 	m.mu.Lock()
 	groups := make(map[string][]string, len(m.groups))
-	var topics []string
 	for g, ts := range m.groups {
 		groups[g] = slices.Clone(ts)
+	}
+	prefixes := slices.Clone(m.prefixes)
+	m.mu.Unlock()
+	var errs []error
+	if len(prefixes) > 0 {
+		if err := m.discover(ctx, prefixes, groups); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var topics []string
+	for _, ts := range groups {
 		topics = append(topics, ts...)
 	}
-	m.mu.Unlock()
-	if len(groups) == 0 {
-		return nil, nil
+	if len(topics) == 0 {
+		return nil, errors.Join(errs...)
 	}
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 
 	partitions, err := m.partitions(ctx, topics)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(append(errs, err)...)
 	}
 	ends, err := m.ends(ctx, partitions)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(append(errs, err)...)
 	}
 	var out []PartitionLag
-	var errs []error
 	for g, ts := range groups {
 		req := &kgo.OffsetFetchRequest{GroupID: g, Topics: map[string][]int{}}
 		for _, t := range ts {
@@ -136,6 +159,63 @@ func (m *LagMonitor) Lag(ctx context.Context) ([]PartitionLag, error) {
 		return a.Partition < b.Partition
 	})
 	return out, errors.Join(errs...)
+}
+
+// discover adds to groups the broker's groups named with one of prefixes,
+// with their topics: subscribed by a member, or with a committed offset.
+func (m *LagMonitor) discover(ctx context.Context, prefixes []string, groups map[string][]string) error {
+	list, err := m.client.ListGroups(ctx, &kgo.ListGroupsRequest{})
+	if err == nil {
+		err = list.Error
+	}
+	if err != nil {
+		return fmt.Errorf("list groups: %w", err)
+	}
+	var found []string
+	for _, g := range list.Groups {
+		if _, known := groups[g.GroupID]; known {
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(g.GroupID, p) {
+				found = append(found, g.GroupID)
+				break
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	var errs []error
+	desc, err := m.client.DescribeGroups(ctx, &kgo.DescribeGroupsRequest{GroupIDs: found})
+	if err != nil {
+		return fmt.Errorf("describe groups: %w", err)
+	}
+	for _, g := range desc.Groups {
+		if g.Error != nil {
+			errs = append(errs, fmt.Errorf("describe group %s: %w", g.GroupID, g.Error))
+			continue
+		}
+		for _, mem := range g.Members {
+			groups[g.GroupID] = append(groups[g.GroupID], mem.MemberMetadata.Topics...)
+		}
+	}
+	for _, g := range found {
+		resp, err := m.client.OffsetFetch(ctx, &kgo.OffsetFetchRequest{GroupID: g}) // no topics: all committed
+		if err == nil {
+			err = resp.Error
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("offsets of group %s: %w", g, err))
+			continue
+		}
+		for t := range resp.Topics {
+			groups[g] = append(groups[g], t)
+		}
+		slices.Sort(groups[g])
+		groups[g] = slices.Compact(groups[g])
+	}
+	return errors.Join(errs...)
 }
 
 func (m *LagMonitor) partitions(ctx context.Context, topics []string) (map[string][]int, error) {

@@ -87,6 +87,19 @@ func TestLagMonitor(t *testing.T) {
 		t.Fatalf("Lag =\n%+v\nwant\n%+v", got, want)
 	}
 
+	// Found by prefix, with its committed topics: the same figures; a group
+	// of another prefix is not reported.
+	commit(t, brokers, prefix+"other-group", topic, map[int]int64{0: 1})
+	byPrefix := kafka.NewLagMonitor(brokers, nil)
+	byPrefix.WatchPrefix(prefix + "lag-")
+	got, err = byPrefix.Lag(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Lag by prefix =\n%+v\nwant\n%+v", got, want)
+	}
+
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })

@@ -23,8 +23,9 @@ type Env struct {
 	Log      *slog.Logger
 	Tel      *telemetry.Telemetry
 	Producer *kafka.Producer
-	// Lag reports consumer lag on /metrics for the groups that set it in
-	// their kafka.GroupConfig.
+	// Lag reports the consumer lag of the service's groups (named
+	// <prefix>sluice-<name>...) on /metrics; a group named otherwise can
+	// set it in its kafka.GroupConfig.
 	Lag *kafka.LagMonitor
 
 	stop context.CancelFunc
@@ -47,6 +48,7 @@ func Start(ctx context.Context, name, adminAddr string, cfg config.Config, log *
 		}
 	}
 	lag := kafka.NewLagMonitor(cfg.Kafka.Brokers, log)
+	lag.WatchPrefix(cfg.Kafka.TopicPrefix + "sluice-" + name) // the service's groups, by their names
 	if _, err := lag.Register(tel.Meter()); err != nil {
 		_ = tel.Shutdown(context.Background())
 		return nil, fmt.Errorf("consumer lag metrics: %w", err)
