@@ -288,9 +288,15 @@ func TestChartRefuses(t *testing.T) {
 		{"default replicas above binds", []string{"sender.replicas=7", "sender.autoscaling.enabled=false"}, "exceed the carrier's binds"},
 		{"KEDA maximum above binds", []string{"carriers[0].sender.autoscaling.maxReplicas=7"}, "autoscaling.maxReplicas 7 exceeds the carrier's binds (6)"},
 		{"KEDA minimum above maximum", []string{"carriers[2].sender.autoscaling.minReplicas=3"}, "minReplicas 3 must be between 1 and maxReplicas 2"},
-		{"no binds", []string{"carriers[1].binds=0"}, "binds must be at least 1"},
+		{"no binds", []string{"carriers[1].binds=0"}, "/carriers/1/binds"},
 		{"bad carrier id", []string{"carriers[1].id=Small_Telco"}, `id "Small_Telco" must be lower-case`},
 		{"duplicate carrier", []string{"carriers[1].id=big-telco"}, `id "big-telco" appears twice`},
+		// values.schema.json
+		{"binds not a number", []string{"carriers[1].binds=four"}, "binds"},
+		{"carrier without a host", []string{"carriers[2].host="}, "host"},
+		{"API-key hash not hex SHA-256", []string{"tenants[0].apiKeySHA256[0]=secret-key"}, "apiKeySHA256"},
+		{"misspelt setting", []string{"sender.replica=2"}, "replica"},
+		{"carriers under config", []string{"config.carriers[0].id=x"}, "config"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
