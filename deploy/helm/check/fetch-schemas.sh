@@ -10,6 +10,7 @@ for v in "${KUBE_VERSIONS[@]}"; do
 	[[ -f $dest/v$v-local-strict/_definitions.json ]] || missing=1
 done
 ((missing)) || exit 0
+python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -q python3-pip >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 -m pip download --quiet --no-deps --dest "$tmp" "kubernetes-validate==$VERSION"
