@@ -55,7 +55,7 @@ bench:
 
 ## demo: a sample campaign through all four services on embedded defaults
 demo:
-	cd tools && go run ./cmd/sluice-devstack -demo $(if $(N),-messages $(N))
+	cd tools && go run ./cmd/sluice-devstack -demo -data $(CURDIR)/.devstack $(if $(N),-messages $(N))
 
 ## proto: regenerate schemas/sluicepb from schemas/proto
 proto:
@@ -64,7 +64,7 @@ proto:
 	cd schemas && PATH="$$PATH:$$(go env GOPATH)/bin" protoc -I proto --go_out=. \
 		--go_opt=module=github.com/sluice-sms/sluice/schemas proto/sluice/v1/*.proto
 
-## helm-check: render deploy/helm/sluice with Helm's Go SDK (default and non-default values),
+## helm-check: render deploy/helm/sluice with Helm's Go packages (default and non-default values),
 ## validate every manifest against the Kubernetes JSON schemas, check its promises
 helm-check:
 	deploy/helm/check/fetch-schemas.sh
