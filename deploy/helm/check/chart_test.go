@@ -187,6 +187,19 @@ func checkServices(t *testing.T, r rendered, senders map[string]int) {
 				t.Errorf("%s: %s on %q, want %s on the admin port", name, probe, got, path)
 			}
 		}
+		// The root filesystem is read-only: the DLR service's state store
+		// needs its own writable volume, named by the state_dir override.
+		if component == "dlr" {
+			mounts := map[string]bool{}
+			for _, m := range dig[[]any](c, "volumeMounts") {
+				if ro, _ := m.(map[string]any)["readOnly"].(bool); !ro {
+					mounts[m.(map[string]any)["mountPath"].(string)] = true
+				}
+			}
+			if dir := envValue(c, "SLUICE_DLR_STATE_DIR"); dir == "" || !mounts[dir] {
+				t.Errorf("%s: state dir %q is not a writable volume (mounts %v)", name, dir, mounts)
+			}
+		}
 		if _, ok := r.by["PodDisruptionBudget/"+name]; !ok && component == "sender" {
 			t.Errorf("%s: no PodDisruptionBudget", name)
 		}

@@ -143,6 +143,10 @@ spec:
         - name: SLUICE_SENDER_CARRIERS
           value: {{ . | quote }}
         {{- end }}
+        {{- if .v.stateVolume }}
+        - name: SLUICE_DLR_STATE_DIR
+          value: /var/lib/sluice/dlr
+        {{- end }}
         {{- range $k, $val := $ctx.Values.env }}
         - name: {{ $k }}
           value: {{ $val | toString | quote }}
@@ -179,6 +183,10 @@ spec:
           readOnly: true
         - name: tmp
           mountPath: /tmp
+        {{- if .v.stateVolume }}
+        - name: state
+          mountPath: /var/lib/sluice/dlr
+        {{- end }}
   volumes:
     - name: config
       configMap:
@@ -186,6 +194,11 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- with .v.stateVolume }}
+    - name: state
+      emptyDir:
+        {{- toYaml . | nindent 8 }}
+    {{- end }}
   {{- with .v.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
