@@ -46,8 +46,9 @@ app.kubernetes.io/part-of: sluice
 {{- end -}}
 
 {{/*
-sluice.yaml: .Values.config with the chart's listen addresses, and the
-tenants and carriers whose secrets are ${VAR} references into the Secret.
+sluice.yaml: .Values.config (any section, e.g. dlr.retention) with the
+chart's listen addresses over it, and the tenants and carriers whose secrets
+are ${VAR} references into the Secret.
 */}}
 {{- define "sluice.config" -}}
 {{- $c := deepCopy .Values.config -}}
@@ -55,9 +56,9 @@ tenants and carriers whose secrets are ${VAR} references into the Secret.
 {{- $_ := set $ch "password" "${CLICKHOUSE_PASSWORD}" -}}
 {{- $_ = set $c "clickhouse" $ch -}}
 {{- $_ = set $c "ingest" (merge (dict "admin_addr" ":9101" "http_addr" ":8080") (deepCopy (.Values.config.ingest | default dict))) -}}
-{{- $_ = set $c "router" (dict "admin_addr" ":9102") -}}
-{{- $_ = set $c "sender" (dict "admin_addr" ":9103") -}}
-{{- $_ = set $c "dlr" (dict "admin_addr" ":9104") -}}
+{{- $_ = set $c "router" (merge (dict "admin_addr" ":9102") (deepCopy (.Values.config.router | default dict))) -}}
+{{- $_ = set $c "sender" (merge (dict "admin_addr" ":9103") (deepCopy (.Values.config.sender | default dict))) -}}
+{{- $_ = set $c "dlr" (merge (dict "admin_addr" ":9104") (deepCopy (.Values.config.dlr | default dict))) -}}
 {{- $tenants := list -}}
 {{- range .Values.tenants -}}
 {{- $t := omit . "apiKeySHA256" -}}
