@@ -387,3 +387,31 @@ func dig[T any](m map[string]any, keys ...string) T {
 	v, _ := cur.(T)
 	return v
 }
+
+// TestWebhookSecret: a tenant's webhook HMAC key goes into the Secret and
+// the ConfigMap only refers to it.
+func TestWebhookSecret(t *testing.T) {
+	objs, err := Render(chartDir, "sluice", "sms", kubeVersions[0], []string{"testdata/values-prod.yaml"},
+		[]string{"secrets.existingSecret=", "tenants[1].webhookSecret=hmac-key-of-globex"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yml, secret string
+	for _, o := range objs {
+		switch o.Kind() {
+		case "ConfigMap":
+			yml = dig[string](o.Raw, "data", "sluice.yaml")
+		case "Secret":
+			secret = dig[string](o.Raw, "data", "TENANT_GLOBEX_CORP_WEBHOOK_SECRET")
+		}
+	}
+	if !strings.Contains(yml, "webhook_secret: ${TENANT_GLOBEX_CORP_WEBHOOK_SECRET}") || strings.Contains(yml, "hmac-key-of-globex") {
+		t.Errorf("ConfigMap does not refer to the webhook secret, or holds it:\n%s", yml)
+	}
+	if got, _ := base64.StdEncoding.DecodeString(secret); string(got) != "hmac-key-of-globex" {
+		t.Errorf("Secret's TENANT_GLOBEX_CORP_WEBHOOK_SECRET = %q", got)
+	}
+	if strings.Count(yml, "webhook_secret") != 1 {
+		t.Errorf("webhook_secret for a tenant without one:\n%s", yml)
+	}
+}

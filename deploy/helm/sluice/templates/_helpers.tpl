@@ -61,13 +61,16 @@ are ${VAR} references into the Secret.
 {{- $_ = set $c "dlr" (merge (dict "admin_addr" ":9104") (deepCopy (.Values.config.dlr | default dict))) -}}
 {{- $tenants := list -}}
 {{- range .Values.tenants -}}
-{{- $t := omit . "apiKeySHA256" -}}
+{{- $t := omit . "apiKeySHA256" "webhookSecret" -}}
 {{- $keys := list -}}
 {{- $tid := include "sluice.envName" .id -}}
 {{- range $i, $_ := .apiKeySHA256 -}}
 {{- $keys = append $keys (printf "${TENANT_%s_API_KEY_%d}" $tid $i) -}}
 {{- end -}}
 {{- $_ := set $t "api_key_sha256" $keys -}}
+{{- if .webhookSecret -}}
+{{- $_ := set $t "webhook_secret" (printf "${TENANT_%s_WEBHOOK_SECRET}" $tid) -}}
+{{- end -}}
 {{- $tenants = append $tenants $t -}}
 {{- end -}}
 {{- $_ = set $c "tenants" $tenants -}}
@@ -91,6 +94,9 @@ CLICKHOUSE_PASSWORD: {{ .Values.secrets.clickhousePassword | default "" | b64enc
 {{- $tid := include "sluice.envName" .id }}
 {{- range $i, $h := .apiKeySHA256 }}
 {{ printf "TENANT_%s_API_KEY_%d" $tid $i }}: {{ $h | b64enc | quote }}
+{{- end }}
+{{- with .webhookSecret }}
+{{ printf "TENANT_%s_WEBHOOK_SECRET" $tid }}: {{ . | b64enc | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}
