@@ -74,18 +74,23 @@ IMAGE_REGISTRY  ?= ghcr.io/sluice-sms
 IMAGE_TAG       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMAGE_PLATFORMS ?= linux/amd64
 comma := ,
+space := $(subst ,, )
 
-## images: an OCI image archive per service, bin/images/sluice-<service>.tar, built
-## without a container engine (static binaries on an empty base, non-root)
+## images: an OCI image archive per service (and the carrier simulator),
+## bin/images/<name>.tar, built without a container engine (static binaries on an
+## empty base, non-root)
+IMAGE_COMMANDS := services/ingest/cmd/sluice-ingest services/router/cmd/sluice-router \
+                  services/sender/cmd/sluice-sender services/dlr/cmd/sluice-dlr tools/cmd/smsc-sim
 images:
 	@for p in $(subst $(comma), ,$(IMAGE_PLATFORMS)); do \
-		for s in ingest router sender dlr; do \
-			echo "go build sluice-$$s for $$p"; \
-			(cd services/$$s && CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags='-s -w' \
-				-o $(CURDIR)/$(BIN)/images/$${p/\//_}/sluice-$$s ./cmd/sluice-$$s); \
+		for c in $(IMAGE_COMMANDS); do \
+			name=$${c##*/}; echo "go build $$name for $$p"; \
+			(cd $${c%%/cmd/*} && CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags='-s -w' \
+				-o $(CURDIR)/$(BIN)/images/$${p/\//_}/$$name ./cmd/$$name); \
 		done; \
 	done
 	cd deploy/images && GOWORK=off go run ./cmd/sluice-image -bin $(CURDIR)/$(BIN)/images -out $(CURDIR)/$(BIN)/images \
+		-names $(subst $(space),$(comma),$(notdir $(IMAGE_COMMANDS))) \
 		-registry $(IMAGE_REGISTRY) -tag $(IMAGE_TAG) -platforms $(IMAGE_PLATFORMS) \
 		-version $(IMAGE_TAG) -revision $$(git rev-parse HEAD 2>/dev/null || echo unknown)
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/sluice-sms/sluice/pkg/config"
 )
 
@@ -87,6 +89,7 @@ func TestChart(t *testing.T) {
 		hpas    []string
 		keda    map[string]int // carrier → maxReplicaCount
 		rules   bool
+		sim     bool // the development simulator
 	}{
 		{name: "defaults", hpas: []string{"sluice-dlr", "sluice-router"}},
 		{
@@ -95,6 +98,7 @@ func TestChart(t *testing.T) {
 			senders: map[string]int{"sim-a": -1, "sim-b": 2},
 			keda:    map[string]int{"sim-a": 4},
 			rules:   true,
+			sim:     true,
 		},
 		{
 			name:    "production",
@@ -120,7 +124,10 @@ func TestChart(t *testing.T) {
 					}
 					r.by[o.Kind()+"/"+o.Name()] = o
 				}
-				checkServices(t, r, tc.senders)
+				checkServices(t, r, tc.senders, tc.sim)
+				if tc.sim {
+					checkSimulator(t, r)
+				}
 				if got := r.names("HorizontalPodAutoscaler"); !slices.Equal(got, tc.hpas) {
 					t.Errorf("HPAs %v, want %v", got, tc.hpas)
 				}
@@ -147,11 +154,14 @@ func TestChart(t *testing.T) {
 
 // checkServices: a Deployment per service and per carrier's sender, each
 // with the promised probes and security settings; senders capped by binds.
-func checkServices(t *testing.T, r rendered, senders map[string]int) {
+func checkServices(t *testing.T, r rendered, senders map[string]int, sim bool) {
 	t.Helper()
 	want := []string{"sluice-dlr", "sluice-ingest", "sluice-router"}
 	for c := range senders {
 		want = append(want, "sluice-sender-"+c)
+	}
+	if sim {
+		want = append(want, "sluice-smsc-sim")
 	}
 	slices.Sort(want)
 	if got := r.names("Deployment"); !slices.Equal(got, want) {
@@ -172,6 +182,9 @@ func checkServices(t *testing.T, r rendered, senders map[string]int) {
 		c := cs[0].(map[string]any)
 		if !dig[bool](c, "securityContext", "readOnlyRootFilesystem") || dig[bool](c, "securityContext", "allowPrivilegeEscalation") {
 			t.Errorf("%s: root filesystem writable or privilege escalation allowed", name)
+		}
+		if component == "smsc" {
+			continue // the simulator: checked by checkSimulator
 		}
 		var admin float64
 		for _, p := range dig[[]any](c, "ports") {
@@ -219,6 +232,58 @@ func checkServices(t *testing.T, r rendered, senders map[string]int) {
 		}
 		if got := dig[float64](d.Raw, "spec", "strategy", "rollingUpdate", "maxSurge"); got != 0 {
 			t.Errorf("%s: rollout surges by %v pods above the bind cap", name, got)
+		}
+	}
+}
+
+// checkSimulator: the development simulator listens on every carrier's
+// port behind the Service the carriers' host names, and accepts the
+// carrier's credentials within its limits.
+func checkSimulator(t *testing.T, r rendered) {
+	t.Helper()
+	var vals struct {
+		Carriers []struct {
+			ID       string `json:"id"`
+			Host     string `json:"host"`
+			Port     int    `json:"port"`
+			Password string `json:"password"`
+			Binds    int    `json:"binds"`
+		} `json:"carriers"`
+	}
+	data, err := os.ReadFile(chartDir + "/values-dev.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &vals); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(dig[string](r.get(t, "Secret", "sluice-smsc-sim").Raw, "data", "smsc-sim.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sim struct {
+		Carriers []struct {
+			ID       string `json:"id"`
+			Addr     string `json:"addr"`
+			Password string `json:"password"`
+			MaxBinds int    `json:"max_binds"`
+		} `json:"carriers"`
+	}
+	if err := yaml.Unmarshal(raw, &sim); err != nil {
+		t.Fatal(err)
+	}
+	svc := r.get(t, "Service", "smsc-sim")
+	ports := map[float64]bool{}
+	for _, p := range dig[[]any](svc.Raw, "spec", "ports") {
+		ports[p.(map[string]any)["port"].(float64)] = true
+	}
+	if len(sim.Carriers) != len(vals.Carriers) {
+		t.Fatalf("simulator has %d carriers, values %d", len(sim.Carriers), len(vals.Carriers))
+	}
+	for i, c := range vals.Carriers {
+		s := sim.Carriers[i]
+		if c.Host != "smsc-sim" || s.ID != c.ID || s.Addr != fmt.Sprintf(":%d", c.Port) || s.Password != c.Password || s.MaxBinds != c.Binds || !ports[float64(c.Port)] {
+			t.Errorf("carrier %s: simulator %+v, Service ports %v", c.ID, s, ports)
 		}
 	}
 }
@@ -310,6 +375,7 @@ func TestChartRefuses(t *testing.T) {
 		{"API-key hash not hex SHA-256", []string{"tenants[0].apiKeySHA256[0]=secret-key"}, "apiKeySHA256"},
 		{"misspelt setting", []string{"sender.replica=2"}, "replica"},
 		{"carriers under config", []string{"config.carriers[0].id=x"}, "config"},
+		{"simulator without passwords", []string{"devSimulator.enabled=true"}, "devSimulator: carrier big-telco needs its password"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
