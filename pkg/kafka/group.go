@@ -23,6 +23,8 @@ type GroupConfig struct {
 	// every topic is assigned to the same member and handled by one Claim.
 	Topics []string
 	Logger *slog.Logger
+	// Lag, when set, reports the group's consumer lag (see LagMonitor).
+	Lag *LagMonitor
 }
 
 // Claim is one partition number held by this member for one generation of the
@@ -120,6 +122,9 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.Lag != nil {
+		cfg.Lag.Watch(cfg.Group, cfg.Topics...)
 	}
 	cg, err := kgo.NewConsumerGroup(kgo.ConsumerGroupConfig{
 		ID:      cfg.Group,
