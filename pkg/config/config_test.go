@@ -57,6 +57,17 @@ func TestParseSample(t *testing.T) {
 	}
 }
 
+func TestCarrierDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, retry_delay: 5s, long_messages: sar}]"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Carriers[0].WithDefaults()
+	if got.RespTimeout != 10*time.Second || got.RetryAttempts != 4 || got.RetryDelay != 5*time.Second || got.LongMessages != LongSAR {
+		t.Errorf("carrier with defaults = %+v", got)
+	}
+}
+
 func TestEnvOverrides(t *testing.T) {
 	cfg, err := Parse([]byte(sample), env(map[string]string{
 		"SIM_A_PASSWORD":               "x",
@@ -94,6 +105,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad api key hash", strings.Replace(sample, "9f86d08", "zz86d08", 1), secret, "not a hex SHA-256"},
 		{"duplicate tenant", "tenants: [{id: a}, {id: a}]", nil, `"a" is declared twice`},
 		{"carrier id with dot", "carriers: [{id: a.b, host: h, port: 1, binds: 1, tps: 1, window: 1}]", nil, "may not contain"},
+		{"unknown long_messages", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, long_messages: udp}]", nil, `long_messages "udp"`},
+		{"negative retry_attempts", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, retry_attempts: -1}]", nil, "must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
