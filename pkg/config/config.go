@@ -99,7 +99,15 @@ type Carrier struct {
 	RetryAttempts int           `yaml:"retry_attempts"` // submits of a message refused with a retry-later status, in all; default 4
 	RetryDelay    time.Duration `yaml:"retry_delay"`    // before the first retry, doubling each time up to 10m; default 30s
 	LongMessages  string        `yaml:"long_messages"`  // how long texts go out: udh (default), sar or payload
+	ReceiptIDs    string        `yaml:"receipt_ids"`    // how receipts quote the submit_sm_resp id: same (default), decimal (resp in hex) or hex (resp in decimal)
 }
+
+// Receipt id formats of a carrier, relative to its submit_sm_resp ids.
+const (
+	ReceiptIDsSame    = "same"
+	ReceiptIDsDecimal = "decimal"
+	ReceiptIDsHex     = "hex"
+)
 
 // Long-message modes of a carrier.
 const (
@@ -121,6 +129,9 @@ func (c Carrier) WithDefaults() Carrier {
 	}
 	if c.LongMessages == "" {
 		c.LongMessages = LongUDH
+	}
+	if c.ReceiptIDs == "" {
+		c.ReceiptIDs = ReceiptIDsSame
 	}
 	return c
 }

@@ -68,6 +68,11 @@ func (c Config) Validate() error {
 		default:
 			add("carriers[%d] (%s): long_messages %q: want udh, sar or payload", i, cr.ID, cr.LongMessages)
 		}
+		switch cr.ReceiptIDs {
+		case "", ReceiptIDsSame, ReceiptIDsDecimal, ReceiptIDsHex:
+		default:
+			add("carriers[%d] (%s): receipt_ids %q: want same, decimal or hex", i, cr.ID, cr.ReceiptIDs)
+		}
 	}
 
 	for i, r := range c.Routes {
