@@ -19,8 +19,12 @@ const (
 
 // pacer paces one bind slot at its share of the carrier's TPS, slowed down
 // after the carrier says it is throttling. Its token bucket holds one token,
-// so no one-second window ever sees more than rate+1 parts.
+// so no one-second window ever sees more than rate+1 parts. Callers wait one
+// at a time (gate): a waiter reserves its token only when its turn comes, so
+// a process that stalls (GC, a busy machine) does not wake up holding a
+// queue of already-due reservations and send them in one burst.
 type pacer struct {
+	gate sync.Mutex
 	mu   sync.Mutex
 	full rate.Limit
 	lim  *rate.Limiter
@@ -36,6 +40,8 @@ func newPacer(perSecond float64, now func() time.Time) *pacer {
 
 // wait blocks until the slot may send one more part.
 func (p *pacer) wait(ctx context.Context) error {
+	p.gate.Lock()
+	defer p.gate.Unlock()
 	p.mu.Lock()
 	now := p.now()
 	if r := p.rateAt(now); r != p.lim.Limit() {
