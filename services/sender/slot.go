@@ -33,6 +33,10 @@ const (
 	drainTimeout  = 5 * time.Second
 	unbindTimeout = 2 * time.Second
 	healthEvery   = 10 * time.Second
+	// publishAhead bounds a slot's messages whose submits are answered and
+	// whose results are being written to Kafka. With the window, it bounds
+	// what a crash can leave answered but unrecorded, hence resent.
+	publishAhead  = 256
 	maxRetryDelay = 10 * time.Minute
 )
 
@@ -87,7 +91,11 @@ func (s *slot) run(ctx context.Context) error {
 	records := s.fetch(ctx)
 
 	var inflight sync.WaitGroup
-	window := make(chan struct{}, s.carrier.Window)
+	// A message holds a submit ticket (window of them) while its segments are
+	// submitted, then a publish ticket while its results are written to
+	// Kafka, so that Kafka's latency does not stall the SMPP window.
+	submitting := make(chan struct{}, s.carrier.Window)
+	publishing := make(chan struct{}, publishAhead)
 	commitTick := time.NewTicker(commitInterval)
 	defer commitTick.Stop()
 	var committed [laneCount]int64
@@ -125,14 +133,15 @@ loop:
 			}
 		}
 		select {
-		case window <- struct{}{}:
+		case submitting <- struct{}{}:
 		case <-ctx.Done():
 			break loop
 		}
 		trackers[lr.lane].start(lr.rec.Offset)
 		inflight.Go(func() {
-			defer func() { <-window }()
-			if err := s.deliver(work, lr); err != nil {
+			tk := &ticket{submitting: submitting, publishing: publishing}
+			defer tk.release()
+			if err := s.deliver(work, lr, tk); err != nil {
 				// Not finished: the record stays uncommitted and is replayed.
 				s.log.Error("message left for replay", "topic", lr.rec.Topic, "offset", lr.rec.Offset, "err", err)
 				return
@@ -221,7 +230,7 @@ type outcome struct {
 
 // deliver submits the segments of one message and publishes what happened.
 // It returns an error only when the message must be replayed.
-func (s *slot) deliver(ctx context.Context, lr laneRecord) error {
+func (s *slot) deliver(ctx context.Context, lr laneRecord, tk *ticket) error {
 	var m sluicepb.Message
 	if err := proto.Unmarshal(lr.rec.Value, &m); err != nil {
 		// Nothing can be sent or reported without the message: skip it, loudly.
@@ -236,11 +245,11 @@ func (s *slot) deliver(ctx context.Context, lr laneRecord) error {
 
 	now := s.env.now()
 	if m.ExpiresAtMs > 0 && now.UnixMilli() > m.ExpiresAtMs {
-		return s.record(ctx, &m, nil, lr.from, s.finals(&m, lr.from, nil, message.StatusExpired, "", now))
+		return s.record(ctx, tk, &m, nil, lr.from, s.finals(&m, lr.from, nil, message.StatusExpired, "", now))
 	}
 	sms, parts, err := buildSubmits(&m, s.carrier.LongMessages)
 	if err != nil {
-		return s.record(ctx, &m, nil, lr.from, s.finals(&m, lr.from, nil, message.StatusFailed, "invalid_text", now))
+		return s.record(ctx, tk, &m, nil, lr.from, s.finals(&m, lr.from, nil, message.StatusFailed, "invalid_text", now))
 	}
 	m.Segments = uint32(len(sms))
 	var results []*sluicepb.SubmitResult
@@ -264,14 +273,39 @@ func (s *slot) deliver(ctx context.Context, lr laneRecord) error {
 				return err
 			}
 			s.env.m.retries.Add(ctx, 1, s.carrierAttr())
-			return s.record(ctx, &m, results, lr.from, []kafka.Message{rec})
+			return s.record(ctx, tk, &m, results, lr.from, []kafka.Message{rec})
 		case out.retry:
 			out.final, out.code = message.StatusFailed, errorCode(out.status)
 		}
 		// The remaining segments are not sent; the message ends here.
-		return s.record(ctx, &m, results, lr.from, s.finals(&m, i, results, out.final, out.code, s.env.now()))
+		return s.record(ctx, tk, &m, results, lr.from, s.finals(&m, i, results, out.final, out.code, s.env.now()))
 	}
-	return s.record(ctx, &m, results, lr.from, nil)
+	return s.record(ctx, tk, &m, results, lr.from, nil)
+}
+
+// ticket is a message's place in its slot's pipeline: first among the
+// messages being submitted, then among those being published.
+type ticket struct {
+	submitting, publishing chan struct{}
+	published              bool
+}
+
+// toPublish trades the submit ticket for a publish ticket, waiting for one.
+func (t *ticket) toPublish() {
+	if t.published {
+		return
+	}
+	t.publishing <- struct{}{}
+	<-t.submitting
+	t.published = true
+}
+
+func (t *ticket) release() {
+	if t.published {
+		<-t.publishing
+	} else {
+		<-t.submitting
+	}
 }
 
 // submit sends one segment until it has an answer that ends its story. An
@@ -429,7 +463,8 @@ func (s *slot) finals(m *sluicepb.Message, from int, results []*sluicepb.SubmitR
 // record publishes, in one produce call, the results of the segments the SMSC
 // accepted (to correlate with DLRs), the submitted status when this run sent
 // the first segment, and tail: final outcomes or a retry record.
-func (s *slot) record(ctx context.Context, m *sluicepb.Message, results []*sluicepb.SubmitResult, from int, tail []kafka.Message) error {
+func (s *slot) record(ctx context.Context, tk *ticket, m *sluicepb.Message, results []*sluicepb.SubmitResult, from int, tail []kafka.Message) error {
+	tk.toPublish()
 	var out []kafka.Message
 	for _, r := range results {
 		v, err := proto.Marshal(r)

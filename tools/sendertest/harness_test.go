@@ -30,7 +30,7 @@ const safety = 50 * time.Second
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	brokers  []string
 	cfg      config.Config
@@ -41,7 +41,7 @@ type harness struct {
 // newHarness starts the simulated carriers and a sluice config whose carriers
 // point at them: binds, tps and window from the simulator's max_binds, tps
 // (or the values given in carriers) and 10.
-func newHarness(t *testing.T, sims []smscsim.CarrierConfig, carriers []config.Carrier) *harness {
+func newHarness(t testing.TB, sims []smscsim.CarrierConfig, carriers []config.Carrier) *harness {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), safety)
 	t.Cleanup(cancel)
