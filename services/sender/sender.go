@@ -107,31 +107,52 @@ func runCarrier(ctx context.Context, cfg config.Config, c config.Carrier, ce *ca
 	lanes[laneOTP] = schemas.OutboundTopic(prefix, c.ID, schemas.LaneOTP)
 	lanes[laneRetry] = schemas.OutboundTopic(prefix, c.ID, schemas.LaneRetry)
 	lanes[laneBulk] = schemas.OutboundTopic(prefix, c.ID, schemas.LaneBulk)
-	return kafka.RunGroup(ctx, kafka.GroupConfig{
+	group := kafka.GroupConfig{
 		Brokers: cfg.Kafka.Brokers,
 		Group:   prefix + GroupPrefix + c.ID,
 		Topics:  lanes[:],
 		Logger:  log,
-	}, func(ctx context.Context, claim *kafka.Claim) error {
-		slog := log.With("slot", claim.Partition)
-		s := &slot{
-			carrier: c,
-			claim:   claim,
-			lanes:   lanes,
-			env:     ce,
-			pace:    newPacer(float64(c.TPS)/float64(c.Binds), ce.now),
-			log:     slog,
+	}
+	// A sender must outlive its group's troubles (a coordinator moving, a
+	// join refused during a rebalance): its slots simply wait, their backlog
+	// in Kafka, until it is back in the group.
+	for {
+		err := kafka.RunGroup(ctx, group, func(ctx context.Context, claim *kafka.Claim) error { return serveSlot(ctx, c, lanes, claim, ce, log) })
+		if ctx.Err() != nil {
+			return nil
 		}
-		attrs := metric.WithAttributes(attribute.String("carrier", c.ID))
-		s.binder = newBinder(clientConfig(c, ce, slog), slog, ce.now, func(up bool) {
-			if up {
-				ce.m.binds.Add(context.Background(), 1, attrs)
-			} else {
-				ce.m.binds.Add(context.Background(), -1, attrs)
-			}
-		})
-		return s.run(ctx)
+		log.Error("consumer group failed; rejoining", "group", group.Group, "retry_in", groupRetry.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(groupRetry):
+		}
+	}
+}
+
+// groupRetry is the wait before rejoining a carrier's group after it failed.
+const groupRetry = time.Second
+
+// serveSlot runs one bind slot for as long as this replica holds it.
+func serveSlot(ctx context.Context, c config.Carrier, lanes [laneCount]string, claim *kafka.Claim, ce *carrierEnv, log *slog.Logger) error {
+	slog := log.With("slot", claim.Partition)
+	s := &slot{
+		carrier: c,
+		claim:   claim,
+		lanes:   lanes,
+		env:     ce,
+		pace:    newPacer(float64(c.TPS)/float64(c.Binds), ce.now),
+		log:     slog,
+	}
+	attrs := metric.WithAttributes(attribute.String("carrier", c.ID))
+	s.binder = newBinder(clientConfig(c, ce, slog), slog, ce.now, func(up bool) {
+		if up {
+			ce.m.binds.Add(context.Background(), 1, attrs)
+		} else {
+			ce.m.binds.Add(context.Background(), -1, attrs)
+		}
 	})
+	return s.run(ctx)
 }
 
 func clientConfig(c config.Carrier, ce *carrierEnv, log *slog.Logger) smpp.ClientConfig {

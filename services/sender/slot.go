@@ -119,8 +119,18 @@ func (s *slot) run(ctx context.Context) error {
 	defer stopDrain()
 loop:
 	for {
+		// A submit ticket first, then the most urgent record waiting at that
+		// moment; commits go on all along, even when the window stays full.
+		select {
+		case submitting <- struct{}{}:
+		case <-commitTick.C:
+			commit()
+			continue
+		case <-ctx.Done():
+			break loop
+		}
 		lr, ok := next(records)
-		if !ok {
+		for !ok {
 			select {
 			case lr = <-records[laneOTP]:
 			case lr = <-records[laneRetry]:
@@ -129,13 +139,10 @@ loop:
 				commit()
 				continue
 			case <-ctx.Done():
+				<-submitting
 				break loop
 			}
-		}
-		select {
-		case submitting <- struct{}{}:
-		case <-ctx.Done():
-			break loop
+			ok = true
 		}
 		trackers[lr.lane].start(lr.rec.Offset)
 		inflight.Go(func() {
@@ -149,9 +156,19 @@ loop:
 			trackers[lr.lane].finish(lr.rec.Offset)
 		})
 	}
-	inflight.Wait()
-	commit()
-	return nil
+	// Keep committing while the last submits are answered, so that a rebalance
+	// that ends the generation meanwhile replays as little as possible.
+	drained := make(chan struct{})
+	go func() { inflight.Wait(); close(drained) }()
+	for {
+		select {
+		case <-commitTick.C:
+			commit()
+		case <-drained:
+			commit()
+			return nil
+		}
+	}
 }
 
 // next takes a waiting record from the most urgent lane that has one.
