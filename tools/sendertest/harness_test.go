@@ -74,8 +74,13 @@ func newHarness(t testing.TB, sims []smscsim.CarrierConfig, carriers []config.Ca
 	if err := h.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := service.CreateTopics(ctx, h.cfg); err != nil {
-		t.Fatal(err)
+	// A busy shared broker sometimes answers "not available" for a moment.
+	for err := service.CreateTopics(ctx, h.cfg); err != nil; err = service.CreateTopics(ctx, h.cfg) {
+		select {
+		case <-ctx.Done():
+			t.Fatal(err)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	h.producer = kafka.NewProducer(h.brokers, 5*time.Millisecond)
 	t.Cleanup(func() { _ = h.producer.Close() })
