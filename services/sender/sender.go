@@ -142,6 +142,7 @@ func serveSlot(ctx context.Context, c config.Carrier, lanes [laneCount]string, c
 		lanes:   lanes,
 		env:     ce,
 		pace:    newPacer(float64(c.TPS)/float64(c.Binds), ce.now),
+		attrs:   newSlotAttrs(c.ID),
 		log:     slog,
 	}
 	attrs := metric.WithAttributes(attribute.String("carrier", c.ID))

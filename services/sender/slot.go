@@ -57,6 +57,7 @@ type slot struct {
 	env     *carrierEnv
 	pace    *pacer
 	binder  *binder
+	attrs   slotAttrs
 	log     *slog.Logger
 }
 
@@ -424,12 +425,31 @@ func laneName(p sluicepb.Priority) string {
 	return "transactional"
 }
 
-func (s *slot) carrierAttr() metric.MeasurementOption {
-	return metric.WithAttributes(attribute.String("carrier", s.carrier.ID))
-}
+func (s *slot) carrierAttr() metric.MeasurementOption { return s.attrs.carrier }
 
 func (s *slot) resultAttrs(result, lane string) metric.AddOption {
-	return metric.WithAttributes(attribute.String("carrier", s.carrier.ID), attribute.String("result", result), attribute.String("lane", lane))
+	return s.attrs.results[result+"/"+lane]
+}
+
+// slotAttrs are a slot's metric attributes, built once: building an
+// attribute set costs more than the measurement.
+type slotAttrs struct {
+	carrier metric.MeasurementOption
+	results map[string]metric.AddOption // by "result/lane"
+}
+
+func newSlotAttrs(carrier string) slotAttrs {
+	a := slotAttrs{
+		carrier: metric.WithAttributes(attribute.String("carrier", carrier)),
+		results: map[string]metric.AddOption{},
+	}
+	for _, result := range []string{"ok", "rejected", "retry_later", "outcome_unknown"} {
+		for _, lane := range []string{"otp", "transactional", "marketing"} {
+			a.results[result+"/"+lane] = metric.WithAttributes(attribute.String("carrier", carrier),
+				attribute.String("result", result), attribute.String("lane", lane))
+		}
+	}
+	return a
 }
 
 // retryRecord puts a message back on the carrier's retry lane, due after a
