@@ -86,7 +86,8 @@ func MO(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.MO {
 	return &sluicepb.MO{Carrier: carrier, SourceAddr: src, DestAddr: d.DestAddr, Text: txt, ReceivedAtMs: receivedAtMs}
 }
 
-// RawDLR reads a receipt from its TLVs, falling back to the text form.
+// RawDLR reads a receipt (deliver_sm or data_sm) from its TLVs, falling back to
+// the text form.
 func RawDLR(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.RawDLR {
 	out := &sluicepb.RawDLR{
 		Carrier:      carrier,
@@ -95,7 +96,11 @@ func RawDLR(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.RawDL
 		SourceAddr:   d.SourceAddr,
 		DestAddr:     d.DestAddr,
 	}
-	if r, err := smpp.ParseReceipt(d.ShortMessage); err == nil {
+	body := d.ShortMessage
+	if p, ok := d.TLVs[smpp.TagMessagePayload]; ok && len(body) == 0 {
+		body = p // a data_sm receipt
+	}
+	if r, err := smpp.ParseReceipt(body); err == nil {
 		out.SmscMessageId = r.ID
 		out.Stat = r.Stat
 		out.Err = r.Err
