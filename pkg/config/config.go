@@ -100,7 +100,14 @@ type Carrier struct {
 	RetryDelay    time.Duration `yaml:"retry_delay"`    // before the first retry, doubling each time up to 10m; default 30s
 	LongMessages  string        `yaml:"long_messages"`  // how long texts go out: udh (default), sar or payload
 	ReceiptIDs    string        `yaml:"receipt_ids"`    // how receipts quote the submit_sm_resp id: same (default), decimal (resp in hex) or hex (resp in decimal)
+	BindMode      string        `yaml:"bind_mode"`      // transceiver (default), or transmitter_receiver: two connections per slot
 }
+
+// Bind modes of a carrier's slots.
+const (
+	BindTransceiver         = "transceiver"
+	BindTransmitterReceiver = "transmitter_receiver"
+)
 
 // Receipt id formats of a carrier, relative to its submit_sm_resp ids.
 const (
@@ -132,6 +139,9 @@ func (c Carrier) WithDefaults() Carrier {
 	}
 	if c.ReceiptIDs == "" {
 		c.ReceiptIDs = ReceiptIDsSame
+	}
+	if c.BindMode == "" {
+		c.BindMode = BindTransceiver
 	}
 	return c
 }

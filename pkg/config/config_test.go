@@ -63,7 +63,7 @@ func TestCarrierDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := cfg.Carriers[0].WithDefaults()
-	if got.RespTimeout != 10*time.Second || got.RetryAttempts != 4 || got.RetryDelay != 5*time.Second || got.LongMessages != LongSAR || got.ReceiptIDs != ReceiptIDsSame {
+	if got.RespTimeout != 10*time.Second || got.RetryAttempts != 4 || got.RetryDelay != 5*time.Second || got.LongMessages != LongSAR || got.ReceiptIDs != ReceiptIDsSame || got.BindMode != BindTransceiver {
 		t.Errorf("carrier with defaults = %+v", got)
 	}
 }
@@ -107,6 +107,7 @@ func TestParseErrors(t *testing.T) {
 		{"carrier id with dot", "carriers: [{id: a.b, host: h, port: 1, binds: 1, tps: 1, window: 1}]", nil, "may not contain"},
 		{"unknown long_messages", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, long_messages: udp}]", nil, `long_messages "udp"`},
 		{"unknown receipt_ids", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_ids: octal}]", nil, `receipt_ids "octal"`},
+		{"unknown bind_mode", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, bind_mode: receiver}]", nil, `bind_mode "receiver"`},
 		{"negative retry_attempts", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, retry_attempts: -1}]", nil, "must not be negative"},
 	}
 	for _, tt := range tests {

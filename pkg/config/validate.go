@@ -73,6 +73,11 @@ func (c Config) Validate() error {
 		default:
 			add("carriers[%d] (%s): receipt_ids %q: want same, decimal or hex", i, cr.ID, cr.ReceiptIDs)
 		}
+		switch cr.BindMode {
+		case "", BindTransceiver, BindTransmitterReceiver:
+		default:
+			add("carriers[%d] (%s): bind_mode %q: want transceiver or transmitter_receiver", i, cr.ID, cr.BindMode)
+		}
 	}
 
 	for i, r := range c.Routes {

@@ -28,7 +28,7 @@ func (s *slot) reportHealth(ctx context.Context) {
 	tick := time.NewTicker(healthEvery)
 	defer tick.Stop()
 	for {
-		st, changed := s.binder.status()
+		st, changed, rchanged := s.bindStatus()
 		s.publishHealth(ctx, st)
 		select {
 		case <-ctx.Done():
@@ -36,6 +36,7 @@ func (s *slot) reportHealth(ctx context.Context) {
 			s.awaitUnbound()
 			return
 		case <-changed:
+		case <-rchanged:
 		case <-tick.C:
 		}
 	}
@@ -45,17 +46,38 @@ func (s *slot) awaitUnbound() {
 	wait := time.NewTimer(unbindTimeout + time.Second)
 	defer wait.Stop()
 	for {
-		st, changed := s.binder.status()
+		st, changed, rchanged := s.bindStatus()
 		if !st.bound {
 			s.publishHealth(context.Background(), st)
 			return
 		}
 		select {
 		case <-changed:
+		case <-rchanged:
 		case <-wait.C:
 			return
 		}
 	}
+}
+
+// bindStatus is the slot's bind state: with a receiver bind besides, bound
+// only when both are. The channels close at the next change of either bind
+// (the second is nil without a receiver bind, and never ready).
+func (s *slot) bindStatus() (bindState, <-chan struct{}, <-chan struct{}) {
+	st, changed := s.binder.status()
+	if s.rx == nil {
+		return st, changed, nil
+	}
+	rst, rchanged := s.rx.status()
+	if !rst.bound && st.bound {
+		st.bound, st.since = false, rst.since
+	} else if rst.bound && st.bound && rst.since.After(st.since) {
+		st.since = rst.since
+	}
+	if rst.lastErr != "" && (st.lastErr == "" || rst.since.After(st.since)) {
+		st.lastErr = "receiver: " + rst.lastErr
+	}
+	return st, changed, rchanged
 }
 
 func (s *slot) publishHealth(ctx context.Context, st bindState) {

@@ -146,29 +146,37 @@ func serveSlot(ctx context.Context, c config.Carrier, lanes [laneCount]string, c
 		log:     slog,
 	}
 	attrs := metric.WithAttributes(attribute.String("carrier", c.ID))
-	s.binder = newBinder(clientConfig(c, ce, slog), slog, ce.now, func(up bool) {
+	onBind := func(up bool) {
 		if up {
 			ce.m.binds.Add(context.Background(), 1, attrs)
 		} else {
 			ce.m.binds.Add(context.Background(), -1, attrs)
 		}
-	})
+	}
+	if c.BindMode == config.BindTransmitterReceiver {
+		s.binder = newBinder(clientConfig(c, ce, slog.With("bind", "transmitter"), smpp.BindTransmitter), slog, ce.now, onBind)
+		s.rx = newBinder(clientConfig(c, ce, slog.With("bind", "receiver"), smpp.BindReceiver), slog, ce.now, onBind)
+	} else {
+		s.binder = newBinder(clientConfig(c, ce, slog, smpp.BindTransceiver), slog, ce.now, onBind)
+	}
 	return s.run(ctx)
 }
 
-func clientConfig(c config.Carrier, ce *carrierEnv, log *slog.Logger) smpp.ClientConfig {
+func clientConfig(c config.Carrier, ce *carrierEnv, log *slog.Logger, mode smpp.BindMode) smpp.ClientConfig {
 	cc := smpp.ClientConfig{
 		Addr:        c.Addr(),
 		SystemID:    c.SystemID,
 		Password:    c.Password,
 		SystemType:  c.SystemType,
-		Mode:        smpp.BindTransceiver,
+		Mode:        mode,
 		Window:      c.Window,
 		BindTimeout: 10 * time.Second,
 		RespTimeout: c.RespTimeout,
 		EnquireLink: 30 * time.Second,
-		OnDeliver:   deliverHandler(c.ID, ce, log),
 		Logger:      log,
+	}
+	if mode != smpp.BindTransmitter {
+		cc.OnDeliver = deliverHandler(c.ID, ce, log)
 	}
 	if c.TLS {
 		cc.TLS = &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}

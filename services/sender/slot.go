@@ -56,7 +56,8 @@ type slot struct {
 	lanes   [laneCount]string // topic names
 	env     *carrierEnv
 	pace    *pacer
-	binder  *binder
+	binder  *binder // the bind submits go through
+	rx      *binder // with bind_mode transmitter_receiver, the receiver bind; else nil
 	attrs   slotAttrs
 	log     *slog.Logger
 }
@@ -82,6 +83,9 @@ func (s *slot) run(ctx context.Context) error {
 	bindCtx, unbind := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	bg.Go(func() { s.binder.run(bindCtx, unbindTimeout) })
+	if s.rx != nil {
+		bg.Go(func() { s.rx.run(bindCtx, unbindTimeout) })
+	}
 	bg.Go(func() { s.reportHealth(bindCtx) })
 	defer func() { unbind(); bg.Wait() }()
 

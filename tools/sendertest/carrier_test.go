@@ -144,3 +144,27 @@ func TestLongMessageModes(t *testing.T) {
 		})
 	}
 }
+
+// With bind_mode transmitter_receiver each slot submits on a transmitter bind
+// and takes receipts on a receiver bind.
+func TestTransmitterReceiverBinds(t *testing.T) {
+	c := carrier(1, 1000, 10)
+	c.BindMode = config.BindTransmitterReceiver
+	h := newHarness(t, []smscsim.CarrierConfig{simCarrier("sim-a", 0, 0)}, []config.Carrier{c})
+	subs := submits(h)
+	dlrs := collect(h, h.topic(schemas.TopicDLRRaw), func() *sluicepb.RawDLR { return new(sluicepb.RawDLR) })
+	h.runSender()
+	h.send(messages(20, "sim-a", sluicepb.Priority_PRIORITY_TRANSACTIONAL)...)
+	ids := map[string]bool{}
+	for _, s := range subs.wait(h, "submitted", func(r []*sluicepb.SubmitResult) bool { return len(byMessage(r)) == 20 }) {
+		ids[s.SmscMessageId] = true
+	}
+	for _, d := range dlrs.wait(h, "receipts stored", func(r []*sluicepb.RawDLR) bool { return len(r) >= 20 }) {
+		if !ids[d.SmscMessageId] {
+			t.Errorf("receipt %s matches no submit", d.SmscMessageId)
+		}
+	}
+	if st := h.sim.Stats()["sim-a"]; st.BindsOpen != 2 || st.PeakBinds != 2 {
+		t.Errorf("carrier stats %+v, want a transmitter and a receiver open", st)
+	}
+}
