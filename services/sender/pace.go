@@ -18,8 +18,11 @@ const (
 )
 
 // pacer paces one bind slot at its share of the carrier's TPS, slowed down
-// after the carrier says it is throttling. Its token bucket holds one token,
-// so no one-second window ever sees more than rate+1 parts. Callers wait one
+// after the carrier says it is throttling. Its token bucket holds one
+// millisecond's worth of tokens (at least one), so no one-second window ever
+// sees more than rate × 1.001 + 1 parts, while a fast slot is not held to one
+// timer wake-up per part (timers fire late by tens of microseconds or more,
+// which would cap a slot far below, say, 100,000 parts/s). Callers wait one
 // at a time (gate): a waiter reserves its token only when its turn comes, so
 // a process that stalls (GC, a busy machine) does not wake up holding a
 // queue of already-due reservations and send them in one burst.
@@ -35,7 +38,7 @@ type pacer struct {
 
 func newPacer(perSecond float64, now func() time.Time) *pacer {
 	full := rate.Limit(perSecond)
-	return &pacer{full: full, lim: rate.NewLimiter(full, 1), now: now}
+	return &pacer{full: full, lim: rate.NewLimiter(full, max(1, int(perSecond/1000))), now: now}
 }
 
 // wait blocks until the slot may send one more part.
