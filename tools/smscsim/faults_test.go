@@ -2,6 +2,7 @@ package smscsim
 
 import (
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,5 +132,35 @@ func TestFaultsFromYAML(t *testing.T) {
 	}
 	if err := (Faults{Errors: map[uint32]float64{8: 0.7}, StallRate: 0.5}).validate(); err == nil {
 		t.Error("rates adding up to 1.2 accepted")
+	}
+}
+
+func TestReceiptDelayDistributions(t *testing.T) {
+	if _, err := newCarrier(CarrierConfig{ID: "c", DLRDistribution: "poisson"}, nil); err == nil {
+		t.Error("unknown dlr_distribution accepted")
+	}
+	tests := []struct {
+		dist         string
+		wantDistinct bool
+	}{
+		{"fixed", false},
+		{"exponential", true},
+	}
+	for _, tt := range tests {
+		c, err := newCarrier(CarrierConfig{ID: "c", DLRDelay: time.Second, DLRDistribution: tt.dist}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[time.Duration]bool{}
+		for range 100 {
+			d := c.receiptDelay()
+			if d < 0 || tt.dist == "fixed" && d != time.Second {
+				t.Fatalf("%s: delay %v", tt.dist, d)
+			}
+			seen[d] = true
+		}
+		if distinct := len(seen) > 50; distinct != tt.wantDistinct {
+			t.Errorf("%s: %d distinct delays in 100", tt.dist, len(seen))
+		}
 	}
 }

@@ -64,6 +64,10 @@ type CarrierConfig struct {
 	TPS int `yaml:"tps"`
 	// DLRJitter adds a uniformly random [0, DLRJitter) to each receipt's delay.
 	DLRJitter time.Duration `yaml:"dlr_jitter"`
+	// DLRDistribution is "fixed" (default: DLRDelay plus the jitter) or "exponential"
+	// (exponentially distributed with mean DLRDelay, as handset delivery times are,
+	// plus the jitter).
+	DLRDistribution string `yaml:"dlr_distribution"`
 	// DLRIDFormat is how receipts quote the message id: "hex", as in submit_sm_resp
 	// (default), or "decimal", the same number in decimal, as some carriers do.
 	DLRIDFormat string `yaml:"dlr_id_format"`
@@ -321,6 +325,11 @@ func newCarrier(cfg CarrierConfig, log *slog.Logger) (*carrier, error) {
 	if err := cfg.Faults.validate(); err != nil {
 		return nil, fmt.Errorf("smscsim: carrier %s: %w", cfg.ID, err)
 	}
+	switch cfg.DLRDistribution {
+	case "", "fixed", "exponential":
+	default:
+		return nil, fmt.Errorf("smscsim: carrier %s: dlr_distribution %q: want fixed or exponential", cfg.ID, cfg.DLRDistribution)
+	}
 	switch cfg.DLRIDFormat {
 	case "", "hex", "decimal":
 	default:
@@ -541,15 +550,24 @@ func (c *carrier) accept(sm *smpp.SubmitSM) smpp.SubmitResp {
 			c.outcomes[stat]++
 			c.mu.Unlock()
 			d := c.receipt(c.receiptID(id), stat, sm, body)
-			c.queue.push(time.Now().Add(c.cfg.DLRDelay+randDuration(c.cfg.DLRJitter)), d)
+			c.queue.push(time.Now().Add(c.receiptDelay()), d)
 			if c.cfg.DuplicateDLRs > 0 && rand.Float64() < c.cfg.DuplicateDLRs {
 				c.dlrDups.Add(1)
 				c.dlrsPending.Add(1)
-				c.queue.push(time.Now().Add(c.cfg.DLRDelay+randDuration(c.cfg.DLRJitter)), d)
+				c.queue.push(time.Now().Add(c.receiptDelay()), d)
 			}
 		}
 	}
 	return smpp.SubmitResp{MessageID: id}
+}
+
+// receiptDelay draws the time from a submit to its receipt.
+func (c *carrier) receiptDelay() time.Duration {
+	d := c.cfg.DLRDelay
+	if c.cfg.DLRDistribution == "exponential" {
+		d = time.Duration(rand.ExpFloat64() * float64(c.cfg.DLRDelay))
+	}
+	return d + randDuration(c.cfg.DLRJitter)
 }
 
 // receiptID is how receipts quote a message id.

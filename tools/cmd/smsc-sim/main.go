@@ -16,6 +16,7 @@
 //	    max_binds: 4     # binds beyond are refused with ESME_RBINDFAIL
 //	    tps: 2000        # submits beyond this in any one second get ESME_RTHROTTLED
 //	    dlr_jitter: 50ms        # receipt delay: dlr_delay plus uniform [0, dlr_jitter)
+//	    dlr_distribution: exponential  # receipt delay exponential with mean dlr_delay (default fixed)
 //	    dlr_id_format: decimal  # receipts quote ids in decimal (submit_sm_resp: hex)
 //	    duplicate_dlrs: 0.01    # fraction of receipts sent twice
 //	    mo_every: 10s           # an MO ("STOP" or mo_text) from a random subscriber
