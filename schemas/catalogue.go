@@ -53,6 +53,8 @@ const (
 	// Per-carrier templates; build real names with OutboundTopic.
 	TopicOutboundOTP  = "sluice.outbound." + CarrierPlaceholder + "." + LaneOTP
 	TopicOutboundBulk = "sluice.outbound." + CarrierPlaceholder + "." + LaneBulk
+	// TopicOutboundRetry holds refused messages until their retry is due.
+	TopicOutboundRetry = "sluice.outbound." + CarrierPlaceholder + "." + LaneRetry
 
 	// CarrierPlaceholder marks where a per-carrier template takes the carrier id.
 	CarrierPlaceholder = "{carrier}"
@@ -62,6 +64,8 @@ const (
 const (
 	LaneOTP  = "otp"
 	LaneBulk = "bulk"
+	// LaneRetry is the lane of messages waiting to be resubmitted.
+	LaneRetry = "retry"
 )
 
 // Headers of an sms.requests.dlq record.
@@ -71,6 +75,12 @@ const (
 	HeaderSourceTopic     = "sluice-source-topic"     // topic of the rejected record
 	HeaderSourcePartition = "sluice-source-partition" // its partition, decimal
 	HeaderSourceOffset    = "sluice-source-offset"    // its offset, decimal
+)
+
+// Headers of a sluice.outbound.{carrier}.retry record.
+const (
+	HeaderRetryDue     = "sluice-retry-due-ms"  // Unix milliseconds, decimal: not to be sent before
+	HeaderRetrySegment = "sluice-retry-segment" // 0-based segment to resume from, decimal
 )
 
 // JSON Schemas of the public topics' values, as paths in FS.

@@ -128,6 +128,56 @@ type Carrier struct {
 	TPS        int    `yaml:"tps"`    // message parts per second, all binds together
 	Window     int    `yaml:"window"` // outstanding submit_sm per bind
 	TLS        bool   `yaml:"tls"`
+	// Sender options; zero means the default (see WithDefaults).
+	RespTimeout   time.Duration `yaml:"resp_timeout"`   // no submit_sm_resp by then: outcome unknown; default 10s
+	RetryAttempts int           `yaml:"retry_attempts"` // submits of a message refused with a retry-later status, in all; default 4
+	RetryDelay    time.Duration `yaml:"retry_delay"`    // before the first retry, doubling each time up to 10m; default 30s
+	LongMessages  string        `yaml:"long_messages"`  // how long texts go out: udh (default), sar or payload
+	ReceiptIDs    string        `yaml:"receipt_ids"`    // how receipts quote the submit_sm_resp id: same (default), decimal (resp in hex) or hex (resp in decimal)
+	BindMode      string        `yaml:"bind_mode"`      // transceiver (default), or transmitter_receiver: two connections per slot
+}
+
+// Bind modes of a carrier's slots.
+const (
+	BindTransceiver         = "transceiver"
+	BindTransmitterReceiver = "transmitter_receiver"
+)
+
+// Receipt id formats of a carrier, relative to its submit_sm_resp ids.
+const (
+	ReceiptIDsSame    = "same"
+	ReceiptIDsDecimal = "decimal"
+	ReceiptIDsHex     = "hex"
+)
+
+// Long-message modes of a carrier.
+const (
+	LongUDH     = "udh"     // concatenated parts, a user data header in each
+	LongSAR     = "sar"     // concatenated parts, SAR TLVs instead of a header
+	LongPayload = "payload" // one submit_sm, the whole text in message_payload
+)
+
+// WithDefaults fills the carrier's sender options left at zero.
+func (c Carrier) WithDefaults() Carrier {
+	if c.RespTimeout == 0 {
+		c.RespTimeout = 10 * time.Second
+	}
+	if c.RetryAttempts == 0 {
+		c.RetryAttempts = 4
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = 30 * time.Second
+	}
+	if c.LongMessages == "" {
+		c.LongMessages = LongUDH
+	}
+	if c.ReceiptIDs == "" {
+		c.ReceiptIDs = ReceiptIDsSame
+	}
+	if c.BindMode == "" {
+		c.BindMode = BindTransceiver
+	}
+	return c
 }
 
 // Addr is the carrier's SMPP address.

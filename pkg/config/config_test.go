@@ -57,6 +57,17 @@ func TestParseSample(t *testing.T) {
 	}
 }
 
+func TestCarrierDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, retry_delay: 5s, long_messages: sar}]"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Carriers[0].WithDefaults()
+	if got.RespTimeout != 10*time.Second || got.RetryAttempts != 4 || got.RetryDelay != 5*time.Second || got.LongMessages != LongSAR || got.ReceiptIDs != ReceiptIDsSame || got.BindMode != BindTransceiver {
+		t.Errorf("carrier with defaults = %+v", got)
+	}
+}
+
 func TestEnvOverrides(t *testing.T) {
 	cfg, err := Parse([]byte(sample), env(map[string]string{
 		"SIM_A_PASSWORD":               "x",
@@ -96,6 +107,10 @@ func TestParseErrors(t *testing.T) {
 		{"carrier id with dot", "carriers: [{id: a.b, host: h, port: 1, binds: 1, tps: 1, window: 1}]", nil, "may not contain"},
 		{"dlr id format", "dlr: {id_formats: [{carrier: a, submit: octal}]}", nil, "dlr.id_formats[0]"},
 		{"dlr zero retention", "dlr: {retention: 0s}", nil, "retention, unmatched_after and sweep_interval must be positive"},
+		{"unknown long_messages", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, long_messages: udp}]", nil, `long_messages "udp"`},
+		{"unknown receipt_ids", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_ids: octal}]", nil, `receipt_ids "octal"`},
+		{"unknown bind_mode", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, bind_mode: receiver}]", nil, `bind_mode "receiver"`},
+		{"negative retry_attempts", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, retry_attempts: -1}]", nil, "must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,6 +72,24 @@ func (c Config) Validate() error {
 		if cr.Binds < 1 || cr.TPS < 1 || cr.Window < 1 {
 			add("carriers[%d] (%s): binds, tps and window must be at least 1", i, cr.ID)
 		}
+		if cr.RespTimeout < 0 || cr.RetryAttempts < 0 || cr.RetryDelay < 0 {
+			add("carriers[%d] (%s): resp_timeout, retry_attempts and retry_delay must not be negative", i, cr.ID)
+		}
+		switch cr.LongMessages {
+		case "", LongUDH, LongSAR, LongPayload:
+		default:
+			add("carriers[%d] (%s): long_messages %q: want udh, sar or payload", i, cr.ID, cr.LongMessages)
+		}
+		switch cr.ReceiptIDs {
+		case "", ReceiptIDsSame, ReceiptIDsDecimal, ReceiptIDsHex:
+		default:
+			add("carriers[%d] (%s): receipt_ids %q: want same, decimal or hex", i, cr.ID, cr.ReceiptIDs)
+		}
+		switch cr.BindMode {
+		case "", BindTransceiver, BindTransmitterReceiver:
+		default:
+			add("carriers[%d] (%s): bind_mode %q: want transceiver or transmitter_receiver", i, cr.ID, cr.BindMode)
+		}
 	}
 
 	for i, r := range c.Routes {

@@ -26,7 +26,7 @@ type ClientConfig struct {
 	EnquireLink                          time.Duration // keepalive interval; default 30s
 	WriteTimeout                         time.Duration // per PDU write; default 10s
 	TLS                                  *tls.Config
-	// OnDeliver is called for each deliver_sm (DLR or MO), outside the read loop,
+	// OnDeliver is called for each deliver_sm or data_sm (DLR or MO), outside the read loop,
 	// possibly concurrently (at most DeliverConcurrency at once; beyond that the SMSC is
 	// answered with ESME_RX_T_APPN and redelivers). deliver_sm_resp is sent only after it
 	// returns: nil -> ESME_ROK; error -> ESME_RX_T_APPN so the SMSC redelivers. Without
@@ -176,23 +176,39 @@ func (s *Session) Err() error { return s.c.Err() }
 // InFlight is the number of submit_sm written or waiting to be, without a response yet.
 func (s *Session) InFlight() int { return int(s.c.inflight.Load()) }
 
+// onRequest serves the SMSC's deliver_sm and data_sm (receipts and MO messages; data_sm
+// carries its text in message_payload), each answered only after OnDeliver returns.
 func (s *Session) onRequest(p packet) bool {
-	if p.id != pdu.DeliverSMID {
+	var d *Deliver
+	var respond func(status uint32)
+	switch p.id {
+	case pdu.DeliverSMID:
+		d = readShortMessage(p.body).toDeliver()
+		respond = func(status uint32) { s.c.respond(p, status, pdu.NewDeliverSMResp()) }
+	case pdu.DataSMID:
+		d = p.dataSM.toDeliver()
+		respond = func(status uint32) {
+			body := []byte{0} // message_id: empty, as an ESME has none to give
+			if status != StatusOK {
+				body = nil
+			}
+			_ = s.c.write(encodeRaw(p.id|respBit, status, p.seq, body)) // a write error has ended the session
+		}
+	default:
 		return false
 	}
-	d := readShortMessage(p.body).toDeliver()
 	ok := s.c.spawn(func(ctx context.Context) {
 		status := StatusOK
 		if s.cfg.OnDeliver == nil {
 			status = StatusTempAppErr
 		} else if err := s.cfg.OnDeliver(ctx, d); err != nil {
-			s.c.log.Warn("smpp: deliver_sm refused, the SMSC will redeliver", "err", err)
+			s.c.log.Warn("smpp: "+commandName(p.id)+" refused, the SMSC will redeliver", "err", err)
 			status = StatusTempAppErr
 		}
-		s.c.respond(p, status, pdu.NewDeliverSMResp())
+		respond(status)
 	})
 	if !ok {
-		s.c.respond(p, StatusTempAppErr, nil)
+		respond(StatusTempAppErr)
 	}
 	return true
 }

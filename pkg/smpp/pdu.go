@@ -87,6 +87,7 @@ type packet struct {
 	status    uint32
 	seq       uint32
 	body      pdu.Body
+	dataSM    *shortMessage // a decoded data_sm, which go-smpp does not implement
 	decodeErr error
 }
 
@@ -121,6 +122,10 @@ func readPacket(r io.Reader) (packet, error) {
 		status: binary.BigEndian.Uint32(hdr[8:12]),
 		seq:    binary.BigEndian.Uint32(hdr[12:16]),
 	}
+	if p.id == pdu.DataSMID {
+		p.dataSM, p.decodeErr = decodeDataSM(raw[pdu.HeaderLen:])
+		return p, nil
+	}
 	if !decodedBodies[p.id] {
 		return p, nil
 	}
@@ -141,6 +146,79 @@ func decodeBody(raw []byte) (b pdu.Body, err error) {
 		}
 	}()
 	return pdu.Decode(bytes.NewReader(raw))
+}
+
+// decodeDataSM reads a data_sm body (SMPP 3.4 section 4.7.1): service_type, source and
+// destination addresses, esm_class, registered_delivery, data_coding, then TLVs (the text
+// travels in message_payload).
+func decodeDataSM(b []byte) (*shortMessage, error) {
+	r := wireReader{b: b}
+	r.cstring(6) // service_type: of no use to sluice
+	m := &shortMessage{}
+	m.srcTON, m.srcNPI, m.srcAddr = r.byte(), r.byte(), r.cstring(65)
+	m.dstTON, m.dstNPI, m.dstAddr = r.byte(), r.byte(), r.cstring(65)
+	m.esmClass, m.registeredDelivery, m.dataCoding = r.byte(), r.byte(), r.byte()
+	for r.err == nil && len(r.b) > 0 {
+		if len(r.b) < 4 {
+			r.err = errors.New("truncated TLV header")
+			break
+		}
+		tag, n := binary.BigEndian.Uint16(r.b[0:2]), int(binary.BigEndian.Uint16(r.b[2:4]))
+		if len(r.b) < 4+n {
+			r.err = fmt.Errorf("TLV 0x%04X: %d octets announced, %d left", tag, n, len(r.b)-4)
+			break
+		}
+		if m.tlvs == nil {
+			m.tlvs = map[uint16][]byte{}
+		}
+		m.tlvs[tag] = bytes.Clone(r.b[4 : 4+n])
+		r.b = r.b[4+n:]
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("smpp: data_sm: %w", r.err)
+	}
+	return m, nil
+}
+
+// wireReader reads SMPP fields off a body; the first error sticks.
+type wireReader struct {
+	b   []byte
+	err error
+}
+
+func (r *wireReader) byte() uint8 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.err = errors.New("truncated body")
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+// cstring reads a NUL-terminated string of at most max octets, NUL included.
+func (r *wireReader) cstring(max int) string {
+	if r.err != nil {
+		return ""
+	}
+	i := bytes.IndexByte(r.b[:min(len(r.b), max)], 0)
+	if i < 0 {
+		r.err = fmt.Errorf("C-string without NUL within %d octets", max)
+		return ""
+	}
+	v := string(r.b[:i])
+	r.b = r.b[i+1:]
+	return v
+}
+
+// encodeRaw serialises a PDU whose body is already encoded.
+func encodeRaw(id pdu.ID, status, seq uint32, body []byte) []byte {
+	b := encodeHeader(id, status, seq)
+	binary.BigEndian.PutUint32(b[0:4], uint32(pdu.HeaderLen+len(body)))
+	return append(b, body...)
 }
 
 // encodeHeader serialises a body-less PDU: enquire_link, unbind, their responses,

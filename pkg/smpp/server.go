@@ -263,6 +263,10 @@ func (ss *ServerSession) Close(ctx context.Context) error {
 	return ss.c.shutdown(ctx, bound)
 }
 
+// Abort drops the connection at once, without unbind and without answering what is in
+// flight, as a crashed or cut-off SMSC would.
+func (ss *ServerSession) Abort() { ss.c.fail(errors.New("smpp: connection aborted")) }
+
 // Deliver sends a deliver_sm within the session's window and waits for deliver_sm_resp.
 // nil: the ESME acknowledged it. A *StatusError: the ESME refused it (retry later for a
 // receipt). ErrOutcomeUnknown: sent, no answer. Any other error: not sent.

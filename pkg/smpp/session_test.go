@@ -252,7 +252,8 @@ func TestSubmitNotWrittenIsNotOutcomeUnknown(t *testing.T) {
 	}
 }
 
-// TestUnsupportedCommandsKeepBind sends what go-smpp drops the bind on.
+// TestUnsupportedCommandsKeepBind sends what go-smpp drops the bind on (data_sm is
+// served: see TestDataSMFromTheSMSC; a malformed one is refused without harm).
 func TestUnsupportedCommandsKeepBind(t *testing.T) {
 	_, peer := rawSMSC(t, ClientConfig{})
 	tests := []struct {
@@ -261,7 +262,7 @@ func TestUnsupportedCommandsKeepBind(t *testing.T) {
 		wantNack uint32 // 0: no response expected
 	}{
 		{"unknown command", encodeHeader(0x00000099, 0, 11), StatusInvCmdID},
-		{"data_sm", append(encodeHeader(pdu.DataSMID, 0, 12), make([]byte, 12)...), StatusInvCmdID},
+		{"malformed data_sm", append(encodeHeader(pdu.DataSMID, 0, 12), make([]byte, 12)...), StatusInvCmdLen},
 		{"alert_notification", encodeHeader(pdu.AlertNotificationID, 0, 13), 0},
 		{"cancel_sm", encodeHeader(pdu.CancelSMID, 0, 14), StatusInvCmdID},
 		{"oversized deliver_sm", append(encodeHeader(pdu.DeliverSMID, 0, 15), make([]byte, 5000)...), StatusInvCmdLen},

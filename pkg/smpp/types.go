@@ -64,8 +64,9 @@ type SubmitResp struct {
 	Status    uint32 // non-zero: the SMSC refused the message with this status
 }
 
-// Deliver is a deliver_sm: a delivery receipt (ESMClass&ESMClassDeliveryReceipt) or a
-// mobile-originated message.
+// Deliver is a deliver_sm or a data_sm from the SMSC: a delivery receipt
+// (ESMClass&ESMClassDeliveryReceipt) or a mobile-originated message. A data_sm has no
+// ShortMessage: its text is in the message_payload TLV.
 type Deliver struct {
 	SourceAddr           string
 	SourceTON, SourceNPI uint8

@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/pkg/text"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
@@ -22,15 +23,14 @@ const (
 	esmTypeReceipt = 0x04
 )
 
-// receiptHandler stores each DLR in Kafka; the session answers deliver_sm
-// only after it returns, so a receipt is never acknowledged before it is safe.
-func receiptHandler(carrier string, ce *carrierEnv, log *slog.Logger) func(context.Context, *smpp.Deliver) error {
+// deliverHandler stores each deliver_sm in Kafka before the session answers
+// it (deliver_sm_resp goes out only after this returns nil), so nothing is
+// acknowledged before it is safe: receipts to sluice.dlr.raw, mobile-originated
+// messages to sluice.mo.
+func deliverHandler(carrier string, ce *carrierEnv, log *slog.Logger) func(context.Context, *smpp.Deliver) error {
 	return func(ctx context.Context, d *smpp.Deliver) error {
 		if d.ESMClass&esmTypeMask != esmTypeReceipt {
-			// Mobile-originated messages are not routed yet: acknowledge and count.
-			ce.m.dlrs.Add(ctx, 1, metric.WithAttributes(attribute.String("carrier", carrier), attribute.String("kind", "mo")))
-			log.InfoContext(ctx, "mobile-originated message ignored", "source_prefix", prefixOf(d.SourceAddr))
-			return nil
+			return publishMO(ctx, carrier, ce, log, d)
 		}
 		dlr := RawDLR(carrier, d, ce.now().UnixMilli())
 		if dlr.SmscMessageId == "" {
@@ -50,7 +50,44 @@ func receiptHandler(carrier string, ce *carrierEnv, log *slog.Logger) func(conte
 	}
 }
 
-// RawDLR reads a receipt from its TLVs, falling back to the text form.
+// publishMO stores a mobile-originated message for the router (opt-outs).
+// Each part of a concatenated MO is its own record: opt-out keywords fit in one.
+func publishMO(ctx context.Context, carrier string, ce *carrierEnv, log *slog.Logger, d *smpp.Deliver) error {
+	mo := MO(carrier, d, ce.now().UnixMilli())
+	v, err := proto.Marshal(mo)
+	if err != nil {
+		return fmt.Errorf("encode mo: %w", err)
+	}
+	ce.m.dlrs.Add(ctx, 1, metric.WithAttributes(attribute.String("carrier", carrier), attribute.String("kind", "mo")))
+	log.DebugContext(ctx, "mobile-originated message", "source_prefix", prefixOf(mo.SourceAddr))
+	return ce.producer.Produce(ctx, kafka.Message{Topic: ce.prefix + schemas.TopicMO, Key: []byte(mo.SourceAddr), Value: v})
+}
+
+// MO reads a mobile-originated deliver_sm: the text decoded by its
+// data_coding (message_payload when short_message is empty, any user data
+// header dropped), the subscriber in E.164 form when the carrier says it is
+// an international number.
+func MO(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.MO {
+	body := d.ShortMessage
+	if p, ok := d.TLVs[smpp.TagMessagePayload]; ok && len(body) == 0 {
+		body = p
+	}
+	if d.ESMClass&smpp.ESMClassUDHI != 0 && len(body) > 0 && int(body[0]) < len(body) {
+		body = body[int(body[0])+1:]
+	}
+	txt, err := text.Decode(d.DataCoding, body)
+	if err != nil {
+		txt = string(body) // undecodable: keep the octets rather than drop the message
+	}
+	src := d.SourceAddr
+	if d.SourceTON == 1 && src != "" && src[0] != '+' {
+		src = "+" + src
+	}
+	return &sluicepb.MO{Carrier: carrier, SourceAddr: src, DestAddr: d.DestAddr, Text: txt, ReceivedAtMs: receivedAtMs}
+}
+
+// RawDLR reads a receipt (deliver_sm or data_sm) from its TLVs, falling back to
+// the text form.
 func RawDLR(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.RawDLR {
 	out := &sluicepb.RawDLR{
 		Carrier:      carrier,
@@ -59,7 +96,11 @@ func RawDLR(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.RawDL
 		SourceAddr:   d.SourceAddr,
 		DestAddr:     d.DestAddr,
 	}
-	if r, err := smpp.ParseReceipt(d.ShortMessage); err == nil {
+	body := d.ShortMessage
+	if p, ok := d.TLVs[smpp.TagMessagePayload]; ok && len(body) == 0 {
+		body = p // a data_sm receipt
+	}
+	if r, err := smpp.ParseReceipt(body); err == nil {
 		out.SmscMessageId = r.ID
 		out.Stat = r.Stat
 		out.Err = r.Err

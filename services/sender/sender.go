@@ -15,7 +15,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"golang.org/x/time/rate"
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
@@ -30,19 +29,24 @@ const GroupPrefix = "sluice-sender-"
 type metrics struct {
 	submits   metric.Int64Counter
 	throttles metric.Int64Counter
+	retries   metric.Int64Counter
 	dlrs      metric.Int64Counter
 	binds     metric.Int64UpDownCounter
+	window    metric.Int64UpDownCounter
 	latency   metric.Float64Histogram
 }
 
 func newMetrics(m metric.Meter) (*metrics, error) {
 	var out metrics
-	var errs [5]error
-	out.submits, errs[0] = m.Int64Counter("sluice_sender_submits_total", metric.WithDescription("submit_sm answered, by carrier and result"))
-	out.throttles, errs[1] = m.Int64Counter("sluice_sender_throttled_total", metric.WithDescription("ESME_RTHROTTLED / ESME_RMSGQFUL answers"))
-	out.dlrs, errs[2] = m.Int64Counter("sluice_sender_deliver_sm_total", metric.WithDescription("deliver_sm received, by kind"))
-	out.binds, errs[3] = m.Int64UpDownCounter("sluice_sender_binds_open", metric.WithDescription("Open SMPP binds"))
-	out.latency, errs[4] = m.Float64Histogram("sluice_sender_submit_seconds", metric.WithDescription("submit_sm to submit_sm_resp"), metric.WithUnit("s"))
+	var errs [7]error
+	out.submits, errs[0] = m.Int64Counter("sluice_sender_submits_total", metric.WithDescription("submit_sm outcomes, by carrier, lane and result (ok, rejected, retry_later, outcome_unknown)"))
+	out.throttles, errs[1] = m.Int64Counter("sluice_sender_throttled_total", metric.WithDescription("ESME_RTHROTTLED / ESME_RMSGQFUL answers, each resubmitted after slowing the bind down"))
+	out.retries, errs[2] = m.Int64Counter("sluice_sender_retries_total", metric.WithDescription("Messages put on the retry lane after a retry-later status"))
+	out.dlrs, errs[3] = m.Int64Counter("sluice_sender_deliver_sm_total", metric.WithDescription("deliver_sm received, by kind (receipt, mo)"))
+	out.binds, errs[4] = m.Int64UpDownCounter("sluice_sender_binds_open", metric.WithDescription("Open SMPP binds"))
+	out.window, errs[5] = m.Int64UpDownCounter("sluice_sender_window_inflight", metric.WithDescription("submit_sm written and not answered yet (window occupancy), all binds of the carrier"))
+	out.latency, errs[6] = m.Float64Histogram("sluice_sender_submit_seconds", metric.WithDescription("submit_sm to submit_sm_resp"), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	for _, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
@@ -97,52 +101,82 @@ func servedCarriers(cfg config.Config) []config.Carrier {
 
 // runCarrier holds this replica's share of the carrier's bind slots.
 func runCarrier(ctx context.Context, cfg config.Config, c config.Carrier, ce *carrierEnv, log *slog.Logger) error {
+	c = c.WithDefaults()
 	prefix := cfg.Kafka.TopicPrefix
-	lanes := []string{
-		schemas.OutboundTopic(prefix, c.ID, schemas.LaneOTP),
-		schemas.OutboundTopic(prefix, c.ID, schemas.LaneBulk),
-	}
-	perBind := rate.Limit(float64(c.TPS) / float64(c.Binds))
-	return kafka.RunGroup(ctx, kafka.GroupConfig{
+	var lanes [laneCount]string
+	lanes[laneOTP] = schemas.OutboundTopic(prefix, c.ID, schemas.LaneOTP)
+	lanes[laneRetry] = schemas.OutboundTopic(prefix, c.ID, schemas.LaneRetry)
+	lanes[laneBulk] = schemas.OutboundTopic(prefix, c.ID, schemas.LaneBulk)
+	group := kafka.GroupConfig{
 		Brokers: cfg.Kafka.Brokers,
 		Group:   prefix + GroupPrefix + c.ID,
-		Topics:  lanes,
+		Topics:  lanes[:],
 		Logger:  log,
-	}, func(ctx context.Context, claim *kafka.Claim) error {
-		slog := log.With("slot", claim.Partition)
-		s := &slot{
-			carrier: c,
-			claim:   claim,
-			lanes:   lanes,
-			env:     ce,
-			limiter: rate.NewLimiter(perBind, 1),
-			log:     slog,
+	}
+	// A sender must outlive its group's troubles (a coordinator moving, a
+	// join refused during a rebalance): its slots simply wait, their backlog
+	// in Kafka, until it is back in the group.
+	for {
+		err := kafka.RunGroup(ctx, group, func(ctx context.Context, claim *kafka.Claim) error { return serveSlot(ctx, c, lanes, claim, ce, log) })
+		if ctx.Err() != nil {
+			return nil
 		}
-		attrs := metric.WithAttributes(attribute.String("carrier", c.ID))
-		s.binder = newBinder(clientConfig(c, ce, slog), slog, func(up bool) {
-			if up {
-				ce.m.binds.Add(context.Background(), 1, attrs)
-			} else {
-				ce.m.binds.Add(context.Background(), -1, attrs)
-			}
-		})
-		return s.run(ctx)
-	})
+		log.Error("consumer group failed; rejoining", "group", group.Group, "retry_in", groupRetry.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(groupRetry):
+		}
+	}
 }
 
-func clientConfig(c config.Carrier, ce *carrierEnv, log *slog.Logger) smpp.ClientConfig {
+// groupRetry is the wait before rejoining a carrier's group after it failed.
+const groupRetry = time.Second
+
+// serveSlot runs one bind slot for as long as this replica holds it.
+func serveSlot(ctx context.Context, c config.Carrier, lanes [laneCount]string, claim *kafka.Claim, ce *carrierEnv, log *slog.Logger) error {
+	slog := log.With("slot", claim.Partition)
+	s := &slot{
+		carrier: c,
+		claim:   claim,
+		lanes:   lanes,
+		env:     ce,
+		pace:    newPacer(float64(c.TPS)/float64(c.Binds), ce.now),
+		attrs:   newSlotAttrs(c.ID),
+		log:     slog,
+	}
+	attrs := metric.WithAttributes(attribute.String("carrier", c.ID))
+	onBind := func(up bool) {
+		if up {
+			ce.m.binds.Add(context.Background(), 1, attrs)
+		} else {
+			ce.m.binds.Add(context.Background(), -1, attrs)
+		}
+	}
+	if c.BindMode == config.BindTransmitterReceiver {
+		s.binder = newBinder(clientConfig(c, ce, slog.With("bind", "transmitter"), smpp.BindTransmitter), slog, ce.now, onBind)
+		s.rx = newBinder(clientConfig(c, ce, slog.With("bind", "receiver"), smpp.BindReceiver), slog, ce.now, onBind)
+	} else {
+		s.binder = newBinder(clientConfig(c, ce, slog, smpp.BindTransceiver), slog, ce.now, onBind)
+	}
+	return s.run(ctx)
+}
+
+func clientConfig(c config.Carrier, ce *carrierEnv, log *slog.Logger, mode smpp.BindMode) smpp.ClientConfig {
 	cc := smpp.ClientConfig{
 		Addr:        c.Addr(),
 		SystemID:    c.SystemID,
 		Password:    c.Password,
 		SystemType:  c.SystemType,
-		Mode:        smpp.BindTransceiver,
+		Mode:        mode,
 		Window:      c.Window,
 		BindTimeout: 10 * time.Second,
-		RespTimeout: respTimeout,
+		RespTimeout: c.RespTimeout,
 		EnquireLink: 30 * time.Second,
-		OnDeliver:   receiptHandler(c.ID, ce, log),
 		Logger:      log,
+	}
+	if mode != smpp.BindTransmitter {
+		cc.OnDeliver = deliverHandler(c.ID, ce, log)
 	}
 	if c.TLS {
 		cc.TLS = &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}

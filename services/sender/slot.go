@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -20,32 +19,46 @@ import (
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
 	"github.com/sluice-sms/sluice/pkg/telemetry"
-	"github.com/sluice-sms/sluice/pkg/text"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
-// SMPP command_status values the sender treats specially.
 const (
-	statusMsgQFull   = 0x14
-	statusThrottled  = 0x58
-	respTimeout      = 10 * time.Second
-	maxSegments      = 255
-	commitInterval   = 200 * time.Millisecond
-	throttleBackoff  = 100 * time.Millisecond
-	throttleMaxPause = 5 * time.Second
-	drainTimeout     = 15 * time.Second
+	commitInterval = 200 * time.Millisecond
+	// drainTimeout bounds how long a stopping slot waits for answers to its
+	// in-flight submits, and unbindTimeout how long its unbind may take. Their
+	// sum stays under the consumer group's 10 s rebalance timeout: the old
+	// owner of a slot has unbound before the group hands the slot to anyone
+	// else, so a rebalance never shows the carrier an extra bind.
+	drainTimeout  = 5 * time.Second
+	unbindTimeout = 2 * time.Second
+	healthEvery   = 10 * time.Second
+	// publishAhead bounds a slot's messages whose submits are answered and
+	// whose results are being written to Kafka. With the window, it bounds
+	// what a crash can leave answered but unrecorded, hence resent.
+	publishAhead  = 256
+	maxRetryDelay = 10 * time.Minute
+)
+
+// Lanes of a slot, in the order they are served.
+const (
+	laneOTP = iota
+	laneRetry
+	laneBulk
+	laneCount
 )
 
 // slot is one bind slot: partition i of a carrier's lanes, one bind, paced at
 // tps/binds.
 type slot struct {
-	carrier config.Carrier
+	carrier config.Carrier // with defaults
 	claim   *kafka.Claim
-	lanes   []string // topic names, most urgent first
+	lanes   [laneCount]string // topic names
 	env     *carrierEnv
-	limiter *rate.Limiter
-	binder  *binder
+	pace    *pacer
+	binder  *binder // the bind submits go through
+	rx      *binder // with bind_mode transmitter_receiver, the receiver bind; else nil
+	attrs   slotAttrs
 	log     *slog.Logger
 }
 
@@ -60,6 +73,7 @@ type carrierEnv struct {
 
 type laneRecord struct {
 	lane int
+	from int // first segment to send: past 0 when a retry resumes a long message
 	rec  kafka.Message
 }
 
@@ -67,22 +81,29 @@ type laneRecord struct {
 // what is in flight, commits it and unbinds.
 func (s *slot) run(ctx context.Context) error {
 	bindCtx, unbind := context.WithCancel(context.WithoutCancel(ctx))
-	var bound sync.WaitGroup
-	bound.Add(1)
-	go func() { defer bound.Done(); s.binder.run(bindCtx, 5*time.Second) }()
-	defer func() { unbind(); bound.Wait() }()
+	var bg sync.WaitGroup
+	bg.Go(func() { s.binder.run(bindCtx, unbindTimeout) })
+	if s.rx != nil {
+		bg.Go(func() { s.rx.run(bindCtx, unbindTimeout) })
+	}
+	bg.Go(func() { s.reportHealth(bindCtx) })
+	defer func() { unbind(); bg.Wait() }()
 
-	trackers := make([]*offsets, len(s.lanes))
+	var trackers [laneCount]*offsets
 	for i := range trackers {
 		trackers[i] = newOffsets()
 	}
 	records := s.fetch(ctx)
 
 	var inflight sync.WaitGroup
-	window := make(chan struct{}, s.carrier.Window)
+	// A message holds a submit ticket (window of them) while its segments are
+	// submitted, then a publish ticket while its results are written to
+	// Kafka, so that Kafka's latency does not stall the SMPP window.
+	submitting := make(chan struct{}, s.carrier.Window)
+	publishing := make(chan struct{}, publishAhead)
 	commitTick := time.NewTicker(commitInterval)
 	defer commitTick.Stop()
-	committed := make([]int64, len(s.lanes))
+	var committed [laneCount]int64
 	commit := func() {
 		for i, t := range trackers {
 			if next := t.next(); next > committed[i] {
@@ -103,47 +124,75 @@ func (s *slot) run(ctx context.Context) error {
 	defer stopDrain()
 loop:
 	for {
-		var lr laneRecord
+		// A submit ticket first, then the most urgent record waiting at that
+		// moment; commits go on all along, even when the window stays full.
 		select {
-		case lr = <-records[0]: // otp first, whenever it has anything
-		default:
+		case submitting <- struct{}{}:
+		case <-commitTick.C:
+			commit()
+			continue
+		case <-ctx.Done():
+			break loop
+		}
+		lr, ok := next(records)
+		for !ok {
 			select {
-			case lr = <-records[0]:
-			case lr = <-records[1]:
+			case lr = <-records[laneOTP]:
+			case lr = <-records[laneRetry]:
+			case lr = <-records[laneBulk]:
 			case <-commitTick.C:
 				commit()
 				continue
 			case <-ctx.Done():
+				<-submitting
 				break loop
 			}
-		}
-		select {
-		case window <- struct{}{}:
-		case <-ctx.Done():
-			break loop
+			ok = true
 		}
 		trackers[lr.lane].start(lr.rec.Offset)
-		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			defer func() { <-window }()
-			if err := s.deliver(work, lr.rec); err != nil {
+		inflight.Go(func() {
+			tk := &ticket{submitting: submitting, publishing: publishing}
+			defer tk.release()
+			if err := s.deliver(work, lr, tk); err != nil {
 				// Not finished: the record stays uncommitted and is replayed.
 				s.log.Error("message left for replay", "topic", lr.rec.Topic, "offset", lr.rec.Offset, "err", err)
 				return
 			}
 			trackers[lr.lane].finish(lr.rec.Offset)
-		}()
+		})
 	}
-	inflight.Wait()
-	commit()
-	return nil
+	// Keep committing while the last submits are answered, so that a rebalance
+	// that ends the generation meanwhile replays as little as possible.
+	drained := make(chan struct{})
+	go func() { inflight.Wait(); close(drained) }()
+	for {
+		select {
+		case <-commitTick.C:
+			commit()
+		case <-drained:
+			commit()
+			return nil
+		}
+	}
+}
+
+// next takes a waiting record from the most urgent lane that has one.
+func next(records [laneCount]chan laneRecord) (laneRecord, bool) {
+	for _, ch := range records {
+		select {
+		case lr := <-ch:
+			return lr, true
+		default:
+		}
+	}
+	return laneRecord{}, false
 }
 
 // fetch reads every lane into its own channel so that a busy bulk lane never
-// hides an otp record.
-func (s *slot) fetch(ctx context.Context) [2]chan laneRecord {
-	var out [2]chan laneRecord
+// hides an otp record. The retry lane hands a record over only once it is
+// due; records behind it wait, so a retry is sometimes late, never early.
+func (s *slot) fetch(ctx context.Context) [laneCount]chan laneRecord {
+	var out [laneCount]chan laneRecord
 	for i := range out {
 		out[i] = make(chan laneRecord, s.carrier.Window)
 	}
@@ -155,8 +204,18 @@ func (s *slot) fetch(ctx context.Context) [2]chan laneRecord {
 				if err != nil {
 					return
 				}
+				lr := laneRecord{lane: i, rec: rec}
+				if i == laneRetry {
+					due, from := retryHeaders(rec.Headers)
+					lr.from = from
+					select {
+					case <-time.After(time.Until(due)):
+					case <-ctx.Done():
+						return
+					}
+				}
 				select {
-				case out[i] <- laneRecord{lane: i, rec: rec}:
+				case out[i] <- lr:
 				case <-ctx.Done():
 					return
 				}
@@ -166,103 +225,287 @@ func (s *slot) fetch(ctx context.Context) [2]chan laneRecord {
 	return out
 }
 
-// deliver submits every segment of one message and publishes what happened.
-// It returns an error only when the message must be replayed.
-func (s *slot) deliver(ctx context.Context, rec kafka.Message) error {
-	var m sluicepb.Message
-	if err := proto.Unmarshal(rec.Value, &m); err != nil {
-		return fmt.Errorf("decode: %w", err)
+func retryHeaders(hs []kafka.Header) (due time.Time, from int) {
+	for _, h := range hs {
+		n, err := strconv.ParseInt(string(h.Value), 10, 64)
+		if err != nil {
+			continue // a damaged header: retry now, from the start
+		}
+		switch h.Key {
+		case schemas.HeaderRetryDue:
+			due = time.UnixMilli(n)
+		case schemas.HeaderRetrySegment:
+			from = int(n)
+		}
 	}
-	ctx = telemetry.Extract(ctx, rec.Headers)
+	return due, from
+}
+
+// outcome is how the submit of one segment ended.
+type outcome struct {
+	res    *sluicepb.SubmitResult // accepted
+	retry  bool                   // refused with a retry-later status
+	final  string                 // the message ends with this status ...
+	code   string                 // ... and this error code
+	status uint32                 // the refusal's command_status
+}
+
+// deliver submits the segments of one message and publishes what happened.
+// It returns an error only when the message must be replayed.
+func (s *slot) deliver(ctx context.Context, lr laneRecord, tk *ticket) error {
+	var m sluicepb.Message
+	if err := proto.Unmarshal(lr.rec.Value, &m); err != nil {
+		// Nothing can be sent or reported without the message: skip it, loudly.
+		s.log.Error("undecodable outbound record skipped", "topic", lr.rec.Topic, "offset", lr.rec.Offset, "err", err)
+		return nil
+	}
+	ctx = telemetry.Extract(ctx, lr.rec.Headers)
 	ctx, span := s.env.tracer.Start(ctx, "sender.submit", trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.String("sluice.message_id", m.Id), attribute.String("sluice.carrier", s.carrier.ID)))
+		trace.WithAttributes(attribute.String("sluice.message_id", m.Id), attribute.String("sluice.carrier", s.carrier.ID),
+			attribute.Int("sluice.attempt", int(m.Attempt))))
 	defer span.End()
 
 	now := s.env.now()
 	if m.ExpiresAtMs > 0 && now.UnixMilli() > m.ExpiresAtMs {
-		return s.publish(ctx, &m, nil, message.StatusExpired, "", now)
+		return s.record(ctx, tk, &m, nil, lr.from, s.finals(&m, lr.from, nil, message.StatusExpired, "", now))
 	}
-	enc, parts, err := text.Split(m.Text, refOf(m.Id), maxSegments)
+	sms, parts, err := buildSubmits(&m, s.carrier.LongMessages)
 	if err != nil {
-		return s.publish(ctx, &m, nil, message.StatusFailed, "invalid_text", now)
+		return s.record(ctx, tk, &m, nil, lr.from, s.finals(&m, lr.from, nil, message.StatusFailed, "invalid_text", now))
 	}
+	m.Segments = uint32(len(sms))
 	var results []*sluicepb.SubmitResult
-	for i, part := range parts {
-		sm := s.submitSM(&m, enc, part, len(parts) > 1)
-		res, final, code, err := s.submit(ctx, &m, sm)
+	for i := lr.from; i < len(sms); i++ {
+		weight := 1
+		if len(sms) == 1 {
+			weight = parts // message_payload: the carrier splits it, the rate counts every part
+		}
+		out, err := s.submit(ctx, &m, sms[i], weight)
 		if err != nil {
 			return err
 		}
-		if res != nil {
-			res.Segment = uint32(i)
-			results = append(results, res)
+		switch {
+		case out.res != nil:
+			out.res.Segment = uint32(i)
+			results = append(results, out.res)
+			continue
+		case out.retry && int(m.Attempt)+1 < s.carrier.RetryAttempts:
+			rec, err := s.retryRecord(ctx, &m, i)
+			if err != nil {
+				return err
+			}
+			s.env.m.retries.Add(ctx, 1, s.carrierAttr())
+			return s.record(ctx, tk, &m, results, lr.from, []kafka.Message{rec})
+		case out.retry:
+			out.final, out.code = message.StatusFailed, errorCode(out.status)
 		}
-		if final != "" {
-			// The remaining segments are not sent; the message ends here.
-			return s.publish(ctx, &m, results, final, code, s.env.now())
-		}
+		// The remaining segments are not sent; the message ends here.
+		return s.record(ctx, tk, &m, results, lr.from, s.finals(&m, i, results, out.final, out.code, s.env.now()))
 	}
-	return s.publish(ctx, &m, results, "", "", s.env.now())
+	return s.record(ctx, tk, &m, results, lr.from, nil)
 }
 
-// submit sends one segment until it has an answer that ends its story: a
-// result to correlate, or a final status with its error code. An error means
-// the slot is stopping and the message must be replayed.
-func (s *slot) submit(ctx context.Context, m *sluicepb.Message, sm *smpp.SubmitSM) (res *sluicepb.SubmitResult, final, code string, err error) {
-	pause := throttleBackoff
+// ticket is a message's place in its slot's pipeline: first among the
+// messages being submitted, then among those being published.
+type ticket struct {
+	submitting, publishing chan struct{}
+	published              bool
+}
+
+// toPublish trades the submit ticket for a publish ticket, waiting for one.
+func (t *ticket) toPublish() {
+	if t.published {
+		return
+	}
+	t.publishing <- struct{}{}
+	<-t.submitting
+	t.published = true
+}
+
+func (t *ticket) release() {
+	if t.published {
+		<-t.publishing
+	} else {
+		<-t.submitting
+	}
+}
+
+// submit sends one segment until it has an answer that ends its story. An
+// error means the slot is stopping and the message must be replayed.
+func (s *slot) submit(ctx context.Context, m *sluicepb.Message, sm *smpp.SubmitSM, weight int) (outcome, error) {
+	lane := laneName(m.Priority)
+	unknowns := 0
 	for {
-		if err := s.limiter.Wait(ctx); err != nil {
-			return nil, "", "", err
+		for range weight {
+			if err := s.pace.wait(ctx); err != nil {
+				return outcome{}, err
+			}
 		}
 		sess, err := s.binder.session(ctx)
 		if err != nil {
-			return nil, "", "", err
+			return outcome{}, err
 		}
 		start := time.Now()
+		s.env.m.window.Add(ctx, 1, s.carrierAttr())
 		resp, err := sess.Submit(ctx, sm)
-		s.env.m.latency.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("carrier", s.carrier.ID)))
+		s.env.m.window.Add(ctx, -1, s.carrierAttr())
 		switch {
 		case errors.Is(err, smpp.ErrOutcomeUnknown):
-			s.env.m.submits.Add(ctx, 1, s.attrs("outcome_unknown"))
-			if m.Priority == sluicepb.Priority_PRIORITY_MARKETING {
-				// The SMSC may have taken it: never resend marketing blind.
-				return nil, message.StatusUnknown, "outcome_unknown", nil
+			if ctx.Err() != nil {
+				return outcome{}, ctx.Err() // abandoned at a stop: replayed
 			}
-			continue // otp and transactional: a duplicate beats a lost code
+			unknowns++
+			s.env.m.submits.Add(ctx, 1, s.resultAttrs("outcome_unknown", lane))
+			// The SMSC may have taken it. Marketing is never resent blind;
+			// otp and transactional are, since a duplicate beats a lost
+			// code, up to the carrier's retry_attempts.
+			resend := m.Priority != sluicepb.Priority_PRIORITY_MARKETING && unknowns < s.carrier.RetryAttempts
+			s.log.WarnContext(ctx, "submit outcome unknown", "message_id", m.Id, "lane", lane, "resend", resend, "err", err)
+			if !resend {
+				return outcome{final: message.StatusUnknown, code: "outcome_unknown"}, nil
+			}
+			continue
 		case err != nil:
 			if ctx.Err() != nil {
-				return nil, "", "", ctx.Err()
+				return outcome{}, ctx.Err()
 			}
 			continue // not written: the binder is reconnecting
-		case resp.Status == 0:
-			s.env.m.submits.Add(ctx, 1, s.attrs("ok"))
-			return &sluicepb.SubmitResult{
+		}
+		s.env.m.latency.Record(ctx, time.Since(start).Seconds(), s.carrierAttr())
+		switch {
+		case resp.Status == smpp.StatusOK:
+			s.env.m.submits.Add(ctx, 1, s.resultAttrs("ok", lane))
+			return outcome{res: &sluicepb.SubmitResult{
 				Message:       m,
-				SmscMessageId: message.NormalizeSMSCID(resp.MessageID),
+				SmscMessageId: receiptID(resp.MessageID, s.carrier.ReceiptIDs),
 				SubmittedAtMs: s.env.now().UnixMilli(),
-			}, "", "", nil
-		case resp.Status == statusThrottled || resp.Status == statusMsgQFull:
-			s.env.m.throttles.Add(ctx, 1, metric.WithAttributes(attribute.String("carrier", s.carrier.ID)))
-			select {
-			case <-ctx.Done():
-				return nil, "", "", ctx.Err()
-			case <-time.After(pause):
-			}
-			pause = min(2*pause, throttleMaxPause)
+			}}, nil
+		case resp.Status == smpp.StatusThrottled || resp.Status == smpp.StatusMsgQueueFull:
+			// Slow the bind down and send the same segment again: nothing
+			// is lost and nothing goes to the retry lane for this.
+			s.env.m.throttles.Add(ctx, 1, s.carrierAttr())
+			s.pace.throttled()
+		case smpp.Temporary(resp.Status):
+			s.env.m.submits.Add(ctx, 1, s.resultAttrs("retry_later", lane))
+			return outcome{retry: true, status: resp.Status}, nil
 		default:
-			s.env.m.submits.Add(ctx, 1, s.attrs("error"))
-			return nil, message.StatusFailed, fmt.Sprintf("smpp_0x%08x", resp.Status), nil
+			s.env.m.submits.Add(ctx, 1, s.resultAttrs("rejected", lane))
+			return outcome{final: message.StatusFailed, code: errorCode(resp.Status), status: resp.Status}, nil
 		}
 	}
 }
 
-func (s *slot) attrs(result string) metric.AddOption {
-	return metric.WithAttributes(attribute.String("carrier", s.carrier.ID), attribute.String("result", result))
+// receiptID is a submit_sm_resp id in the form the carrier's receipts will
+// quote it, normalised, so that the two correlate. An id that is not a
+// number in the expected base is kept as it is.
+func receiptID(id, format string) string {
+	id = message.NormalizeSMSCID(id)
+	var from, to int
+	switch format {
+	case config.ReceiptIDsDecimal:
+		from, to = 16, 10
+	case config.ReceiptIDsHex:
+		from, to = 10, 16
+	default:
+		return id
+	}
+	n, err := strconv.ParseUint(id, from, 64)
+	if err != nil {
+		return id
+	}
+	return strconv.FormatUint(n, to)
 }
 
-// publish records a message's submit: the results to correlate with DLRs,
-// the submitted status, and final outcomes for segments that never made it.
-func (s *slot) publish(ctx context.Context, m *sluicepb.Message, results []*sluicepb.SubmitResult, final, code string, at time.Time) error {
+// errorCode is the error_code of a message the SMSC refused.
+func errorCode(status uint32) string { return fmt.Sprintf("smpp_0x%08x", status) }
+
+func laneName(p sluicepb.Priority) string {
+	switch p {
+	case sluicepb.Priority_PRIORITY_OTP:
+		return "otp"
+	case sluicepb.Priority_PRIORITY_MARKETING:
+		return "marketing"
+	}
+	return "transactional"
+}
+
+func (s *slot) carrierAttr() metric.MeasurementOption { return s.attrs.carrier }
+
+func (s *slot) resultAttrs(result, lane string) metric.AddOption {
+	return s.attrs.results[result+"/"+lane]
+}
+
+// slotAttrs are a slot's metric attributes, built once: building an
+// attribute set costs more than the measurement.
+type slotAttrs struct {
+	carrier metric.MeasurementOption
+	results map[string]metric.AddOption // by "result/lane"
+}
+
+func newSlotAttrs(carrier string) slotAttrs {
+	a := slotAttrs{
+		carrier: metric.WithAttributes(attribute.String("carrier", carrier)),
+		results: map[string]metric.AddOption{},
+	}
+	for _, result := range []string{"ok", "rejected", "retry_later", "outcome_unknown"} {
+		for _, lane := range []string{"otp", "transactional", "marketing"} {
+			a.results[result+"/"+lane] = metric.WithAttributes(attribute.String("carrier", carrier),
+				attribute.String("result", result), attribute.String("lane", lane))
+		}
+	}
+	return a
+}
+
+// retryRecord puts a message back on the carrier's retry lane, due after a
+// backoff that doubles with each attempt, resuming at segment from.
+func (s *slot) retryRecord(ctx context.Context, m *sluicepb.Message, from int) (kafka.Message, error) {
+	retry := proto.Clone(m).(*sluicepb.Message)
+	retry.Attempt++
+	v, err := proto.Marshal(retry)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encode retry: %w", err)
+	}
+	delay := min(s.carrier.RetryDelay<<min(m.Attempt, 20), maxRetryDelay)
+	due := s.env.now().Add(delay)
+	rec := kafka.Message{
+		Topic: schemas.OutboundTopic(s.env.prefix, s.carrier.ID, schemas.LaneRetry),
+		Key:   []byte(m.Id),
+		Value: v,
+		Headers: []kafka.Header{
+			{Key: schemas.HeaderRetryDue, Value: strconv.AppendInt(nil, due.UnixMilli(), 10)},
+			{Key: schemas.HeaderRetrySegment, Value: strconv.AppendInt(nil, int64(from), 10)},
+		},
+	}
+	telemetry.Inject(ctx, &rec.Headers)
+	return rec, nil
+}
+
+// finals are the final outcomes of the segments from segment from on, which
+// were never accepted.
+func (s *slot) finals(m *sluicepb.Message, from int, results []*sluicepb.SubmitResult, status, code string, at time.Time) []kafka.Message {
+	var submittedAt int64
+	if len(results) > 0 {
+		submittedAt = results[0].SubmittedAtMs
+	}
+	var out []kafka.Message
+	for seg := from; seg < int(max(m.Segments, 1)); seg++ {
+		v, err := proto.Marshal(&sluicepb.SegmentOutcome{
+			Message: m, Segment: uint32(seg), Status: status, ErrorCode: code,
+			SubmittedAtMs: submittedAt, DoneAtMs: at.UnixMilli(),
+		})
+		if err != nil {
+			panic(fmt.Sprintf("encode segment outcome: %v", err)) // a valid message always encodes
+		}
+		out = append(out, kafka.Message{Topic: s.env.prefix + schemas.TopicDLROutcomes, Key: []byte(m.Id), Value: v})
+	}
+	return out
+}
+
+// record publishes, in one produce call, the results of the segments the SMSC
+// accepted (to correlate with DLRs), the submitted status when this run sent
+// the first segment, and tail: final outcomes or a retry record.
+func (s *slot) record(ctx context.Context, tk *ticket, m *sluicepb.Message, results []*sluicepb.SubmitResult, from int, tail []kafka.Message) error {
+	tk.toPublish()
 	var out []kafka.Message
 	for _, r := range results {
 		v, err := proto.Marshal(r)
@@ -273,8 +516,8 @@ func (s *slot) publish(ctx context.Context, m *sluicepb.Message, results []*slui
 		telemetry.Inject(ctx, &rec.Headers)
 		out = append(out, rec)
 	}
-	if len(results) > 0 {
-		st := message.StatusOf(m, message.StatusSubmitted, at)
+	if len(results) > 0 && from == 0 {
+		st := message.StatusOf(m, message.StatusSubmitted, time.UnixMilli(results[0].SubmittedAtMs))
 		st.SubmittedAt = message.MillisTime(results[0].SubmittedAtMs)
 		v, err := st.Marshal()
 		if err != nil {
@@ -282,76 +525,5 @@ func (s *slot) publish(ctx context.Context, m *sluicepb.Message, results []*slui
 		}
 		out = append(out, kafka.Message{Topic: s.env.prefix + schemas.TopicStatus, Key: []byte(m.Id), Value: v})
 	}
-	if final != "" {
-		var submittedAt int64
-		if len(results) > 0 {
-			submittedAt = results[0].SubmittedAtMs
-		}
-		for seg := len(results); seg < int(max(m.Segments, 1)); seg++ {
-			v, err := proto.Marshal(&sluicepb.SegmentOutcome{
-				Message: m, Segment: uint32(seg), Status: final, ErrorCode: code,
-				SubmittedAtMs: submittedAt, DoneAtMs: at.UnixMilli(),
-			})
-			if err != nil {
-				return fmt.Errorf("encode outcome: %w", err)
-			}
-			out = append(out, kafka.Message{Topic: s.env.prefix + schemas.TopicDLROutcomes, Key: []byte(m.Id), Value: v})
-		}
-	}
-	return s.env.producer.Produce(ctx, out...)
-}
-
-// submitSM builds the submit_sm of one segment, asking for a receipt for
-// every segment.
-func (s *slot) submitSM(m *sluicepb.Message, enc text.Encoding, part text.Part, concatenated bool) *smpp.SubmitSM {
-	srcTON, srcNPI, src := sourceAddr(m.From)
-	sm := &smpp.SubmitSM{
-		SourceAddr: src, SourceTON: srcTON, SourceNPI: srcNPI,
-		DestAddr: trimPlus(m.To), DestTON: 1, DestNPI: 1,
-		DataCoding:         text.DataCoding(enc),
-		RegisteredDelivery: 1,
-		ShortMessage:       append(append([]byte(nil), part.UDH...), part.Payload...),
-	}
-	if concatenated {
-		sm.ESMClass = 0x40 // UDHI
-	}
-	if m.ExpiresAtMs > 0 {
-		sm.ValidityPeriod = smppTime(time.UnixMilli(m.ExpiresAtMs))
-	}
-	return sm
-}
-
-// sourceAddr picks the type of number of a sender id: alphanumeric,
-// international, or a short code.
-func sourceAddr(from string) (ton, npi uint8, addr string) {
-	digits := trimPlus(from)
-	for _, r := range digits {
-		if r < '0' || r > '9' {
-			return 5, 0, from // alphanumeric
-		}
-	}
-	if len(digits) > 8 {
-		return 1, 1, digits // international
-	}
-	return 3, 0, digits // short code: network specific
-}
-
-func trimPlus(n string) string {
-	if len(n) > 0 && n[0] == '+' {
-		return n[1:]
-	}
-	return n
-}
-
-// smppTime is the absolute SMPP time format, in UTC.
-func smppTime(t time.Time) string {
-	return t.UTC().Format("060102150405") + "000+"
-}
-
-// refOf is the concatenation reference of a message: derived from its id so
-// that a resent message keeps its reference.
-func refOf(id string) uint16 {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return uint16(h.Sum32())
+	return s.env.producer.Produce(ctx, append(out, tail...)...)
 }

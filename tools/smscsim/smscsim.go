@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,9 +59,78 @@ type CarrierConfig struct {
 	// MaxBinds refuses binds beyond this many open at once (ESME_RBINDFAIL), as a
 	// carrier's account limit does; 0 for no limit.
 	MaxBinds int `yaml:"max_binds"`
-	// TPS answers submit_sm beyond this many per second, all binds together, with
-	// ESME_RTHROTTLED; 0 for no limit.
+	// TPS answers submit_sm beyond this many in any one second (a sliding window), all
+	// binds together, with ESME_RTHROTTLED; 0 for no limit.
 	TPS int `yaml:"tps"`
+	// DLRJitter adds a uniformly random [0, DLRJitter) to each receipt's delay.
+	DLRJitter time.Duration `yaml:"dlr_jitter"`
+	// DLRDistribution is "fixed" (default: DLRDelay plus the jitter) or "exponential"
+	// (exponentially distributed with mean DLRDelay, as handset delivery times are,
+	// plus the jitter).
+	DLRDistribution string `yaml:"dlr_distribution"`
+	// DLRIDFormat is how receipts quote the message id: "hex", as in submit_sm_resp
+	// (default), or "decimal", the same number in decimal, as some carriers do.
+	DLRIDFormat string `yaml:"dlr_id_format"`
+	// DuplicateDLRs is the fraction of receipts sent twice.
+	DuplicateDLRs float64 `yaml:"duplicate_dlrs"`
+	// MOEvery sends a mobile-originated message (MOText, default "STOP") from a random
+	// subscriber every interval, to a bound receiver; 0 for none. Sim.SendMO sends one.
+	MOEvery time.Duration `yaml:"mo_every"`
+	MOText  string        `yaml:"mo_text"`
+	// Faults can also be changed while the simulator runs (Sim.SetFaults).
+	Faults `yaml:",inline"`
+}
+
+// Faults are a carrier's misbehaviours.
+type Faults struct {
+	// Latency delays each submit_sm_resp, plus a uniformly random [0, LatencyJitter).
+	Latency       time.Duration `yaml:"latency"`
+	LatencyJitter time.Duration `yaml:"latency_jitter"`
+	// Errors refuses that fraction of submit_sm with each command status, e.g.
+	// {0x08: 0.05, 0x0B: 0.01}.
+	Errors map[uint32]float64 `yaml:"errors"`
+	// StallRate is the fraction of submit_sm accepted but answered only after Stall: the
+	// ESME sees no response in time (outcome unknown) though the message went through.
+	StallRate float64       `yaml:"stall_rate"`
+	Stall     time.Duration `yaml:"stall"`
+	// DisconnectRate is the fraction of submit_sm that are accepted and then the
+	// connection dropped before the answer.
+	DisconnectRate float64 `yaml:"disconnect_rate"`
+	// Down refuses every bind with ESME_RBINDFAIL and drops the bound sessions: a
+	// carrier out of service.
+	Down bool `yaml:"down"`
+}
+
+func (f Faults) validate() error {
+	total := f.StallRate + f.DisconnectRate
+	for st, p := range f.Errors {
+		if st == smpp.StatusOK || p < 0 {
+			return fmt.Errorf("errors: status 0x%02X with rate %v", st, p)
+		}
+		total += p
+	}
+	if f.StallRate < 0 || f.DisconnectRate < 0 || total > 1 {
+		return fmt.Errorf("fault rates must be fractions adding up to at most 1 (got %v)", total)
+	}
+	return nil
+}
+
+// draw picks what happens to one submit_sm: a refusal status, a stall, a disconnect,
+// or nothing (status 0, both false).
+func (f Faults) draw() (status uint32, stall, disconnect bool) {
+	x := rand.Float64()
+	for _, st := range slices.Sorted(maps.Keys(f.Errors)) {
+		if x -= f.Errors[st]; x < 0 {
+			return st, false, false
+		}
+	}
+	if x -= f.StallRate; x < 0 {
+		return 0, true, false
+	}
+	if x -= f.DisconnectRate; x < 0 {
+		return 0, false, true
+	}
+	return 0, false, false
 }
 
 // CarrierStats are a carrier's counters since Start.
@@ -81,6 +151,15 @@ type CarrierStats struct {
 	DLRsAcked        int64            `json:"dlrs_acked"`     // receipts acknowledged with ESME_ROK
 	DLRsPending      int64            `json:"dlrs_pending"`   // receipts not acknowledged yet
 	Outcomes         map[string]int64 `json:"outcomes"`       // receipts generated, by stat
+	// Received counts every submit_sm, refused or not; PeakTPS is the most of them in
+	// any one second (a sliding window), the figure a carrier's TPS limit is about.
+	Received    int64 `json:"received"`
+	PeakTPS     int64 `json:"peak_tps"`
+	Injected    int64 `json:"injected_errors"` // submit_sm refused by Faults.Errors
+	Stalled     int64 `json:"stalled"`         // answered late by Faults.StallRate
+	Disconnects int64 `json:"disconnects"`     // connections dropped by the simulator
+	DLRDups     int64 `json:"dlr_duplicates"`  // receipts queued a second time
+	MOsSent     int64 `json:"mos_sent"`        // MO messages acknowledged by an ESME
 }
 
 // Sim is a running simulator.
@@ -150,6 +229,9 @@ func (s *Sim) addCarrier(ctx context.Context, cfg CarrierConfig) error {
 		}
 	})
 	s.wg.Go(func() { c.runReceipts(ctx) })
+	if cfg.MOEvery > 0 {
+		s.wg.Go(func() { c.runMO(ctx) })
+	}
 	c.log.Info("smscsim: carrier listening", "addr", ln.Addr().String(), "system_id", cfg.SystemID)
 	return nil
 }
@@ -214,14 +296,16 @@ type carrier struct {
 	nextID, binds, bindFailures, submits, parts     atomic.Int64
 	dlrsRequested, dlrsSent, dlrsAcked, dlrsPending atomic.Int64
 	unique, duplicates, throttled                   atomic.Int64
-	rr                                              atomic.Uint64
+	received, injected, stalled, disconnects        atomic.Int64
+	dlrDups, mosSent                                atomic.Int64
 
 	mu         sync.Mutex
+	faults     Faults
 	seen       map[[16]byte]struct{}
 	outcomes   map[string]int64
-	open, peak int64     // binds open now and at most
-	second     time.Time // start of the current TPS window
-	inSecond   int       // submits accepted in it
+	open, peak int64 // binds open now and at most
+	arrivals   window
+	accepted   window // submit_sm let through the TPS limit
 
 	queue receiptQueue
 	slots chan struct{}
@@ -238,10 +322,27 @@ func newCarrier(cfg CarrierConfig, log *slog.Logger) (*carrier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smscsim: carrier %s: %w", cfg.ID, err)
 	}
+	if err := cfg.Faults.validate(); err != nil {
+		return nil, fmt.Errorf("smscsim: carrier %s: %w", cfg.ID, err)
+	}
+	switch cfg.DLRDistribution {
+	case "", "fixed", "exponential":
+	default:
+		return nil, fmt.Errorf("smscsim: carrier %s: dlr_distribution %q: want fixed or exponential", cfg.ID, cfg.DLRDistribution)
+	}
+	switch cfg.DLRIDFormat {
+	case "", "hex", "decimal":
+	default:
+		return nil, fmt.Errorf("smscsim: carrier %s: dlr_id_format %q: want hex or decimal", cfg.ID, cfg.DLRIDFormat)
+	}
+	if cfg.MOText == "" {
+		cfg.MOText = "STOP"
+	}
 	c := &carrier{
 		cfg:      cfg,
 		log:      log,
 		draw:     draw,
+		faults:   cfg.Faults,
 		idPfx:    rand.Uint32(),
 		seen:     make(map[[16]byte]struct{}),
 		outcomes: make(map[string]int64),
@@ -253,7 +354,9 @@ func newCarrier(cfg CarrierConfig, log *slog.Logger) (*carrier, error) {
 		Bind:     c.bind,
 		Submit:   c.submit,
 		Unbound:  c.unbound,
-		Logger:   log,
+		// Latency and stalls hold a handler each: let a whole window wait.
+		Concurrency: 4096,
+		Logger:      log,
 	})
 	return c, nil
 }
@@ -296,6 +399,8 @@ func (c *carrier) bind(_ context.Context, req smpp.BindRequest) uint32 {
 		status = smpp.StatusInvSystemID
 	case req.Password != c.cfg.Password:
 		status = smpp.StatusInvPassword
+	case c.currentFaults().Down:
+		status = smpp.StatusBindFailed
 	case !c.reserveBind():
 		status = smpp.StatusBindFailed
 	}
@@ -327,31 +432,97 @@ func (c *carrier) unbound(*smpp.ServerSession) {
 	c.mu.Unlock()
 }
 
-// admit applies the TPS limit over fixed one-second windows.
-func (c *carrier) admit() bool {
+// admit applies the TPS limit over a sliding one-second window.
+func (c *carrier) admit(now time.Time) bool {
 	if c.cfg.TPS <= 0 {
 		return true
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := time.Now(); now.Sub(c.second) >= time.Second {
-		c.second, c.inSecond = now, 0
-	}
-	if c.inSecond >= c.cfg.TPS {
+	if c.accepted.count(now) >= c.cfg.TPS {
 		return false
 	}
-	c.inSecond++
+	c.accepted.add(now)
 	return true
 }
 
-func (c *carrier) submit(_ context.Context, _ *smpp.ServerSession, sm *smpp.SubmitSM) smpp.SubmitResp {
+func (c *carrier) currentFaults() Faults {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.faults
+}
+
+// setFaults changes the carrier's faults; going down drops every bound session.
+func (c *carrier) setFaults(f Faults) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.faults = f
+	c.mu.Unlock()
+	if f.Down {
+		for _, ss := range c.srv.Sessions(c.cfg.SystemID) {
+			c.disconnects.Add(1)
+			ss.Abort()
+		}
+	}
+	return nil
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func (c *carrier) submit(ctx context.Context, ss *smpp.ServerSession, sm *smpp.SubmitSM) smpp.SubmitResp {
+	now := time.Now()
+	c.received.Add(1)
+	c.mu.Lock()
+	c.arrivals.add(now)
+	f := c.faults
+	c.mu.Unlock()
+	defer sleep(ctx, f.Latency+randDuration(f.LatencyJitter))
 	if sm.DestAddr == "" {
 		return smpp.SubmitResp{Status: smpp.StatusInvDstAddr}
 	}
-	if !c.admit() {
+	if !c.admit(now) {
 		c.throttled.Add(1)
 		return smpp.SubmitResp{Status: smpp.StatusThrottled}
 	}
+	status, stall, disconnect := f.draw()
+	if status != smpp.StatusOK {
+		c.injected.Add(1)
+		return smpp.SubmitResp{Status: status}
+	}
+	resp := c.accept(sm)
+	switch {
+	case stall:
+		c.stalled.Add(1)
+		sleep(ctx, f.Stall)
+	case disconnect:
+		c.disconnects.Add(1)
+		ss.Abort()
+	}
+	return resp
+}
+
+func randDuration(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d)
+}
+
+// accept takes a message: counts it, schedules its receipt and returns its id.
+func (c *carrier) accept(sm *smpp.SubmitSM) smpp.SubmitResp {
 	c.submits.Add(1)
 	body, concatenated := userText(sm)
 	if concatenated {
@@ -378,10 +549,37 @@ func (c *carrier) submit(_ context.Context, _ *smpp.ServerSession, sm *smpp.Subm
 			c.mu.Lock()
 			c.outcomes[stat]++
 			c.mu.Unlock()
-			c.queue.push(time.Now().Add(c.cfg.DLRDelay), c.receipt(id, stat, sm, body))
+			d := c.receipt(c.receiptID(id), stat, sm, body)
+			c.queue.push(time.Now().Add(c.receiptDelay()), d)
+			if c.cfg.DuplicateDLRs > 0 && rand.Float64() < c.cfg.DuplicateDLRs {
+				c.dlrDups.Add(1)
+				c.dlrsPending.Add(1)
+				c.queue.push(time.Now().Add(c.receiptDelay()), d)
+			}
 		}
 	}
 	return smpp.SubmitResp{MessageID: id}
+}
+
+// receiptDelay draws the time from a submit to its receipt.
+func (c *carrier) receiptDelay() time.Duration {
+	d := c.cfg.DLRDelay
+	if c.cfg.DLRDistribution == "exponential" {
+		d = time.Duration(rand.ExpFloat64() * float64(c.cfg.DLRDelay))
+	}
+	return d + randDuration(c.cfg.DLRJitter)
+}
+
+// receiptID is how receipts quote a message id.
+func (c *carrier) receiptID(id string) string {
+	if c.cfg.DLRIDFormat != "decimal" {
+		return id
+	}
+	n, err := strconv.ParseUint(id, 16, 64)
+	if err != nil {
+		panic(fmt.Sprintf("smscsim: own message id %q is not hex: %v", id, err))
+	}
+	return strconv.FormatUint(n, 10)
 }
 
 // userText splits off a user data header, and reports whether the submit is one part
@@ -486,10 +684,17 @@ func (c *carrier) stats() CarrierStats {
 		DLRsSent:         c.dlrsSent.Load(),
 		DLRsAcked:        c.dlrsAcked.Load(),
 		DLRsPending:      c.dlrsPending.Load(),
+		Received:         c.received.Load(),
+		Injected:         c.injected.Load(),
+		Stalled:          c.stalled.Load(),
+		Disconnects:      c.disconnects.Load(),
+		DLRDups:          c.dlrDups.Load(),
+		MOsSent:          c.mosSent.Load(),
 	}
 	c.mu.Lock()
 	st.Outcomes = maps.Clone(c.outcomes)
 	st.BindsOpen, st.PeakBinds = c.open, c.peak
+	st.PeakTPS = c.arrivals.peak
 	c.mu.Unlock()
 	return st
 }

@@ -14,7 +14,20 @@
 //	    dlr_delay: 100ms
 //	    outcomes: {DELIVRD: 90, UNDELIV: 6, EXPIRED: 2, REJECTD: 2}
 //	    max_binds: 4     # binds beyond are refused with ESME_RBINDFAIL
-//	    tps: 2000        # submits beyond, per second, get ESME_RTHROTTLED
+//	    tps: 2000        # submits beyond this in any one second get ESME_RTHROTTLED
+//	    dlr_jitter: 50ms        # receipt delay: dlr_delay plus uniform [0, dlr_jitter)
+//	    dlr_distribution: exponential  # receipt delay exponential with mean dlr_delay (default fixed)
+//	    dlr_id_format: decimal  # receipts quote ids in decimal (submit_sm_resp: hex)
+//	    duplicate_dlrs: 0.01    # fraction of receipts sent twice
+//	    mo_every: 10s           # an MO ("STOP" or mo_text) from a random subscriber
+//	    latency: 5ms            # before each submit_sm_resp, plus uniform [0, latency_jitter)
+//	    errors: {0x08: 0.01, 0x0B: 0.001}  # fraction of submit_sm refused, by status
+//	    stall_rate: 0.001       # accepted but answered only after stall (e.g. 15s)
+//	    disconnect_rate: 0.0001 # accepted, then the connection dropped
+//	    down: false             # refuse every bind
+//
+// GET /stats reports, per carrier, counters including peak_tps (most submit_sm in any
+// one second) and peak_binds (most binds open at once).
 package main
 
 import (

@@ -1,0 +1,148 @@
+package sendertest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sluice-sms/sluice/pkg/config"
+	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/schemas/sluicepb"
+	"github.com/sluice-sms/sluice/tools/smscsim"
+)
+
+func carrier(binds, tps, window int) config.Carrier {
+	return config.Carrier{Binds: binds, TPS: tps, Window: window}
+}
+
+func messages(n int, carrierID string, p sluicepb.Priority) []*sluicepb.Message {
+	out := make([]*sluicepb.Message, n)
+	for i := range out {
+		out[i] = message(fmt.Sprintf("%s-%d", carrierID, i), carrierID, p, fmt.Sprintf("message %d", i))
+	}
+	return out
+}
+
+// A carrier that allows fewer parts per second than sluice is configured for
+// answers ESME_RTHROTTLED: the sender slows down and resubmits until every
+// message is accepted, none lost, none failed, none sent to the retry lane.
+func TestThrottledMessagesAreResubmitted(t *testing.T) {
+	const n = 300
+	sim := simCarrier("sim-a", 0, 100)
+	h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{carrier(2, 1000, 20)})
+	subs, outs := submits(h), outcomes(h)
+	h.runSender()
+	h.send(messages(n, "sim-a", sluicepb.Priority_PRIORITY_TRANSACTIONAL)...)
+
+	got := subs.wait(h, "every message submitted", func(r []*sluicepb.SubmitResult) bool { return len(byMessage(r)) == n })
+	st := h.sim.Stats()["sim-a"]
+	if st.Throttled == 0 {
+		t.Errorf("the carrier never throttled (stats %+v): the test proves nothing", st)
+	}
+	if st.UniqueSubmits != n {
+		t.Errorf("carrier accepted %d distinct messages, want %d", st.UniqueSubmits, n)
+	}
+	if len(got) < n {
+		t.Errorf("%d submit results for %d messages", len(got), n)
+	}
+	if o := outs.wait(h, "outcomes read", func([]*sluicepb.SegmentOutcome) bool { return true }); len(o) != 0 {
+		t.Errorf("%d messages ended without being accepted, first %v", len(o), o[0])
+	}
+}
+
+// Retry-later statuses go through the retry lane, a bounded number of times;
+// permanent statuses end the message at once. Both end "failed" with the
+// SMPP status as error code.
+func TestRefusedMessagesRetriedOrFailed(t *testing.T) {
+	tests := []struct {
+		name        string
+		status      uint32
+		wantSubmits int // per message
+	}{
+		{"retry later (ESME_RSYSERR)", smpp.StatusSysErr, 3},
+		{"permanent (ESME_RINVDSTADR)", smpp.StatusInvDstAddr, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const n = 20
+			sim := simCarrier("sim-a", 0, 0)
+			sim.Errors = map[uint32]float64{tt.status: 1}
+			c := carrier(1, 1000, 10)
+			c.RetryAttempts, c.RetryDelay = 3, 50*time.Millisecond
+			h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{c})
+			outs := outcomes(h)
+			h.runSender()
+			h.send(messages(n, "sim-a", sluicepb.Priority_PRIORITY_MARKETING)...)
+
+			got := outs.wait(h, "every message failed", func(r []*sluicepb.SegmentOutcome) bool { return len(byMessage(r)) == n })
+			want := fmt.Sprintf("smpp_0x%08x", tt.status)
+			for _, o := range got {
+				if o.Status != "failed" || o.ErrorCode != want {
+					t.Errorf("outcome %s %s, want failed %s", o.Status, o.ErrorCode, want)
+				}
+			}
+			st := h.waitSim("sim-a", "all attempts seen", func(st smscsim.CarrierStats) bool { return st.Received >= int64(n*tt.wantSubmits) })
+			if st.Received != int64(n*tt.wantSubmits) || st.Submits != 0 {
+				t.Errorf("carrier received %d submit_sm (%d accepted), want %d attempts", st.Received, st.Submits, n*tt.wantSubmits)
+			}
+		})
+	}
+}
+
+// A retry-later refusal followed by the carrier's recovery: the retried
+// messages go through, each accepted once.
+func TestRetriedMessagesGoThroughWhenTheCarrierRecovers(t *testing.T) {
+	const n = 20
+	sim := simCarrier("sim-a", 0, 0)
+	sim.Errors = map[uint32]float64{smpp.StatusTempAppErr: 1}
+	c := carrier(1, 1000, 10)
+	c.RetryDelay = 300 * time.Millisecond
+	h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{c})
+	subs := submits(h)
+	h.runSender()
+	h.send(messages(n, "sim-a", sluicepb.Priority_PRIORITY_TRANSACTIONAL)...)
+	h.waitSim("sim-a", "every first attempt refused", func(st smscsim.CarrierStats) bool { return st.Injected >= n })
+	if err := h.sim.SetFaults("sim-a", smscsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	got := subs.wait(h, "every message submitted", func(r []*sluicepb.SubmitResult) bool { return len(byMessage(r)) == n })
+	for _, r := range got {
+		if r.Message.Attempt == 0 {
+			t.Errorf("message %s accepted at attempt 0, before the carrier recovered", r.Message.Id)
+		}
+	}
+	if st := h.sim.Stats()["sim-a"]; st.UniqueSubmits != n || st.DuplicateSubmits != 0 {
+		t.Errorf("carrier stats %+v, want %d distinct messages, no duplicates", st, n)
+	}
+}
+
+// A submit without a response: marketing is never resent (it ends
+// "unknown"), otp is resent, up to retry_attempts, then ends "unknown" too.
+func TestOutcomeUnknownPolicyPerLane(t *testing.T) {
+	tests := []struct {
+		priority    sluicepb.Priority
+		wantSubmits int64
+	}{
+		{sluicepb.Priority_PRIORITY_MARKETING, 1},
+		{sluicepb.Priority_PRIORITY_OTP, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.priority.String(), func(t *testing.T) {
+			sim := simCarrier("sim-a", 0, 0)
+			sim.StallRate, sim.Stall = 1, 5*time.Second
+			c := carrier(1, 1000, 10)
+			c.RespTimeout, c.RetryAttempts = 300*time.Millisecond, 2
+			h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{c})
+			outs := outcomes(h)
+			h.runSender()
+			h.send(message("m1", "sim-a", tt.priority, "hello"))
+			got := outs.wait(h, "the message ended", func(r []*sluicepb.SegmentOutcome) bool { return len(r) > 0 })
+			if got[0].Status != "unknown" || got[0].ErrorCode != "outcome_unknown" {
+				t.Errorf("outcome %s %s, want unknown outcome_unknown", got[0].Status, got[0].ErrorCode)
+			}
+			if st := h.sim.Stats()["sim-a"]; st.Received != tt.wantSubmits || st.Submits != tt.wantSubmits {
+				t.Errorf("carrier received %d submit_sm, want %d", st.Received, tt.wantSubmits)
+			}
+		})
+	}
+}

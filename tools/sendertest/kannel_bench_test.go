@@ -1,0 +1,160 @@
+package sendertest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-sms/sluice/tools/smscsim"
+)
+
+// BenchmarkKannelBearerbox is the reference figure for BenchmarkSenderSubmits:
+// Kannel's bearerbox (Debian package kannel) on the same simulator and
+// machine, max-pending-submits equal to the window, store-file on, fed by
+// mtbatch with b.N messages asking for a receipt. Reports submits/s from the
+// moment mtbatch starts until the simulator has accepted them all.
+func BenchmarkKannelBearerbox(b *testing.B) {
+	needKannel(b)
+	for _, s := range benchShapes {
+		b.Run(fmt.Sprintf("binds=%d/window=%d", s.binds, s.window), func(b *testing.B) {
+			b.ReportMetric(benchKannel(b, s.binds, s.window), "submits/s")
+		})
+	}
+}
+
+func needKannel(b *testing.B) {
+	for _, tool := range []string{"bearerbox", "mtbatch"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			b.Fatalf("%s not found (apt-get install kannel): %v", tool, err)
+		}
+	}
+}
+
+// benchKannel returns bearerbox's submits per second for b.N messages.
+func benchKannel(b *testing.B, binds, window int) float64 {
+	b.StopTimer()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	simCfg := simCarrier("sim-a", binds, 0)
+	simCfg.DLRDelay = time.Millisecond
+	sim, err := smscsim.StartWithLogger(ctx, []smscsim.CarrierConfig{simCfg}, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sim.Close()
+	host, port, err := net.SplitHostPort(sim.Addr("sim-a"))
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	dir := b.TempDir()
+	admin, smsbox, sendsms := freePort(b), freePort(b), freePort(b)
+	conf := fmt.Sprintf(`group = core
+admin-port = %d
+admin-password = bench
+smsbox-port = %d
+box-allow-ip = 127.0.0.1
+store-type = file
+store-location = %q
+dlr-storage = internal
+log-level = 4
+
+group = smsbox
+bearerbox-host = 127.0.0.1
+sendsms-port = %d
+
+group = smsc
+smsc = smpp
+smsc-id = sim
+host = %s
+port = %s
+transceiver-mode = true
+smsc-username = %s
+smsc-password = %s
+system-type = ""
+instances = %d
+max-pending-submits = %d
+`, admin, smsbox, filepath.Join(dir, "kannel.store"), sendsms, host, port, simCfg.SystemID, simCfg.Password, binds, window)
+	confPath := filepath.Join(dir, "kannel.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	bearer := exec.CommandContext(ctx, "bearerbox", confPath)
+	logf, err := os.Create(filepath.Join(dir, "bearerbox.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logf.Close()
+	bearer.Stdout, bearer.Stderr = logf, logf
+	if err := bearer.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = bearer.Process.Kill() // a benchmark peer: its exit status means nothing here
+		_ = bearer.Wait()
+		if b.Failed() {
+			out, _ := os.ReadFile(logf.Name())
+			b.Logf("bearerbox log (tail):\n%s", tail(out, 3000))
+		}
+	}()
+	waitStats(ctx, b, sim, "bearerbox bound", func(st smscsim.CarrierStats) bool { return st.BindsOpen == int64(binds) })
+
+	content, receivers := filepath.Join(dir, "content"), filepath.Join(dir, "receivers")
+	var rcpts strings.Builder
+	for i := range b.N {
+		fmt.Fprintf(&rcpts, "4477%08d\n", i)
+	}
+	if err := os.WriteFile(content, []byte("hello from kannel"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(receivers, []byte(rcpts.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	start := time.Now()
+	mt := exec.CommandContext(ctx, "mtbatch", "-v", "4", "-b", "127.0.0.1", "-p", fmt.Sprint(smsbox), "-f", "12345", "-D", "1", "-u", "http://127.0.0.1/dlr", content, receivers)
+	if out, err := mt.CombinedOutput(); err != nil {
+		b.Fatalf("mtbatch: %v\n%s", err, tail(out, 2000))
+	}
+	waitStats(ctx, b, sim, "all submitted", func(st smscsim.CarrierStats) bool { return st.Submits >= int64(b.N) })
+	elapsed := time.Since(start)
+	b.StopTimer()
+	return float64(b.N) / elapsed.Seconds()
+}
+
+func freePort(b *testing.B) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func waitStats(ctx context.Context, b *testing.B, sim *smscsim.Sim, what string, cond func(smscsim.CarrierStats) bool) {
+	for {
+		st := sim.Stats()["sim-a"]
+		if cond(st) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("%s: never happened: %+v", what, st)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
