@@ -80,6 +80,10 @@ type Tenant struct {
 	RateLimit    int      `yaml:"rate_limit"`  // message parts per second, 0: none
 	DailyQuota   int      `yaml:"daily_quota"` // messages per UTC day, 0: none
 	Webhook      string   `yaml:"webhook"`
+	// HTTPRateLimit bounds the tenant's HTTP API requests per second (ingest
+	// answers 429 beyond it), 0: none. RateLimit and DailyQuota are the
+	// router's.
+	HTTPRateLimit int `yaml:"http_rate_limit"`
 }
 
 // Carrier is one SMPP account at an SMSC.
