@@ -157,8 +157,8 @@ func (a *api) route(name string, h tenantHandler) http.Handler {
 			status = writeError(w, http.StatusUnauthorized, FieldError{Code: CodeUnauthorized, Message: "a valid API key is required: Authorization: Bearer <key>"})
 		default:
 			span.SetAttributes(attribute.String("sluice.tenant", tenant))
-			if wait, limited := a.limit(tenant); limited {
-				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			if wait, limited := a.limit(tenant, a.in.now()); limited {
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 				status = writeError(w, http.StatusTooManyRequests, FieldError{Code: CodeRateLimited, Message: "request rate limit of the tenant exceeded"})
 			} else {
 				status = h(w, r, tenant)
@@ -192,14 +192,14 @@ func (a *api) authenticate(r *http.Request) (string, bool) {
 
 // limit takes one request from the tenant's budget, or says how long until
 // one is available.
-func (a *api) limit(tenant string) (time.Duration, bool) {
+func (a *api) limit(tenant string, now time.Time) (time.Duration, bool) {
 	l, ok := a.limiters[tenant]
-	if !ok || l.Allow() {
+	if !ok || l.AllowN(now, 1) {
 		return 0, false
 	}
-	res := l.Reserve()
-	defer res.Cancel()
-	return max(res.Delay(), time.Second), true
+	res := l.ReserveN(now, 1)
+	defer res.CancelAt(now)
+	return res.DelayFrom(now), true
 }
 
 func (a *api) get(w http.ResponseWriter, r *http.Request, tenant string) int {
@@ -228,11 +228,11 @@ func (a *api) post(w http.ResponseWriter, r *http.Request, tenant string) int {
 		return writeError(w, http.StatusBadRequest, FieldError{Code: CodeMalformedJSON, Message: "could not read the body"})
 	}
 	reqs, batch, errs := DecodeBody(body, tenant)
-	if errs != nil {
+	if reqs == nil {
 		a.in.rejected(r.Context(), frontHTTP, errs)
 		return writeErrors(w, http.StatusBadRequest, errs)
 	}
-	results, errs, err := a.in.acceptHTTP(r.Context(), tenant, reqs)
+	results, errs, err := a.in.acceptHTTP(r.Context(), tenant, reqs, batch, errs)
 	switch {
 	case err != nil:
 		a.in.env.Log.ErrorContext(r.Context(), "accept over HTTP", "tenant", tenant, "messages", len(reqs), "err", err)
@@ -257,11 +257,15 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 
 // DecodeBody parses the body of POST /v1/messages: one message, or
 // {"messages": [...]} with 1 to MaxBatch of them. batch says which form it
-// was. Errors name the message's index in a batch.
-func DecodeBody(body []byte, tenant string) (reqs []message.Request, batch bool, errs []APIError) {
+// was. A message that cannot be decoded is nil in reqs and has an error
+// naming its index; an error about the body as a whole comes with no reqs.
+func DecodeBody(body []byte, tenant string) (reqs []*message.Request, batch bool, errs []APIError) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, false, []APIError{{FieldError: *fieldErr(CodeMalformedJSON, "", "empty body")}}
+	}
 	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, false, []APIError{{FieldError: *jsonError(err)}}
+	if ferr := decodeStrict(body, &top); ferr != nil {
+		return nil, false, []APIError{{FieldError: *ferr}}
 	}
 	raws := []json.RawMessage{body}
 	if rawList, ok := top["messages"]; ok {
@@ -273,21 +277,22 @@ func DecodeBody(body []byte, tenant string) (reqs []message.Request, batch bool,
 			return nil, true, []APIError{{FieldError: *ferr}}
 		}
 		switch {
-		case rawList == nil || bytes.Equal(bytes.TrimSpace(rawList), []byte("null")) || len(envelope.Messages) == 0:
+		case bytes.Equal(bytes.TrimSpace(rawList), []byte("null")) || len(envelope.Messages) == 0:
 			return nil, true, []APIError{{FieldError: *fieldErr(CodeEmptyBatch, "messages", "at least one message is required")}}
 		case len(envelope.Messages) > MaxBatch:
 			return nil, true, []APIError{{FieldError: *fieldErr(CodeBatchTooLarge, "messages", "at most %d messages per request, got %d", MaxBatch, len(envelope.Messages))}}
 		}
 		raws = envelope.Messages
 	}
-	reqs = make([]message.Request, len(raws))
+	reqs = make([]*message.Request, len(raws))
 	for i, raw := range raws {
 		var m apiMessage
 		if ferr := decodeStrict(raw, &m); ferr != nil {
 			errs = append(errs, indexed(batch, i, *ferr))
 			continue
 		}
-		reqs[i] = m.request(tenant)
+		req := m.request(tenant)
+		reqs[i] = &req
 	}
 	return reqs, batch, errs
 }

@@ -9,12 +9,14 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -64,12 +66,17 @@ const (
 
 // Run serves until ctx ends, then drains and commits what it finished.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	return run(ctx, cfg, log, nil)
+	return run(ctx, cfg, log, hooks{})
 }
 
-// run is Run that reports the HTTP API's address once it listens (tests
-// listen on port 0).
-func run(ctx context.Context, cfg config.Config, log *slog.Logger, httpReady func(addr string)) error {
+// hooks let tests see the HTTP API's address (they listen on port 0) and
+// set the clock.
+type hooks struct {
+	httpReady func(addr string)
+	now       func() time.Time
+}
+
+func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) error {
 	env, err := service.Start(ctx, "ingest", cfg.Ingest.AdminAddr, cfg, log)
 	if err != nil {
 		return err
@@ -79,6 +86,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, httpReady fun
 	in, err := newIntake(env, cfg)
 	if err != nil {
 		return err
+	}
+	if h.now != nil {
+		in.now = h.now
 	}
 	a, err := newAPI(in, cfg.Tenants, env.Tel.Meter())
 	if err != nil {
@@ -112,7 +122,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, httpReady fun
 	}
 
 	if len(a.keys) > 0 {
-		wg.Go(func() { fail(serveHTTP(ctx, cfg.Ingest.HTTPAddr, a.Handler(), httpReady)) })
+		wg.Go(func() { fail(serveHTTP(ctx, cfg.Ingest.HTTPAddr, a.Handler(), h.httpReady)) })
 	} else {
 		// Nothing could authenticate: don't hold a port (the embedded
 		// devstack runs without keys).
@@ -215,15 +225,18 @@ func (in *intake) publish(ctx context.Context, m *sluicepb.Message, now time.Tim
 }
 
 // acceptHTTP validates the messages of one POST, all or nothing, and
-// publishes those that are not copies of earlier ones.
-func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []message.Request) ([]Result, []APIError, error) {
+// publishes those that are not copies of earlier ones. reqs are the decoded
+// messages (nil where decodeErrs says why not).
+func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message.Request, batch bool, decodeErrs []APIError) ([]Result, []APIError, error) {
 	now := in.now()
-	batch := len(reqs) > 1
 	msgs := make([]*sluicepb.Message, len(reqs))
-	var errs []APIError
+	errs := decodeErrs
 	firstRef := map[string]int{}
 	for i, req := range reqs {
-		m, ferr := Accept(tenant, req, now, in.limits)
+		if req == nil {
+			continue
+		}
+		m, ferr := Accept(tenant, *req, now, in.limits)
 		if ferr != nil {
 			errs = append(errs, indexed(batch, i, *ferr))
 			continue
@@ -236,6 +249,9 @@ func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []message.
 			firstRef[req.ClientRef] = i
 		}
 		msgs[i] = m
+	}
+	if errs != nil && batch {
+		slices.SortStableFunc(errs, func(a, b APIError) int { return cmp.Compare(*a.Index, *b.Index) })
 	}
 	if errs != nil {
 		return nil, errs, nil
