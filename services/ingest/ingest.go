@@ -432,18 +432,21 @@ func (in *intake) deadLetter(rec kafka.Message, ferr *FieldError) kafka.Message 
 // client_ref: a corrected request with the same client_ref must not look
 // like a copy of an accepted message.
 func rejectedStatus(value []byte, ferr *FieldError, now time.Time) (message.Status, bool) {
-	var req struct {
-		Tenant     string            `json:"tenant"`
-		ClientRef  string            `json:"client_ref"`
-		CampaignID string            `json:"campaign_id"`
-		To         string            `json:"to"`
-		Metadata   map[string]string `json:"metadata"`
-	}
-	if json.Unmarshal(value, &req) != nil || req.Tenant == "" {
+	// Field by field: a field of the wrong type must not hide the others.
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(value, &fields) != nil {
 		return message.Status{}, false
 	}
-	m := &sluicepb.Message{Id: message.NewID(), Tenant: req.Tenant, ClientRef: req.ClientRef,
-		CampaignId: req.CampaignID, To: req.To, Metadata: req.Metadata}
+	str := func(name string) string {
+		var s string
+		_ = json.Unmarshal(fields[name], &s) // absent or not a string: ""
+		return s
+	}
+	tenant := str("tenant")
+	if tenant == "" {
+		return message.Status{}, false
+	}
+	m := &sluicepb.Message{Id: message.NewID(), Tenant: tenant, ClientRef: str("client_ref"), CampaignId: str("campaign_id"), To: str("to")}
 	st := message.StatusOf(m, message.StatusRejected, now)
 	st.ErrorCode = ferr.Code
 	st.Reason = ferr.Error()
