@@ -121,3 +121,20 @@ func checkAccepted(t *testing.T, tenant, to string, segments uint32) {
 		t.Fatalf("accepted a malformed message: tenant %q to %q segments %d", tenant, to, segments)
 	}
 }
+
+// FuzzNumberTypeIsValidity keeps NormaliseNumber's shortcut honest: a number
+// has a type exactly when libphonenumber calls it valid.
+func FuzzNumberTypeIsValidity(f *testing.F) {
+	for _, s := range []string{"+447400123456", "+15555555555", "+442079460000", "+447624123456", "+80012345678", "+4990012345678"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		num, err := phonenumbers.Parse(raw, "")
+		if err != nil {
+			return
+		}
+		if typed, valid := phonenumbers.GetNumberType(num) != phonenumbers.UNKNOWN, phonenumbers.IsValidNumber(num); typed != valid {
+			t.Fatalf("%q: typed %v, valid %v", raw, typed, valid)
+		}
+	})
+}
