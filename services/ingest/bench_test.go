@@ -34,7 +34,6 @@ func total(b *testing.B, brokers []string, topic string) int64 {
 func BenchmarkTopicAccept(b *testing.B) {
 	b.StopTimer()
 	cfg := testConfig(b)
-	cfg.Kafka.BatchTimeout = time.Millisecond
 	ctx := context.Background()
 	if err := service.CreateTopics(ctx, cfg); err != nil {
 		b.Fatal(err)
@@ -84,7 +83,6 @@ func BenchmarkHTTPBatch100(b *testing.B) { benchHTTP(b, 100) }
 
 func benchHTTP(b *testing.B, size int) {
 	cfg := testConfig(b)
-	cfg.Kafka.BatchTimeout = time.Millisecond
 	base := startIngest(b, cfg, hooks{})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	var seq atomic.Int64

@@ -224,3 +224,57 @@ func TestHTTPRateLimit(t *testing.T) {
 		t.Errorf("%d accepted, want 6 (1 slow, 5 acme)", n)
 	}
 }
+
+// TestMetrics: accepted, rejected (by code), duplicate and latency figures
+// on the admin endpoint.
+func TestMetrics(t *testing.T) {
+	cfg := testConfig(t)
+	admin := make(chan string, 1)
+	base := startIngest(t, cfg, hooks{adminReady: func(a string) { admin <- a }})
+	adminAddr := <-admin
+	for _, body := range []string{good(`client_ref="m1"`), good(`client_ref="m1"`), good(), good(`to="+442079460000"`)} {
+		post(t, base, "acme-key", body)
+	}
+	a := call(t, http.MethodGet, "http://"+adminAddr+"/metrics", "", "", nil)
+	if a.status != http.StatusOK {
+		t.Fatalf("/metrics: %d", a.status)
+	}
+	lines := map[string]string{}
+	for l := range strings.Lines(string(a.body)) {
+		l = strings.TrimSpace(l)
+		if i := strings.LastIndex(l, " "); i > 0 && strings.HasPrefix(l, "sluice_ingest_") {
+			name, value := l[:i], l[i+1:]
+			// Drop the labels every series carries (service, scope...)
+			// and keep the ones that matter here.
+			lines[metricKey(name)] = value
+		}
+	}
+	for key, want := range map[string]string{
+		`sluice_ingest_accepted_total{front_door="http"}`:                                         "2",
+		`sluice_ingest_duplicates_total{front_door="http"}`:                                       "1",
+		`sluice_ingest_rejected_total{code="not_mobile",front_door="http"}`:                       "1",
+		`sluice_ingest_http_request_duration_seconds_count{code="202",route="POST /v1/messages"}`: "3",
+		`sluice_ingest_http_request_duration_seconds_count{code="400",route="POST /v1/messages"}`: "1",
+	} {
+		if lines[key] != want {
+			t.Errorf("%s = %q, want %s; sluice_ingest series: %v", key, lines[key], want, lines)
+		}
+	}
+}
+
+// metricKey keeps a series' name and its code, front_door and route labels.
+func metricKey(series string) string {
+	name, labels, ok := strings.Cut(series, "{")
+	if !ok {
+		return series
+	}
+	var keep []string
+	for kv := range strings.SplitSeq(strings.TrimSuffix(labels, "}"), ",") {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "code" || k == "front_door" || k == "route" {
+			keep = append(keep, kv)
+		}
+	}
+	slices.Sort(keep)
+	return name + "{" + strings.Join(keep, ",") + "}"
+}

@@ -69,11 +69,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return run(ctx, cfg, log, hooks{})
 }
 
-// hooks let tests see the HTTP API's address (they listen on port 0) and
-// set the clock.
+// hooks let tests see the addresses (they listen on port 0) and set the
+// clock.
 type hooks struct {
-	httpReady func(addr string)
-	now       func() time.Time
+	httpReady  func(addr string)
+	adminReady func(addr string)
+	now        func() time.Time
 }
 
 func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) error {
@@ -89,6 +90,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	}
 	if h.now != nil {
 		in.now = h.now
+	}
+	if h.adminReady != nil {
+		h.adminReady(env.Tel.Addr())
 	}
 	a, err := newAPI(in, cfg.Tenants, env.Tel.Meter())
 	if err != nil {
