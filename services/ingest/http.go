@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -345,4 +346,13 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, ready func(addr
 	}
 	<-errc
 	return nil
+}
+
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http api: %w", err)
+	}
+	return ln, nil
 }

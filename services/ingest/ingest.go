@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -99,10 +98,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		return err
 	}
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	// Deferred in this order so that the store and the HTTP API are told to
+	// stop before they are waited for, however Run returns.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	fail := func(err error) {
 		if err != nil && ctx.Err() == nil {
 			cancel(err)
@@ -143,15 +144,6 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		err = cause
 	}
 	return err
-}
-
-func listen(ctx context.Context, addr string) (net.Listener, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("http api: %w", err)
-	}
-	return ln, nil
 }
 
 type intake struct {
