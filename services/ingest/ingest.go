@@ -200,7 +200,7 @@ func (in *intake) rejected(ctx context.Context, front string, errs []APIError) {
 type accepted struct {
 	msg     *sluicepb.Message
 	records []kafka.Message
-	status  []byte
+	status  published
 }
 
 // publish encodes m as its sluice.accepted record and accepted status event,
@@ -217,7 +217,7 @@ func (in *intake) publish(ctx context.Context, m *sluicepb.Message, now time.Tim
 	acc := kafka.Message{Topic: in.env.Topic(schemas.TopicAccepted), Key: []byte(m.Id), Value: value}
 	telemetry.Inject(ctx, &acc.Headers)
 	st := kafka.Message{Topic: in.env.Topic(schemas.TopicStatus), Key: []byte(m.Id), Value: status}
-	return accepted{msg: m, records: []kafka.Message{acc, st}, status: status}, nil
+	return accepted{msg: m, records: []kafka.Message{acc, st}, status: published{id: m.Id, tenant: m.Tenant, at: now, value: status}}, nil
 }
 
 // acceptHTTP validates the messages of one POST, all or nothing, and
@@ -258,7 +258,7 @@ func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message
 		return nil, nil, err
 	}
 	var out []kafka.Message
-	var statuses [][]byte
+	var statuses []published
 	results := make([]Result, len(msgs))
 	for i, m := range msgs {
 		results[i] = Result{MessageID: m.Id, ClientRef: m.ClientRef, Segments: int(m.Segments), Encoding: message.EncodingName(m.Encoding)}
@@ -349,7 +349,7 @@ func (in *intake) handle(ctx context.Context, topic string, batch []kafka.Messag
 		return err
 	}
 	out := make([]kafka.Message, 0, 2*len(batch))
-	var statuses [][]byte
+	var statuses []published
 	for _, it := range items {
 		out = append(out, it.out...)
 		if it.msg == nil {

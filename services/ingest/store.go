@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,13 +70,35 @@ func (s *statusStore) apply(value []byte) {
 	if json.Unmarshal(value, &ev) != nil || ev.MessageID == "" {
 		return
 	}
-	e := statusEntry{tenant: ev.Tenant, rank: rank(ev.Status), at: ev.EventTime, value: value}
+	s.put(ev.MessageID, statusEntry{tenant: ev.Tenant, rank: rank(ev.Status), at: ev.EventTime, value: value})
+}
+
+// applyRecord is apply for a record of sms.status, keyed by message id: the
+// events ingest wrote itself come back this way, and are already known.
+func (s *statusStore) applyRecord(key, value []byte) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.entries[ev.MessageID]; ok && old.rank > e.rank {
+	e, ok := s.entries[string(key)]
+	s.mu.Unlock()
+	if ok && bytes.Equal(e.value, value) {
 		return
 	}
-	s.entries[ev.MessageID] = e
+	s.apply(value)
+}
+
+func (s *statusStore) put(id string, e statusEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.entries[id]; ok && old.rank > e.rank {
+		return
+	}
+	s.entries[id] = e
+}
+
+// published is an "accepted" status event a front door has written.
+type published struct {
+	id, tenant string
+	at         time.Time
+	value      []byte
 }
 
 // get returns the latest status of tenant's message id; another tenant's
@@ -136,9 +159,9 @@ func (c *claims) dup(id string) bool { return c.dups[id] }
 
 // done records the status events of what was accepted (nil when nothing was
 // published) and releases the ids.
-func (c *claims) done(statuses [][]byte) {
-	for _, v := range statuses {
-		c.s.apply(v)
+func (c *claims) done(statuses []published) {
+	for _, p := range statuses {
+		c.s.put(p.id, statusEntry{tenant: p.tenant, rank: rank(message.StatusAccepted), at: p.at, value: p.value})
 	}
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -256,7 +279,7 @@ func (s *statusStore) followPartition(ctx context.Context, brokers []string, top
 			}
 			return fmt.Errorf("follow %s/%d: %w", topic, partition, err)
 		}
-		s.apply(m.Value)
+		s.applyRecord(m.Key, m.Value)
 		if behind && m.Offset+1 >= t.end {
 			behind = false
 			caughtUp()

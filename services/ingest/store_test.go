@@ -98,7 +98,7 @@ func TestStoreClaims(t *testing.T) {
 		}
 		outcome <- c
 	}()
-	second.done([][]byte{statusEvent(t, "acme", "a", message.StatusAccepted, now)})
+	second.done([]published{{id: "a", tenant: "acme", at: now, value: statusEvent(t, "acme", "a", message.StatusAccepted, now)}})
 	third := <-outcome
 	if !third.dup("a") {
 		t.Fatal("after a published first attempt, the copy is a duplicate")
