@@ -1,11 +1,15 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
@@ -152,7 +156,15 @@ func TestTopicBadRecords(t *testing.T) {
 		t.Errorf("%d dead letters, want %d", len(byCase), len(cases))
 	}
 	rejected := 0
+	schema := statusSchema(t)
 	for _, rec := range records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicStatus) {
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(rec.Value))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.Validate(doc); err != nil {
+			t.Errorf("status event %s breaks the sms.status schema: %v", rec.Value, err)
+		}
 		var st message.Status
 		if err := json.Unmarshal(rec.Value, &st); err != nil {
 			t.Fatal(err)
@@ -167,4 +179,27 @@ func TestTopicBadRecords(t *testing.T) {
 	if rejected != wantRejected || wantRejected < len(messageCases) {
 		t.Errorf("%d rejected status events, want %d (at least the %d records naming a tenant)", rejected, wantRejected, len(messageCases))
 	}
+}
+
+// statusSchema compiles the public JSON Schema of sms.status.
+func statusSchema(t testing.TB) *jsonschema.Schema {
+	t.Helper()
+	data, err := fs.ReadFile(schemas.FS(), schemas.StatusSchemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource(schemas.StatusSchemaPath, doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile(schemas.StatusSchemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
