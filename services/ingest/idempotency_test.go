@@ -58,6 +58,11 @@ func TestIdempotentRetries(t *testing.T) {
 	if a.status != http.StatusAccepted || !res.Messages[0].Duplicate || res.Messages[1].Duplicate {
 		t.Fatalf("batch with a copy: %d %s", a.status, a.body)
 	}
+	// A retry with another text is still the first message, and says so.
+	if a := post(t, base, "acme-key", good(`client_ref="order-1"`, `text="`+strings.Repeat("ж", 100)+`"`)); a.status != http.StatusAccepted ||
+		decode[Result](t, a) != (Result{MessageID: want, ClientRef: "order-1", Segments: 1, Encoding: "gsm7", Duplicate: true}) {
+		t.Fatalf("retry with another text: %d %s", a.status, a.body)
+	}
 	// Another tenant's order-1 is its own message.
 	if a := post(t, base, "globex-key", body); a.status != http.StatusAccepted || decode[Result](t, a).Duplicate {
 		t.Fatalf("globex's order-1: %d %s", a.status, a.body)

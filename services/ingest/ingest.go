@@ -263,7 +263,7 @@ func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message
 	for i, m := range msgs {
 		results[i] = Result{MessageID: m.Id, ClientRef: m.ClientRef, Segments: int(m.Segments), Encoding: message.EncodingName(m.Encoding)}
 		if m.ClientRef != "" && c.dup(m.Id) {
-			results[i].Duplicate = true
+			results[i] = in.original(tenant, results[i])
 			continue
 		}
 		acc, err := in.publish(ctx, m, now)
@@ -284,6 +284,21 @@ func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message
 		in.metrics.duplicates.Add(ctx, int64(d), metric.WithAttributes(attribute.String("front_door", frontHTTP)))
 	}
 	return results, nil, nil
+}
+
+// original describes the message a duplicate is a copy of, as it was
+// accepted (a retry may differ, e.g. in its text).
+func (in *intake) original(tenant string, r Result) Result {
+	r.Duplicate = true
+	value, ok := in.store.get(tenant, r.MessageID)
+	if !ok {
+		return r
+	}
+	var st message.Status
+	if json.Unmarshal(value, &st) == nil && st.Segments > 0 {
+		r.Segments, r.Encoding = st.Segments, st.Encoding
+	}
+	return r
 }
 
 func idsWithRef(msgs []*sluicepb.Message) []string {
