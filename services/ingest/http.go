@@ -39,6 +39,7 @@ const (
 	CodeUnauthorized       = "unauthorized"
 	CodeRateLimited        = "rate_limited"
 	CodeNotFound           = "not_found"
+	CodeMethodNotAllowed   = "method_not_allowed"
 	CodeBodyTooLarge       = "body_too_large"
 	CodeUnsupportedMedia   = "unsupported_media_type"
 	CodeEmptyBatch         = "empty_batch"
@@ -133,7 +134,20 @@ func (a *api) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/messages", a.route("POST /v1/messages", a.post))
 	mux.Handle("GET /v1/messages/{id}", a.route("GET /v1/messages/{id}", a.get))
+	// Answer everything else in the API's own error format too.
+	mux.Handle("/v1/messages", methodNotAllowed(http.MethodPost))
+	mux.Handle("/v1/messages/{id}", methodNotAllowed(http.MethodGet))
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, FieldError{Code: CodeNotFound, Message: "no such endpoint"})
+	})
 	return mux
+}
+
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, FieldError{Code: CodeMethodNotAllowed, Message: r.Method + " is not allowed here, only " + allow})
+	})
 }
 
 type tenantHandler func(w http.ResponseWriter, r *http.Request, tenant string) int

@@ -195,6 +195,23 @@ func TestHTTPAcceptAndGet(t *testing.T) {
 	if a := call(t, http.MethodGet, base+"/v1/messages/"+s.MessageID, "", "", nil); a.status != http.StatusUnauthorized {
 		t.Errorf("GET without a key: %d", a.status)
 	}
+
+	// Other methods and paths get the API's error format.
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{http.MethodGet, "/v1/messages", http.StatusMethodNotAllowed, CodeMethodNotAllowed, "POST"},
+		{http.MethodDelete, "/v1/messages/" + s.MessageID, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "GET"},
+		{http.MethodGet, "/v2/messages", http.StatusNotFound, CodeNotFound, ""},
+	} {
+		a := call(t, tt.method, base+tt.path, "acme-key", "", nil)
+		e := decode[ErrorBody](t, a)
+		if a.status != tt.status || len(e.Errors) != 1 || e.Errors[0].Code != tt.code || a.header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s: %d %s (Allow %q), want %d %s", tt.method, tt.path, a.status, a.body, a.header.Get("Allow"), tt.status, tt.code)
+		}
+	}
 }
 
 // TestHTTPRateLimit freezes the clock: the tenant's one request per second
