@@ -408,13 +408,13 @@ func (in *intake) validateRecord(value []byte, now time.Time) (*sluicepb.Message
 	return Accept(req.Tenant, req, now, in.limits)
 }
 
-// reject returns the dead letter of rec and, when the record names a
-// tenant, the rejected status event that tells the tenant.
+// reject returns the dead letter of rec and, when the record names one of
+// the gateway's tenants, the rejected status event that tells the tenant.
 func (in *intake) reject(rec kafka.Message, ferr *FieldError, now time.Time) ([]kafka.Message, error) {
 	out := []kafka.Message{in.deadLetter(rec, ferr)}
 	st, ok := rejectedStatus(rec.Value, ferr, now)
-	if !ok {
-		return out, nil
+	if !ok || ferr.Code == CodeUnknownTenant {
+		return out, nil // nobody to tell (and no status under a made-up tenant)
 	}
 	value, err := st.Marshal()
 	if err != nil {
