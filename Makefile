@@ -7,11 +7,12 @@ MODULES  := pkg schemas services/ingest services/router services/sender services
 BIN      := bin
 COMMANDS := services/ingest/cmd/sluice-ingest services/router/cmd/sluice-router \
             services/sender/cmd/sluice-sender services/dlr/cmd/sluice-dlr \
-            tools/cmd/smsc-sim tools/cmd/sluice-loadgen tools/cmd/sluice-devstack
+            tools/cmd/smsc-sim tools/cmd/sluice-loadgen tools/cmd/sluice-devstack \
+            tools/cmd/sluice-stats
 GOTEST   ?= go test -count=1 -timeout 20m
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit vet fuzz bench demo proto testenv-up testenv-down clean
+.PHONY: all build test unit vet fuzz bench demo proto testenv-up testenv-down clean helm-check images images-check
 
 all: build
 
@@ -29,7 +30,7 @@ test:
 	trap 'tools/testenv/down.sh' EXIT; \
 	tools/testenv/up.sh; \
 	source .testenv/env.sh; \
-	$(MAKE) --no-print-directory vet unit fuzz
+	$(MAKE) --no-print-directory vet unit fuzz helm-check images-check
 
 ## unit: go test in every module, against whatever SLUICE_TEST_* points at (kfake and a local clickhouse-server otherwise)
 unit:
@@ -55,7 +56,7 @@ bench:
 
 ## demo: a sample campaign through all four services on embedded defaults
 demo:
-	cd tools && go run ./cmd/sluice-devstack -demo $(if $(N),-messages $(N))
+	cd tools && go run ./cmd/sluice-devstack -demo -data $(CURDIR)/.devstack $(if $(N),-messages $(N))
 
 ## proto: regenerate schemas/sluicepb from schemas/proto
 proto:
@@ -63,6 +64,40 @@ proto:
 	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	cd schemas && PATH="$$PATH:$$(go env GOPATH)/bin" protoc -I proto --go_out=. \
 		--go_opt=module=github.com/sluice-sms/sluice/schemas proto/sluice/v1/*.proto
+
+## helm-check: render deploy/helm/sluice with Helm's Go packages (default and non-default values),
+## validate every manifest against the Kubernetes JSON schemas, check its promises
+helm-check:
+	deploy/helm/check/fetch-schemas.sh
+	cd deploy/helm/check && GOWORK=off go vet ./... && GOWORK=off $(GOTEST) ./...
+
+IMAGE_REGISTRY  ?= ghcr.io/sluice-sms
+IMAGE_TAG       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE_PLATFORMS ?= linux/amd64
+comma := ,
+space := $(subst ,, )
+
+## images: an OCI image archive per service (and the carrier simulator),
+## bin/images/<name>.tar, built without a container engine (static binaries on an
+## empty base, non-root)
+IMAGE_COMMANDS := services/ingest/cmd/sluice-ingest services/router/cmd/sluice-router \
+                  services/sender/cmd/sluice-sender services/dlr/cmd/sluice-dlr tools/cmd/smsc-sim
+images:
+	@for p in $(subst $(comma), ,$(IMAGE_PLATFORMS)); do \
+		for c in $(IMAGE_COMMANDS); do \
+			name=$${c##*/}; echo "go build $$name for $$p"; \
+			(cd $${c%%/cmd/*} && CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags='-s -w' \
+				-o $(CURDIR)/$(BIN)/images/$${p/\//_}/$$name ./cmd/$$name); \
+		done; \
+	done
+	cd deploy/images && GOWORK=off go run ./cmd/sluice-image -bin $(CURDIR)/$(BIN)/images -out $(CURDIR)/$(BIN)/images \
+		-names $(subst $(space),$(comma),$(notdir $(IMAGE_COMMANDS))) \
+		-registry $(IMAGE_REGISTRY) -tag $(IMAGE_TAG) -platforms $(IMAGE_PLATFORMS) \
+		-version $(IMAGE_TAG) -revision $$(git rev-parse HEAD 2>/dev/null || echo unknown)
+
+## images-check: the image builder's tests (an image's binary runs; builds are reproducible)
+images-check:
+	cd deploy/images && GOWORK=off go vet ./... && GOWORK=off $(GOTEST) ./...
 
 testenv-up:
 	tools/testenv/up.sh

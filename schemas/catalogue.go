@@ -47,6 +47,8 @@ const (
 	TopicDLRPartial    = "sluice.dlr.partial"
 	TopicMO            = "sluice.mo"
 	TopicCarrierHealth = "sluice.carrier.health"
+	TopicDLRUnmatched  = "sluice.dlr.unmatched"
+	TopicWebhookRetry  = "sluice.webhooks.retry"
 
 	// Per-carrier templates; build real names with OutboundTopic.
 	TopicOutboundOTP  = "sluice.outbound." + CarrierPlaceholder + "." + LaneOTP

@@ -19,7 +19,8 @@ func TestCatalogueParses(t *testing.T) {
 	}
 	fixed := []string{TopicRequests, TopicRequestsDLQ, TopicStatus, TopicAccepted, TopicSubmits,
 		TopicDLRRaw, TopicDLRPending, TopicDLROutcomes, TopicDLRPartial, TopicOutboundOTP, TopicOutboundBulk,
-		TopicMO, TopicCarrierHealth}
+		TopicMO, TopicCarrierHealth,
+		TopicDLRUnmatched, TopicWebhookRetry}
 	for _, name := range fixed {
 		if _, ok := byName[name]; !ok {
 			t.Errorf("constant %q is not in the catalogue", name)

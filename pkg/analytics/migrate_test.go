@@ -16,7 +16,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // open connects to a database of this test's own, not migrated yet.
-func open(t *testing.T) (driver.Conn, string) {
+func open(t testing.TB) (driver.Conn, string) {
 	t.Helper()
 	addr, db := testenv.ClickHouseDatabase(t)
 	conn, err := analytics.Open(t.Context(), config.ClickHouse{Addr: addr, Username: "default"})

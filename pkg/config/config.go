@@ -71,6 +71,38 @@ type Sender struct {
 // DLR correlates receipts and writes analytics.
 type DLR struct {
 	AdminAddr string `yaml:"admin_addr"`
+	// StateDir holds the correlation state (an LSM store, restored from the
+	// changelog topics). "" means a temporary directory: everything is
+	// restored from the changelogs at each start.
+	StateDir string `yaml:"state_dir"`
+	// Retention is how long a submit waits for its receipt when the message
+	// has no validity, and how long a matched key is kept to drop duplicates.
+	Retention time.Duration `yaml:"retention"`
+	// Grace is added to a message's validity before it ends "expired"
+	// without a receipt.
+	Grace time.Duration `yaml:"grace"`
+	// UnmatchedAfter is how long a receipt waits for its submit before it is
+	// moved to sluice.dlr.unmatched.
+	UnmatchedAfter time.Duration `yaml:"unmatched_after"`
+	// SweepInterval is how often the timers are checked.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// IDFormats declares carriers whose submit_sm_resp and receipts write
+	// the same message id in different bases.
+	IDFormats []IDFormat `yaml:"id_formats"`
+	// Webhooks: a failed delivery is retried after WebhookBackoff, doubling
+	// up to 10 minutes, until WebhookGiveUp after the event; one request
+	// waits at most WebhookTimeout.
+	WebhookBackoff time.Duration `yaml:"webhook_backoff"`
+	WebhookGiveUp  time.Duration `yaml:"webhook_give_up"`
+	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
+}
+
+// IDFormat says in which base a carrier writes its message ids: "hex" or
+// "dec" (the default, "", compares ids as text).
+type IDFormat struct {
+	Carrier string `yaml:"carrier"`
+	Submit  string `yaml:"submit"` // in submit_sm_resp
+	DLR     string `yaml:"dlr"`    // in receipts
 }
 
 // Tenant is a customer of the gateway.
@@ -80,6 +112,8 @@ type Tenant struct {
 	RateLimit    int      `yaml:"rate_limit"`  // message parts per second, 0: none
 	DailyQuota   int      `yaml:"daily_quota"` // messages per UTC day, 0: none
 	Webhook      string   `yaml:"webhook"`
+	// WebhookSecret keys the HMAC-SHA256 signature of webhook bodies.
+	WebhookSecret string `yaml:"webhook_secret" secret:"true"`
 	// HTTPRateLimit bounds the tenant's HTTP API requests per second (ingest
 	// answers 429 beyond it), 0: none. RateLimit and DailyQuota are the
 	// router's.
@@ -135,7 +169,9 @@ func Default() Config {
 		Ingest: Ingest{AdminAddr: ":9101", HTTPAddr: ":8080", MaxSegments: 10},
 		Router: Router{AdminAddr: ":9102"},
 		Sender: Sender{AdminAddr: ":9103"},
-		DLR:    DLR{AdminAddr: ":9104"},
+		DLR: DLR{AdminAddr: ":9104", Retention: 72 * time.Hour, Grace: 10 * time.Minute,
+			UnmatchedAfter: 24 * time.Hour, SweepInterval: time.Second,
+			WebhookBackoff: time.Second, WebhookGiveUp: 24 * time.Hour, WebhookTimeout: 10 * time.Second},
 	}
 }
 

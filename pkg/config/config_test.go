@@ -94,6 +94,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad api key hash", strings.Replace(sample, "9f86d08", "zz86d08", 1), secret, "not a hex SHA-256"},
 		{"duplicate tenant", "tenants: [{id: a}, {id: a}]", nil, `"a" is declared twice`},
 		{"carrier id with dot", "carriers: [{id: a.b, host: h, port: 1, binds: 1, tps: 1, window: 1}]", nil, "may not contain"},
+		{"dlr id format", "dlr: {id_formats: [{carrier: a, submit: octal}]}", nil, "dlr.id_formats[0]"},
+		{"dlr zero retention", "dlr: {retention: 0s}", nil, "retention, unmatched_after and sweep_interval must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,10 +113,11 @@ func TestRedactedHidesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.ClickHouse.Password = "ch-pass-value"
+	cfg.Tenants[0].WebhookSecret = "hook-secret-value"
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "effective", cfg.Redacted())
 	out := buf.String()
-	for _, secret := range []string{"s3cret-value", "ch-pass-value", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"} {
+	for _, secret := range []string{"s3cret-value", "ch-pass-value", "hook-secret-value", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("secret %q appears in the log: %s", secret, out)
 		}

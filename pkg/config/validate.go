@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -19,6 +20,17 @@ func (c Config) Validate() error {
 	}
 	if c.ClickHouse.BatchSize < 1 {
 		add("clickhouse.batch_size: must be at least 1")
+	}
+	if c.DLR.Retention <= 0 || c.DLR.UnmatchedAfter <= 0 || c.DLR.SweepInterval <= 0 || c.DLR.Grace < 0 {
+		add("dlr: retention, unmatched_after and sweep_interval must be positive, grace not negative")
+	}
+	if c.DLR.WebhookBackoff <= 0 || c.DLR.WebhookGiveUp <= 0 || c.DLR.WebhookTimeout <= 0 {
+		add("dlr: webhook_backoff, webhook_give_up and webhook_timeout must be positive")
+	}
+	for i, f := range c.DLR.IDFormats {
+		if f.Carrier == "" || !slices.Contains([]string{"", "hex", "dec"}, f.Submit) || !slices.Contains([]string{"", "hex", "dec"}, f.DLR) {
+			add("dlr.id_formats[%d]: carrier required; submit and dlr are hex or dec", i)
+		}
 	}
 	if c.Ingest.MaxSegments < 1 {
 		add("ingest.max_segments: must be at least 1")

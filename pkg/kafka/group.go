@@ -23,6 +23,8 @@ type GroupConfig struct {
 	// every topic is assigned to the same member and handled by one Claim.
 	Topics []string
 	Logger *slog.Logger
+	// Lag, when set, reports the group's consumer lag (see LagMonitor).
+	Lag *LagMonitor
 }
 
 // Claim is one partition number held by this member for one generation of the
@@ -31,6 +33,7 @@ type Claim struct {
 	Partition int
 	gen       *kgo.Generation
 	brokers   []string
+	mu        sync.Mutex // guards start and readers: workers may fetch and commit from several goroutines
 	start     map[string]int64
 	readers   map[string]*kgo.Reader
 	stopping  <-chan struct{}
@@ -44,6 +47,8 @@ func (c *Claim) Stopping() <-chan struct{} { return c.stopping }
 // Reader returns the claim's reader of topic, positioned at the group's
 // committed offset.
 func (c *Claim) Reader(topic string) *kgo.Reader {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if r, ok := c.readers[topic]; ok {
 		return r
 	}
@@ -94,13 +99,19 @@ func (c *Claim) Commit(topic string, next int64) error {
 	if err := c.gen.CommitOffsets(map[string]map[int]int64{topic: {c.Partition: next}}); err != nil {
 		return fmt.Errorf("commit %s/%d@%d: %w", topic, c.Partition, next, err)
 	}
+	c.mu.Lock()
+	c.start[topic] = next // where a restarted worker resumes
+	c.mu.Unlock()
 	return nil
 }
 
 func (c *Claim) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, r := range c.readers {
 		_ = r.Close()
 	}
+	clear(c.readers)
 }
 
 // RunGroup joins the group and, in every generation, runs work once per
@@ -111,6 +122,9 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.Lag != nil {
+		cfg.Lag.Watch(cfg.Group, cfg.Topics...)
 	}
 	cg, err := kgo.NewConsumerGroup(kgo.ConsumerGroupConfig{
 		ID:      cfg.Group,
@@ -159,11 +173,31 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 				c.genDone = genCtx.Done()
 				wctx, cancel := mergeDone(genCtx, ctx)
 				defer cancel()
-				if err := work(wctx, c); err != nil && wctx.Err() == nil {
-					log.Error("partition worker failed; rejoining the group", "group", cfg.Group, "partition", c.Partition, "err", err)
-				}
+				runClaim(wctx, c, work, log.With("group", cfg.Group, "partition", c.Partition))
 			})
 		}
+	}
+}
+
+// runClaim runs work on the claim until it returns without error or ctx
+// ends. A failed worker (a broker that is not ready yet, a handler that gave
+// up) is restarted from the last committed offsets after a backoff, so its
+// partition never sits unserved for the rest of the generation.
+func runClaim(ctx context.Context, c *Claim, work func(ctx context.Context, c *Claim) error, log *slog.Logger) {
+	backoff := 500 * time.Millisecond
+	for {
+		err := work(ctx, c)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Error("partition worker failed; restarting it from the last commit", "err", err, "backoff", backoff)
+		c.close()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 
@@ -294,6 +328,12 @@ func processWithRetry(ctx context.Context, c *Claim, topic string, batch []Messa
 func retriable(err error) bool {
 	var kerr kgo.Error
 	if errors.As(err, &kerr) {
+		switch kerr {
+		case kgo.UnknownMemberId, kgo.IllegalGeneration, kgo.RebalanceInProgress, kgo.FencedInstanceID:
+			// The member's session expired (a starved or paused process):
+			// it joins again as a new member.
+			return true
+		}
 		return kerr.Temporary()
 	}
 	return true

@@ -93,7 +93,7 @@ func waitForTopics(ctx context.Context, client *kgo.Client, topics []TopicSpec) 
 	}
 	for {
 		md, err := client.Metadata(ctx, &kgo.MetadataRequest{Topics: names})
-		if err == nil && topicsReady(md, len(names)) {
+		if err == nil && topicsReady(md, len(names)) && partitionsServed(ctx, client, md) {
 			return nil
 		}
 		select {
@@ -114,6 +114,30 @@ func topicsReady(md *kgo.MetadataResponse, want int) bool {
 		}
 		for _, p := range t.Partitions {
 			if p.Leader.Host == "" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// partitionsServed tells whether the leader of every partition answers for
+// it: a new partition is in the metadata a moment before its leader serves
+// it, and readers in that moment fail with "not leader for partition".
+func partitionsServed(ctx context.Context, client *kgo.Client, md *kgo.MetadataResponse) bool {
+	req := &kgo.ListOffsetsRequest{Topics: map[string][]kgo.OffsetRequest{}}
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			req.Topics[t.Name] = append(req.Topics[t.Name], kgo.LastOffsetOf(p.ID))
+		}
+	}
+	resp, err := client.ListOffsets(ctx, req)
+	if err != nil {
+		return false
+	}
+	for _, parts := range resp.Topics {
+		for _, p := range parts {
+			if p.Error != nil {
 				return false
 			}
 		}

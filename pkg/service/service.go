@@ -23,6 +23,10 @@ type Env struct {
 	Log      *slog.Logger
 	Tel      *telemetry.Telemetry
 	Producer *kafka.Producer
+	// Lag reports the consumer lag of the service's groups (named
+	// <prefix>sluice-<name>...) on /metrics; a group named otherwise can
+	// set it in its kafka.GroupConfig.
+	Lag *kafka.LagMonitor
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -43,6 +47,12 @@ func Start(ctx context.Context, name, adminAddr string, cfg config.Config, log *
 			return nil, err
 		}
 	}
+	lag := kafka.NewLagMonitor(cfg.Kafka.Brokers, log)
+	lag.WatchPrefix(cfg.Kafka.TopicPrefix + "sluice-" + name) // the service's groups, by their names
+	if _, err := lag.Register(tel.Meter()); err != nil {
+		_ = tel.Shutdown(context.Background())
+		return nil, fmt.Errorf("consumer lag metrics: %w", err)
+	}
 	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	e := &Env{
 		Name:     name,
@@ -50,6 +60,7 @@ func Start(ctx context.Context, name, adminAddr string, cfg config.Config, log *
 		Log:      log,
 		Tel:      tel,
 		Producer: kafka.NewProducer(cfg.Kafka.Brokers, cfg.Kafka.BatchTimeout),
+		Lag:      lag,
 		stop:     stop,
 	}
 	e.wg.Add(1)

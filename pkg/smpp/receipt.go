@@ -57,6 +57,16 @@ func MessageStateOf(stat string) (uint8, bool) {
 	return s, ok
 }
 
+// StatOf maps a message_state to its receipt "stat" value.
+func StatOf(state uint8) (string, bool) {
+	for stat, st := range statStates {
+		if st == state {
+			return stat, true
+		}
+	}
+	return "", false
+}
+
 // Receipt is the text of an SMSC delivery receipt.
 type Receipt struct {
 	ID                   string

@@ -90,6 +90,15 @@ func TestMessageStateOf(t *testing.T) {
 	}
 }
 
+func TestStatOf(t *testing.T) {
+	for state := range uint8(10) {
+		stat, ok := StatOf(state)
+		if back, _ := MessageStateOf(stat); ok != (state >= 1 && state <= 8) || ok && back != state {
+			t.Errorf("StatOf(%d) = %q, %v", state, stat, ok)
+		}
+	}
+}
+
 func FuzzParseReceipt(f *testing.F) {
 	f.Add([]byte("id:0a1b2c sub:001 dlvrd:001 submit date:2611270900 done date:2611270901 stat:DELIVRD err:000 text:hi"))
 	f.Add([]byte("ID:1 STAT:undeliv submit date:261127090005"))

@@ -64,3 +64,34 @@ func retry(ctx context.Context, try func(context.Context) error) error {
 		}
 	}
 }
+
+// deleteTopics deletes every topic whose name starts with prefix.
+func deleteTopics(brokers []string, prefix string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}
+	md, err := client.Metadata(ctx, &kgo.MetadataRequest{})
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	var names []string
+	for _, tp := range md.Topics {
+		if strings.HasPrefix(tp.Name, prefix) {
+			names = append(names, tp.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	resp, err := client.DeleteTopics(ctx, &kgo.DeleteTopicsRequest{Topics: names})
+	if err != nil {
+		return fmt.Errorf("delete topics: %w", err)
+	}
+	var errs []error
+	for name, err := range resp.Errors {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -33,9 +33,19 @@ func Main(m *testing.M) {
 
 // TopicPrefix returns a topic prefix unique to this test run, such as
 // "TestRouter-3f9a1c2e.", for the config's kafka.topic_prefix.
+// On a shared broker (SLUICE_TEST_KAFKA_BROKERS) the test's topics are
+// deleted when it ends, so that a long run does not pile up partitions.
 func TopicPrefix(t testing.TB) string {
 	t.Helper()
-	return sanitize(t.Name(), '-', true) + "-" + randomHex() + "."
+	prefix := sanitize(t.Name(), '-', true) + "-" + randomHex() + "."
+	if v := os.Getenv(EnvKafkaBrokers); v != "" {
+		t.Cleanup(func() {
+			if err := deleteTopics(strings.Split(v, ","), prefix); err != nil {
+				t.Logf("testenv: delete the test's topics: %v", err)
+			}
+		})
+	}
+	return prefix
 }
 
 // sanitize keeps [a-zA-Z0-9] (lower case unless keepCase), replaces every

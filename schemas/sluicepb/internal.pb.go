@@ -618,6 +618,9 @@ type Pending struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Submit        *SubmitResult          `protobuf:"bytes,1,opt,name=submit,proto3" json:"submit,omitempty"`
 	Dlr           *RawDLR                `protobuf:"bytes,2,opt,name=dlr,proto3" json:"dlr,omitempty"`
+	DeadlineMs    int64                  `protobuf:"varint,3,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"` // when the entry's timer fires (see services/dlr)
+	Done          bool                   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`                               // matched: kept only to drop duplicates until deadline_ms
+	Traceparent   string                 `protobuf:"bytes,5,opt,name=traceparent,proto3" json:"traceparent,omitempty"`                  // W3C trace context of the submit, for the receipt's span link
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -666,11 +669,34 @@ func (x *Pending) GetDlr() *RawDLR {
 	return nil
 }
 
+func (x *Pending) GetDeadlineMs() int64 {
+	if x != nil {
+		return x.DeadlineMs
+	}
+	return 0
+}
+
+func (x *Pending) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *Pending) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
 // Partial is one entry of the dlr aggregator's changelog: the segment outcomes
 // of a long message received so far.
 type Partial struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Outcomes      []*SegmentOutcome      `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	DeadlineMs    int64                  `protobuf:"varint,2,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"` // when the missing segments are given up on, or a done entry dropped
+	Done          bool                   `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`                               // final status published: kept only to drop replays until deadline_ms
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -710,6 +736,20 @@ func (x *Partial) GetOutcomes() []*SegmentOutcome {
 		return x.Outcomes
 	}
 	return nil
+}
+
+func (x *Partial) GetDeadlineMs() int64 {
+	if x != nil {
+		return x.DeadlineMs
+	}
+	return 0
+}
+
+func (x *Partial) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
 }
 
 // MO is a mobile-originated message (a deliver_sm that is not a receipt) as a
@@ -939,12 +979,19 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\x0fsmsc_message_id\x18\x05 \x01(\tR\rsmscMessageId\x12&\n" +
 	"\x0fsubmitted_at_ms\x18\x06 \x01(\x03R\rsubmittedAtMs\x12\x1c\n" +
 	"\n" +
-	"done_at_ms\x18\a \x01(\x03R\bdoneAtMs\"_\n" +
+	"done_at_ms\x18\a \x01(\x03R\bdoneAtMs\"\xb6\x01\n" +
 	"\aPending\x12/\n" +
 	"\x06submit\x18\x01 \x01(\v2\x17.sluice.v1.SubmitResultR\x06submit\x12#\n" +
-	"\x03dlr\x18\x02 \x01(\v2\x11.sluice.v1.RawDLRR\x03dlr\"@\n" +
+	"\x03dlr\x18\x02 \x01(\v2\x11.sluice.v1.RawDLRR\x03dlr\x12\x1f\n" +
+	"\vdeadline_ms\x18\x03 \x01(\x03R\n" +
+	"deadlineMs\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\x12 \n" +
+	"\vtraceparent\x18\x05 \x01(\tR\vtraceparent\"u\n" +
 	"\aPartial\x125\n" +
-	"\boutcomes\x18\x01 \x03(\v2\x19.sluice.v1.SegmentOutcomeR\boutcomes\"\x96\x01\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x19.sluice.v1.SegmentOutcomeR\boutcomes\x12\x1f\n" +
+	"\vdeadline_ms\x18\x02 \x01(\x03R\n" +
+	"deadlineMs\x12\x12\n" +
+	"\x04done\x18\x03 \x01(\bR\x04done\"\x96\x01\n" +
 	"\x02MO\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12\x1f\n" +
 	"\vsource_addr\x18\x02 \x01(\tR\n" +

@@ -1,14 +1,28 @@
 package dlr
 
 import (
+	"context"
 	"fmt"
+	"math/big"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/pkg/telemetry"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
+)
+
+// Error codes of outcomes the dlr service decides itself.
+const (
+	codeNoDLR          = "no_dlr"          // no receipt by the deadline
+	codeSegmentMissing = "segment_missing" // a segment never had an outcome
 )
 
 // statusOfStat maps a receipt's stat to a final status; ok is false for the
@@ -27,59 +41,259 @@ func statusOfStat(stat string) (status string, ok bool) {
 	return "", false
 }
 
-// correlator joins submit results and receipts on (carrier, SMSC message id).
-// Whichever comes first waits in the pending table for the other.
-type correlator struct {
-	pending  *table
-	dlrTopic string
-	outcomes string // topic
+// statusOfDLR reads a receipt's outcome: the message_state TLV when present
+// (SMPP 3.4 makes it authoritative), else the text's stat; the error code is
+// the text's err, else the network_error_code TLV.
+func statusOfDLR(d *sluicepb.RawDLR) (status, code string, ok bool) {
+	stat := d.Stat
+	if name, known := smpp.StatOf(uint8(min(d.MessageState, 0xff))); known {
+		stat = name
+	}
+	status, ok = statusOfStat(stat)
+	code = d.Err
+	if code == "" {
+		code = d.NetworkErrorCode
+	}
+	return status, code, ok
 }
 
-// step handles one record and returns the records to publish (outcomes) and
-// the changelog records that make the table's new state durable.
-func (c *correlator) step(topic string, rec kafka.Message) (out, changes []kafka.Message, err error) {
-	key := string(rec.Key)
-	isDLR := topic == c.dlrTopic
-	var p sluicepb.Pending
-	if v, ok := c.pending.get(key); ok {
-		if err := proto.Unmarshal(v, &p); err != nil {
-			return nil, nil, fmt.Errorf("decode pending %q: %w", key, err)
-		}
+// idFormats rewrites the SMSC ids of carriers that write one id in two bases
+// (submit_sm_resp in hex, receipts in decimal, say) to one canonical form,
+// the decimal number.
+type idFormats map[string]config.IDFormat
+
+// canonicalKey is the correlation key of a record of carrier with SMSC id;
+// ok is false when the carrier has no declared formats.
+func (f idFormats) canonicalKey(carrier, id string, isDLR bool) (string, bool) {
+	fm, declared := f[carrier]
+	if !declared || id == "" {
+		return "", false
 	}
+	base := fm.Submit
 	if isDLR {
+		base = fm.DLR
+	}
+	n := new(big.Int)
+	id = message.NormalizeSMSCID(id)
+	parsed := false
+	switch base {
+	case "hex":
+		_, parsed = n.SetString(strings.TrimPrefix(id, "0x"), 16)
+	case "dec":
+		_, parsed = n.SetString(id, 10)
+	}
+	if parsed {
+		id = n.String()
+	}
+	return message.SMSCKey(carrier, id), true
+}
+
+// correlator joins submit results and receipts on (carrier, normalised SMSC
+// message id). Whichever comes first waits in the table for the other; once
+// matched, the key stays as a done mark until retention has passed, so that
+// duplicates of either are dropped. Timers end what never matches: a submit
+// without receipt becomes an outcome "expired" or "unknown", a receipt
+// without submit goes to sluice.dlr.unmatched.
+type correlator struct {
+	dlrTopic, outcomes, unmatched string
+	cfg                           config.DLR
+	ids                           idFormats
+	m                             *metrics
+	tracer                        trace.Tracer
+}
+
+func pendingMeta(v []byte) (int64, bool, error) {
+	var p sluicepb.Pending
+	if err := proto.Unmarshal(v, &p); err != nil {
+		return 0, false, fmt.Errorf("decode pending: %w", err)
+	}
+	return p.DeadlineMs, !p.Done, nil
+}
+
+func (c *correlator) load(t *txn, key string) (*sluicepb.Pending, error) {
+	var p sluicepb.Pending
+	v, ok, err := t.get(key)
+	if err != nil || !ok {
+		return &p, err
+	}
+	if err := proto.Unmarshal(v, &p); err != nil {
+		return nil, fmt.Errorf("decode pending %q: %w", key, err)
+	}
+	return &p, nil
+}
+
+func (c *correlator) save(t *txn, key string, p *sluicepb.Pending) error {
+	v, err := proto.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode pending: %w", err)
+	}
+	return t.put(key, v, p.DeadlineMs, !p.Done)
+}
+
+func (c *correlator) count(result string) {
+	c.m.receipts.Add(context.Background(), 1, metric.WithAttributes(attribute.String("result", result)))
+}
+
+func (c *correlator) step(t *txn, topic string, rec kafka.Message) ([]kafka.Message, error) {
+	key := string(rec.Key)
+	if topic == c.dlrTopic {
 		var d sluicepb.RawDLR
 		if err := proto.Unmarshal(rec.Value, &d); err != nil {
-			return nil, nil, fmt.Errorf("decode dlr %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+			// Kept, not dropped: the unmatched topic holds it for inspection.
+			c.count("undecodable")
+			return []kafka.Message{{Topic: c.unmatched, Key: rec.Key, Value: rec.Value}}, nil
 		}
-		if _, final := statusOfStat(d.Stat); !final {
-			return nil, nil, nil
-		}
-		p.Dlr = &d
-	} else {
-		var s sluicepb.SubmitResult
-		if err := proto.Unmarshal(rec.Value, &s); err != nil {
-			return nil, nil, fmt.Errorf("decode submit %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
-		}
-		p.Submit = &s
+		return c.stepDLR(t, key, rec, &d)
 	}
-	if p.Submit == nil || p.Dlr == nil {
-		v, err := proto.Marshal(&p)
-		if err != nil {
-			return nil, nil, fmt.Errorf("encode pending: %w", err)
-		}
-		return nil, []kafka.Message{c.pending.put(key, v)}, nil
+	var s sluicepb.SubmitResult
+	if err := proto.Unmarshal(rec.Value, &s); err != nil {
+		return nil, fmt.Errorf("decode submit %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
 	}
+	return c.stepSubmit(t, key, rec, &s)
+}
+
+func (c *correlator) stepDLR(t *txn, key string, rec kafka.Message, d *sluicepb.RawDLR) ([]kafka.Message, error) {
+	if d.SmscMessageId == "" {
+		c.count("unmatched")
+		return []kafka.Message{{Topic: c.unmatched, Key: rec.Key, Value: rec.Value}}, nil
+	}
+	if canon, ok := c.ids.canonicalKey(d.Carrier, d.SmscMessageId, true); ok && canon != key {
+		c.count("rekeyed")
+		return []kafka.Message{{Topic: rec.Topic, Key: []byte(canon), Value: rec.Value, Headers: rec.Headers}}, nil
+	}
+	if _, _, final := statusOfDLR(d); !final {
+		c.count("intermediate")
+		return nil, nil
+	}
+	p, err := c.load(t, key)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case p.Done && p.Dlr == nil:
+		// The message already ended without a receipt: too late to change
+		// its one final status, kept for inspection.
+		c.count("late")
+		return []kafka.Message{{Topic: c.unmatched, Key: rec.Key, Value: rec.Value}}, nil
+	case p.Done || p.Dlr != nil:
+		c.count("duplicate")
+		return nil, nil
+	}
+	p.Dlr = d
+	if p.Submit == nil {
+		c.count("early")
+		p.DeadlineMs = d.ReceivedAtMs + c.cfg.UnmatchedAfter.Milliseconds()
+		return nil, c.save(t, key, p)
+	}
+	return c.match(t, key, p)
+}
+
+func (c *correlator) stepSubmit(t *txn, key string, rec kafka.Message, s *sluicepb.SubmitResult) ([]kafka.Message, error) {
+	if canon, ok := c.ids.canonicalKey(s.Message.GetCarrier(), s.SmscMessageId, false); ok && canon != key {
+		return []kafka.Message{{Topic: rec.Topic, Key: []byte(canon), Value: rec.Value, Headers: rec.Headers}}, nil
+	}
+	p, err := c.load(t, key)
+	if err != nil {
+		return nil, err
+	}
+	if p.Done || p.Submit != nil {
+		return nil, nil // the sender's replay of a submit already recorded
+	}
+	p.Submit = s
+	p.Traceparent = telemetry.HeaderCarrier{Headers: &rec.Headers}.Get("traceparent")
+	if p.Dlr == nil {
+		p.DeadlineMs = c.submitDeadline(s)
+		return nil, c.save(t, key, p)
+	}
+	return c.match(t, key, p)
+}
+
+// submitDeadline is when a submit stops waiting for its receipt: its
+// validity plus the grace period, or retention after the submit when it has
+// no validity (or a longer one).
+func (c *correlator) submitDeadline(s *sluicepb.SubmitResult) int64 {
+	limit := s.SubmittedAtMs + c.cfg.Retention.Milliseconds()
+	if exp := s.Message.GetExpiresAtMs(); exp > 0 {
+		return min(exp+c.cfg.Grace.Milliseconds(), limit)
+	}
+	return limit
+}
+
+// match publishes the segment's outcome and leaves a done mark that keeps
+// the key for retention to drop duplicates. A done mark with an (empty) Dlr
+// says the key was matched; without one, that it timed out.
+func (c *correlator) match(t *txn, key string, p *sluicepb.Pending) ([]kafka.Message, error) {
+	c.count("matched")
 	o := outcome(p.Submit, p.Dlr)
+	c.trace(p, o)
+	out, err := outcomeRecord(c.outcomes, o)
+	if err != nil {
+		return nil, err
+	}
+	done := &sluicepb.Pending{Done: true, Dlr: &sluicepb.RawDLR{}, DeadlineMs: max(p.Dlr.ReceivedAtMs, p.Submit.SubmittedAtMs) + c.cfg.Retention.Milliseconds()}
+	return []kafka.Message{out}, c.save(t, key, done)
+}
+
+// trace records the correlation as a span linked to the submit's span: a
+// receipt can come hours later, so it is not the submit's child.
+func (c *correlator) trace(p *sluicepb.Pending, o *sluicepb.SegmentOutcome) {
+	var opts []trace.SpanStartOption
+	if p.Traceparent != "" {
+		ctx := telemetry.Extract(context.Background(), []kafka.Header{{Key: "traceparent", Value: []byte(p.Traceparent)}})
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+	}
+	opts = append(opts, trace.WithAttributes(attribute.String("carrier", o.Message.GetCarrier()), attribute.String("status", o.Status)))
+	_, span := c.tracer.Start(context.Background(), "dlr.correlate", opts...)
+	span.End()
+}
+
+func (c *correlator) fire(t *txn, key string, v []byte) ([]kafka.Message, error) {
+	var p sluicepb.Pending
+	if err := proto.Unmarshal(v, &p); err != nil {
+		return nil, fmt.Errorf("decode pending %q: %w", key, err)
+	}
+	switch {
+	case p.Done:
+		return nil, t.del(key)
+	case p.Submit != nil:
+		// No receipt in time. The validity passed: the SMSC has dropped it,
+		// "expired"; else nobody knows, "unknown".
+		status := message.StatusUnknown
+		if exp := p.Submit.Message.GetExpiresAtMs(); exp > 0 && exp+c.cfg.Grace.Milliseconds() <= p.DeadlineMs {
+			status = message.StatusExpired
+		}
+		c.m.timeouts.Add(context.Background(), 1, metric.WithAttributes(attribute.String("status", status)))
+		out, err := outcomeRecord(c.outcomes, &sluicepb.SegmentOutcome{
+			Message: p.Submit.Message, Segment: p.Submit.Segment, Status: status, ErrorCode: codeNoDLR,
+			SmscMessageId: p.Submit.SmscMessageId, SubmittedAtMs: p.Submit.SubmittedAtMs, DoneAtMs: p.DeadlineMs,
+		})
+		if err != nil {
+			return nil, err
+		}
+		done := &sluicepb.Pending{Done: true, DeadlineMs: p.DeadlineMs + c.cfg.Retention.Milliseconds()}
+		return []kafka.Message{out}, c.save(t, key, done)
+	default:
+		c.count("unmatched")
+		dv, err := proto.Marshal(p.Dlr)
+		if err != nil {
+			return nil, fmt.Errorf("encode dlr: %w", err)
+		}
+		return []kafka.Message{{Topic: c.unmatched, Key: []byte(key), Value: dv}}, t.del(key)
+	}
+}
+
+func outcomeRecord(topic string, o *sluicepb.SegmentOutcome) (kafka.Message, error) {
 	v, err := proto.Marshal(o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode outcome: %w", err)
+		return kafka.Message{}, fmt.Errorf("encode outcome: %w", err)
 	}
-	return []kafka.Message{{Topic: c.outcomes, Key: []byte(o.Message.GetId()), Value: v}},
-		[]kafka.Message{c.pending.del(key)}, nil
+	return kafka.Message{Topic: topic, Key: []byte(o.Message.GetId()), Value: v}, nil
 }
 
 func outcome(s *sluicepb.SubmitResult, d *sluicepb.RawDLR) *sluicepb.SegmentOutcome {
-	status, _ := statusOfStat(d.Stat)
+	status, code, _ := statusOfDLR(d)
 	done := d.DoneAtMs
 	if done == 0 || done < s.SubmittedAtMs {
 		// Receipt dates have minute precision and carriers' clocks drift;
@@ -90,7 +304,7 @@ func outcome(s *sluicepb.SubmitResult, d *sluicepb.RawDLR) *sluicepb.SegmentOutc
 		Message:       s.Message,
 		Segment:       s.Segment,
 		Status:        status,
-		ErrorCode:     d.Err,
+		ErrorCode:     code,
 		SmscMessageId: s.SmscMessageId,
 		SubmittedAtMs: s.SubmittedAtMs,
 		DoneAtMs:      done,

@@ -7,10 +7,12 @@ package dlr
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/sluice-sms/sluice/pkg/analytics"
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -29,35 +31,57 @@ const (
 
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if d := cfg.DLR; d.Retention <= 0 || d.UnmatchedAfter <= 0 || d.SweepInterval <= 0 || d.WebhookBackoff <= 0 || d.WebhookGiveUp <= 0 || d.WebhookTimeout <= 0 {
+		// A zero retention would end every submit at once.
+		return errors.New("dlr: retention, unmatched_after, sweep_interval and webhook timings must be positive (start from config.Default)")
+	}
 	env, err := service.Start(ctx, "dlr", cfg.DLR.AdminAddr, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
 
-	ch := cfg.ClickHouse
-	conn, err := analytics.Open(ctx, ch)
+	db, err := openStateDB(cfg.DLR.StateDir)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	if err := analytics.Migrate(ctx, conn, ch.Database); err != nil {
+	defer func() {
+		if err := db.Close(); err != nil {
+			env.Log.Error("closing the state store", "err", err)
+		}
+	}()
+	m, err := newMetrics(env.Tel.Meter(), db)
+	if err != nil {
 		return err
 	}
-	writer := analytics.NewWriter(conn, ch.Database)
 
+	ids := idFormats{}
+	for _, f := range cfg.DLR.IDFormats {
+		ids[f.Carrier] = f
+	}
+	correlate := stage{
+		tag: 'c', group: GroupCorrelator, meta: pendingMeta,
+		inputs:    []string{env.Topic(schemas.TopicSubmits), env.Topic(schemas.TopicDLRRaw)},
+		changelog: env.Topic(schemas.TopicDLRPending),
+		newStepper: func() stepper {
+			return &correlator{
+				dlrTopic: env.Topic(schemas.TopicDLRRaw), outcomes: env.Topic(schemas.TopicDLROutcomes),
+				unmatched: env.Topic(schemas.TopicDLRUnmatched), cfg: cfg.DLR, ids: ids, m: m,
+				tracer: env.Tel.Tracer(),
+			}
+		},
+	}
+	aggregate := stage{
+		tag: 'a', group: GroupAggregator, meta: partialMeta,
+		inputs:     []string{env.Topic(schemas.TopicDLROutcomes)},
+		changelog:  env.Topic(schemas.TopicDLRPartial),
+		newStepper: func() stepper { return &aggregator{status: env.Topic(schemas.TopicStatus), cfg: cfg.DLR, m: m} },
+	}
 	stages := []func(context.Context) error{
-		func(ctx context.Context) error {
-			return runStage(ctx, env, GroupCorrelator, []string{env.Topic(schemas.TopicSubmits), env.Topic(schemas.TopicDLRRaw)}, env.Topic(schemas.TopicDLRPending),
-				func(t *table) stepper {
-					return &correlator{pending: t, dlrTopic: env.Topic(schemas.TopicDLRRaw), outcomes: env.Topic(schemas.TopicDLROutcomes)}
-				})
-		},
-		func(ctx context.Context) error {
-			return runStage(ctx, env, GroupAggregator, []string{env.Topic(schemas.TopicDLROutcomes)}, env.Topic(schemas.TopicDLRPartial),
-				func(t *table) stepper { return &aggregator{partial: t, status: env.Topic(schemas.TopicStatus)} })
-		},
-		func(ctx context.Context) error { return runAnalytics(ctx, env, writer) },
+		func(ctx context.Context) error { return correlate.run(ctx, env, db, cfg.DLR.SweepInterval, time.Now) },
+		func(ctx context.Context) error { return aggregate.run(ctx, env, db, cfg.DLR.SweepInterval, time.Now) },
+		func(ctx context.Context) error { return runAnalytics(ctx, env, m) },
+		newWebhooks(env, m).run,
 	}
 	env.Tel.SetReady(true)
 	return runAll(ctx, stages)
@@ -84,73 +108,53 @@ func runAll(ctx context.Context, stages []func(context.Context) error) error {
 	return <-errs
 }
 
-// stepper turns one input record into records to publish and changelog
-// records for its partition's table.
-type stepper interface {
-	step(topic string, rec kafka.Message) (out, changes []kafka.Message, err error)
-}
-
-// runStage runs a stateful stage: per partition, its table is restored from
-// the changelog, then each batch's outputs are published, then the table's
-// changes, then the inputs are committed. A failure reloads the table from
-// the changelog and retries the batch, so a half-written batch is replayed
-// against durable state: outputs may repeat (they carry event ids), nothing
-// is lost.
-func runStage(ctx context.Context, env *service.Env, group string, inputs []string, changelog string, newStepper func(*table) stepper) error {
-	brokers := env.Cfg.Kafka.Brokers
-	return kafka.ConsumeClaims(ctx, kafka.GroupConfig{
-		Brokers: brokers,
-		Group:   env.Cfg.Kafka.TopicPrefix + group,
-		Topics:  inputs,
-		Logger:  env.Log,
-	}, kafka.BatchOptions{Max: 1000, Linger: 2 * time.Millisecond}, func(ctx context.Context, c *kafka.Claim) (kafka.BatchFunc, error) {
-		t, err := restore(ctx, brokers, changelog, c.Partition)
-		if err != nil {
-			return nil, err
-		}
-		env.Log.Info("state restored", "stage", group, "partition", c.Partition, "rows", t.len())
-		s := newStepper(t)
-		return func(ctx context.Context, topic string, batch []kafka.Message) error {
-			var out, changes []kafka.Message
-			err := func() error {
-				for _, rec := range batch {
-					o, ch, err := s.step(topic, rec)
-					if err != nil {
-						return err
-					}
-					out = append(out, o...)
-					changes = append(changes, ch...)
-				}
-				// Outputs before state: a crash in between repeats an output
-				// instead of losing one.
-				if err := env.Producer.Produce(ctx, out...); err != nil {
-					return err
-				}
-				return env.Producer.Produce(ctx, changes...)
-			}()
-			if err != nil {
-				fresh, rerr := restore(ctx, brokers, changelog, c.Partition)
-				if rerr != nil {
-					return fmt.Errorf("%w (and reloading state: %v)", err, rerr)
-				}
-				*t = *fresh
-			}
-			return err
-		}, nil
-	})
-}
-
-// runAnalytics writes every sms.status event to ClickHouse in large batches,
-// committing only what ClickHouse has taken. While ClickHouse is away the
-// batch is retried and the topic holds the rest.
-func runAnalytics(ctx context.Context, env *service.Env, w *analytics.Writer) error {
+// runAnalytics writes every sms.status event to ClickHouse, committing only
+// what ClickHouse has taken. The partitions' batches are pooled into one
+// insert of up to clickhouse.batch_size rows, or what came within
+// clickhouse.flush_interval. While ClickHouse is away the insert is retried
+// and the topic holds the rest.
+func runAnalytics(ctx context.Context, env *service.Env, m *metrics) error {
 	ch := env.Cfg.ClickHouse
+	// ClickHouse may be away at start too: correlation goes on meanwhile,
+	// and sms.status keeps the events.
+	var conn driver.Conn
+	err := retry(ctx, env, "clickhouse", func() (err error) {
+		if conn, err = analytics.Open(ctx, ch); err != nil {
+			return err
+		}
+		if err = analytics.Migrate(ctx, conn, ch.Database); err != nil {
+			_ = conn.Close()
+		}
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before ClickHouse came
+		}
+		return err
+	}
+	defer conn.Close()
+	w := analytics.NewWriter(conn, ch.Database)
+	// The pool outlives the consumers: on a stop they finish the batches in
+	// hand, which need it.
+	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	p := &pool{w: w, m: m, max: ch.BatchSize, linger: ch.FlushInterval, in: make(chan pooled)}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.run(pctx)
+	}()
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
 	return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
 		Brokers: env.Cfg.Kafka.Brokers,
 		Group:   env.Cfg.Kafka.TopicPrefix + GroupAnalytics,
 		Topics:  []string{env.Topic(schemas.TopicStatus)},
 		Logger:  env.Log,
-	}, kafka.BatchOptions{Max: ch.BatchSize, Linger: ch.FlushInterval}, func(ctx context.Context, _ string, batch []kafka.Message) error {
+	}, kafka.BatchOptions{Max: ch.BatchSize, Linger: min(ch.FlushInterval, 50*time.Millisecond)}, func(ctx context.Context, _ string, batch []kafka.Message) error {
 		events := make([]message.Status, 0, len(batch))
 		for _, rec := range batch {
 			var st message.Status
@@ -160,6 +164,77 @@ func runAnalytics(ctx context.Context, env *service.Env, w *analytics.Writer) er
 			}
 			events = append(events, st)
 		}
-		return w.Write(ctx, events)
+		if err := p.write(pctx, events); err != nil {
+			return err
+		}
+		m.lag.Record(ctx, time.Since(batch[0].Time).Seconds())
+		return nil
 	})
+}
+
+// pool gathers the batches of every partition into one insert.
+type pool struct {
+	w      *analytics.Writer
+	m      *metrics
+	max    int
+	linger time.Duration
+	in     chan pooled
+}
+
+type pooled struct {
+	events []message.Status
+	done   chan error
+}
+
+// write hands events to the next insert and returns its result.
+func (p *pool) write(ctx context.Context, events []message.Status) error {
+	req := pooled{events: events, done: make(chan error, 1)}
+	select {
+	case p.in <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *pool) run(ctx context.Context) {
+	for {
+		var reqs []pooled
+		n := 0
+		select {
+		case r := <-p.in:
+			reqs, n = append(reqs, r), len(r.events)
+		case <-ctx.Done():
+			return
+		}
+		timer := time.NewTimer(p.linger)
+	gather:
+		for n < p.max {
+			select {
+			case r := <-p.in:
+				reqs, n = append(reqs, r), n+len(r.events)
+			case <-timer.C:
+				break gather
+			case <-ctx.Done():
+				break gather
+			}
+		}
+		timer.Stop()
+		all := make([]message.Status, 0, n)
+		for _, r := range reqs {
+			all = append(all, r.events...)
+		}
+		err := p.w.Write(ctx, all)
+		if err == nil {
+			p.m.rows.Add(ctx, int64(len(all)))
+		}
+		for _, r := range reqs {
+			r.done <- err
+		}
+	}
 }

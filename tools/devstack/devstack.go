@@ -103,7 +103,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 		}
 		chAddr = s.ch.Addr()
 	}
-	if s.Sim, err = smscsim.Start(ctx, opt.Carriers, "127.0.0.1:0"); err != nil {
+	if s.Sim, err = smscsim.StartWithLogger(ctx, opt.Carriers, "127.0.0.1:0", opt.Log); err != nil {
 		return nil, fmt.Errorf("smsc-sim: %w", err)
 	}
 

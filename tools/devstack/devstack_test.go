@@ -126,8 +126,8 @@ func TestEndToEnd(t *testing.T) {
 		if st.DuplicateSubmits != 0 {
 			t.Errorf("carrier %s: simulator saw %d duplicate parts on a run without faults", c.ID, st.DuplicateSubmits)
 		}
-		if st.DLRsSent != st.DLRsAcked || st.DLRsPending != 0 {
-			t.Errorf("carrier %s: %d receipts sent, %d acknowledged, %d pending", c.ID, st.DLRsSent, st.DLRsAcked, st.DLRsPending)
+		if st.DLRsSent != st.Submits || st.DLRsSent != st.DLRsAcked || st.DLRsPending != 0 {
+			t.Errorf("carrier %s: %d parts, %d receipts sent, %d acknowledged, %d pending; want one acknowledged receipt per part", c.ID, st.Submits, st.DLRsSent, st.DLRsAcked, st.DLRsPending)
 		}
 		t.Logf("carrier %s: %d messages, %d parts; delivered %d, undelivered %d, expired %d (simulator outcomes %v)",
 			c.ID, ch.messages, ch.parts, ch.delivered, ch.undelivered, ch.expired, st.Outcomes)

@@ -5,6 +5,7 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -214,6 +215,9 @@ func Follow(ctx context.Context, brokers []string, topic string, t *Tally, progr
 		default:
 		}
 		m, err := r.FetchMessage(ctx)
+		if kerr := (kgo.Error)(0); errors.As(err, &kerr) && kerr.Temporary() {
+			continue // a new or busy broker: leadership moves, the reader catches up
+		}
 		if err != nil {
 			return fmt.Errorf("follow %s: %d of %d final: %w", topic, t.Final(), len(t.want), err)
 		}

@@ -88,6 +88,9 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Tests delete their topics when they end; free the files at once, since
+# thousands of partitions come close to the open-files limit.
+file.delete.delay.ms=1000
 PROPS
   cat >"$dir/log4j2.yaml" <<'LOG'
 Configuration:
@@ -104,7 +107,7 @@ Configuration:
 LOG
   # A Kafka cluster id is 16 random bytes in unpadded URL-safe base64.
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-  local java=(java -Xms512m -Xmx512m -Djava.awt.headless=true
+  local java=(java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$dir/log4j2.yaml" -cp "$lib/*")
   "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
     >"$TESTENV/kafka-format.log" 2>&1 ||

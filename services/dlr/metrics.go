@@ -1,0 +1,50 @@
+package dlr
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel/metric"
+)
+
+// metrics are the dlr service's instruments.
+type metrics struct {
+	receipts metric.Int64Counter     // by result: matched, early, duplicate, late, unmatched, ...
+	timeouts metric.Int64Counter     // messages or segments ended by a timer, by status
+	finals   metric.Int64Counter     // final statuses published, by status
+	rows     metric.Int64Counter     // status events written to ClickHouse
+	lag      metric.Float64Histogram // age of a batch's oldest record when ClickHouse took it
+	webhooks metric.Int64Counter     // webhook attempts, by result: ok, failed, abandoned
+}
+
+func newMetrics(meter metric.Meter, db *stateDB) (*metrics, error) {
+	var m metrics
+	var err error
+	if m.receipts, err = meter.Int64Counter("sluice_dlr_receipts", metric.WithDescription("Delivery receipts by what became of them")); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if m.timeouts, err = meter.Int64Counter("sluice_dlr_timeouts", metric.WithDescription("Segments or messages ended by a timer, without a receipt")); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if m.finals, err = meter.Int64Counter("sluice_dlr_final_statuses", metric.WithDescription("Final statuses published to sms.status")); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if m.rows, err = meter.Int64Counter("sluice_dlr_analytics_rows", metric.WithDescription("Status events written to ClickHouse")); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if m.lag, err = meter.Float64Histogram("sluice_dlr_analytics_lag", metric.WithUnit("s"), metric.WithDescription("Age of a batch's oldest status event when ClickHouse took it")); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if m.webhooks, err = meter.Int64Counter("sluice_dlr_webhook_deliveries", metric.WithDescription("Webhook delivery attempts by result")); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	_, err = meter.Int64ObservableGauge("sluice_dlr_pending", metric.WithDescription("Submits and receipts waiting for their other half, and long messages waiting for segments"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(db.pending())
+			return nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return &m, nil
+}
