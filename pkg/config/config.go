@@ -114,6 +114,10 @@ type Tenant struct {
 	Webhook      string   `yaml:"webhook"`
 	// WebhookSecret keys the HMAC-SHA256 signature of webhook bodies.
 	WebhookSecret string `yaml:"webhook_secret" secret:"true"`
+	// HTTPRateLimit bounds the tenant's HTTP API requests per second (ingest
+	// answers 429 beyond it), 0: none. RateLimit and DailyQuota are the
+	// router's.
+	HTTPRateLimit int `yaml:"http_rate_limit"`
 }
 
 // Carrier is one SMPP account at an SMSC.

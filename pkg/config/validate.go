@@ -50,8 +50,8 @@ func (c Config) Validate() error {
 				add("tenants[%d].api_key_sha256[%d]: not a hex SHA-256 (64 hex digits)", i, j)
 			}
 		}
-		if t.RateLimit < 0 || t.DailyQuota < 0 {
-			add("tenants[%d]: rate_limit and daily_quota must not be negative", i)
+		if t.RateLimit < 0 || t.DailyQuota < 0 || t.HTTPRateLimit < 0 {
+			add("tenants[%d]: rate_limit, daily_quota and http_rate_limit must not be negative", i)
 		}
 	}
 

@@ -1,14 +1,23 @@
-// Package ingest is sluice's front door: it validates requests from the
-// sms.requests topic, gives each an id, decides its encoding and segments,
-// and publishes accepted messages; a record it cannot accept goes to
-// sms.requests.dlq unchanged, with the reason in its headers.
+// Package ingest is sluice's front door. It takes messages from the
+// sms.requests topic and from its HTTP API, validates them with one shared
+// function (Accept), gives each an id, decides its encoding and segments,
+// suppresses copies of a (tenant, client_ref) it already accepted, and
+// publishes accepted messages with an "accepted" status event. A record of
+// the topic it cannot accept goes to sms.requests.dlq unchanged, with the
+// reason in its headers, and a "rejected" status event; an HTTP request it
+// cannot accept gets the reasons in the answer.
 package ingest
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -31,111 +40,387 @@ const Group = "sluice-ingest"
 
 // DLQ headers.
 const (
-	HeaderErrorCode       = "sluice-error-code"
-	HeaderError           = "sluice-error"
-	HeaderSourceTopic     = "sluice-source-topic"
-	HeaderSourcePartition = "sluice-source-partition"
-	HeaderSourceOffset    = "sluice-source-offset"
+	HeaderErrorCode       = schemas.HeaderErrorCode
+	HeaderError           = schemas.HeaderError
+	HeaderSourceTopic     = schemas.HeaderSourceTopic
+	HeaderSourcePartition = schemas.HeaderSourcePartition
+	HeaderSourceOffset    = schemas.HeaderSourceOffset
+)
+
+// IdempotencyWindow is how long a (tenant, client_ref) is remembered: the
+// retention of sms.status, from which the record is rebuilt at start.
+const IdempotencyWindow = 168 * time.Hour
+
+// Bounds of what a request may ask for beyond the configured segments.
+const (
+	maxValidity = 7 * 24 * time.Hour
+	maxSchedule = 7 * 24 * time.Hour
+)
+
+// Front doors, as metric attributes.
+const (
+	frontKafka = "kafka"
+	frontHTTP  = "http"
 )
 
 // Run serves until ctx ends, then drains and commits what it finished.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	return run(ctx, cfg, log, hooks{})
+}
+
+// hooks let tests see the addresses (they listen on port 0) and set the
+// clock.
+type hooks struct {
+	httpReady  func(addr string)
+	adminReady func(addr string)
+	now        func() time.Time
+}
+
+func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) error {
 	env, err := service.Start(ctx, "ingest", cfg.Ingest.AdminAddr, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
 
-	in := &intake{
-		env:    env,
-		limits: Limits{MaxSegments: cfg.Ingest.MaxSegments},
-		tracer: env.Tel.Tracer(),
-		now:    time.Now,
-	}
-	if in.metrics, err = newMetrics(env.Tel.Meter()); err != nil {
+	in, err := newIntake(env, cfg)
+	if err != nil {
 		return err
 	}
+	if h.now != nil {
+		in.now = h.now
+	}
+	if h.adminReady != nil {
+		h.adminReady(env.Tel.Addr())
+	}
+	a, err := newAPI(in, cfg.Tenants, env.Tel.Meter())
+	if err != nil {
+		return err
+	}
+
+	// Deferred in this order so that the store and the HTTP API are told to
+	// stop before they are waited for, however Run returns.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	fail := func(err error) {
+		if err != nil && ctx.Err() == nil {
+			cancel(err)
+		}
+	}
+
+	// The status store comes first: it is the idempotency record, so neither
+	// front door may accept anything before it has caught up.
+	ready := make(chan struct{})
+	wg.Go(func() {
+		fail(in.store.follow(ctx, cfg.Kafka.Brokers, env.Topic(schemas.TopicStatus), ready, log))
+	})
+	select {
+	case <-ready:
+		log.Info("status store restored", "messages", in.store.size())
+	case <-ctx.Done():
+		if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
+			return cause
+		}
+		return nil
+	}
+
+	if len(a.keys) > 0 {
+		wg.Go(func() { fail(serveHTTP(ctx, cfg.Ingest.HTTPAddr, a.Handler(), h.httpReady)) })
+	} else {
+		// Nothing could authenticate: don't hold a port (the embedded
+		// devstack runs without keys).
+		log.Info("HTTP API not started: no tenant has an API key")
+	}
 	env.Tel.SetReady(true)
-	return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
+	err = kafka.ConsumeBatches(ctx, kafka.GroupConfig{
 		Brokers: cfg.Kafka.Brokers,
 		Group:   cfg.Kafka.TopicPrefix + Group,
 		Topics:  []string{env.Topic(schemas.TopicRequests)},
 		Logger:  log,
 	}, kafka.BatchOptions{Max: 1000, Linger: 2 * time.Millisecond}, in.handle)
+	if cause := context.Cause(ctx); err == nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	return err
 }
 
 type intake struct {
 	env     *service.Env
 	limits  Limits
+	tenants map[string]bool
+	store   *statusStore
 	tracer  trace.Tracer
 	metrics metrics
 	now     func() time.Time
 }
 
+func newIntake(env *service.Env, cfg config.Config) (*intake, error) {
+	in := &intake{
+		env:     env,
+		limits:  Limits{MaxSegments: cfg.Ingest.MaxSegments, MaxValidity: maxValidity, MaxSchedule: maxSchedule},
+		tenants: map[string]bool{},
+		store:   newStatusStore(IdempotencyWindow),
+		tracer:  env.Tel.Tracer(),
+		now:     time.Now,
+	}
+	for _, t := range cfg.Tenants {
+		in.tenants[t.ID] = true
+	}
+	var err error
+	in.metrics, err = newMetrics(env.Tel.Meter())
+	return in, err
+}
+
 type metrics struct {
-	accepted, rejected metric.Int64Counter
+	accepted, rejected, duplicates metric.Int64Counter
 }
 
 func newMetrics(m metric.Meter) (metrics, error) {
-	acc, err := m.Int64Counter("sluice_ingest_accepted_total", metric.WithDescription("Messages accepted"))
-	if err != nil {
+	var out metrics
+	var errs [3]error
+	out.accepted, errs[0] = m.Int64Counter("sluice_ingest_accepted_total", metric.WithDescription("Messages accepted, by front door"))
+	out.rejected, errs[1] = m.Int64Counter("sluice_ingest_rejected_total", metric.WithDescription("Messages refused, by front door and error code"))
+	out.duplicates, errs[2] = m.Int64Counter("sluice_ingest_duplicates_total", metric.WithDescription("Copies of an accepted (tenant, client_ref) suppressed, by front door"))
+	if err := errors.Join(errs[:]...); err != nil {
 		return metrics{}, fmt.Errorf("metric: %w", err)
 	}
-	rej, err := m.Int64Counter("sluice_ingest_rejected_total", metric.WithDescription("Requests refused, by error code"))
-	if err != nil {
-		return metrics{}, fmt.Errorf("metric: %w", err)
-	}
-	return metrics{accepted: acc, rejected: rej}, nil
+	return out, nil
 }
 
-// handle turns one batch of requests into accepted messages, status events
-// and dead letters, written together before the batch is committed.
-func (in *intake) handle(ctx context.Context, topic string, batch []kafka.Message) error {
-	out := make([]kafka.Message, 0, 2*len(batch))
-	for _, rec := range batch {
-		msgs, err := in.process(ctx, rec)
-		if err != nil {
-			return err
-		}
-		out = append(out, msgs...)
+func (in *intake) rejected(ctx context.Context, front string, errs []APIError) {
+	for _, e := range errs {
+		in.metrics.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("front_door", front), attribute.String("code", e.Code)))
 	}
-	return in.env.Producer.Produce(ctx, out...)
 }
 
-func (in *intake) process(ctx context.Context, rec kafka.Message) ([]kafka.Message, error) {
-	ctx = telemetry.Extract(ctx, rec.Headers)
-	ctx, span := in.tracer.Start(ctx, "ingest.accept", trace.WithSpanKind(trace.SpanKindConsumer))
-	defer span.End()
+// accepted is a message ready to publish: its records and the status event
+// the store keeps once they are written.
+type accepted struct {
+	msg     *sluicepb.Message
+	records []kafka.Message
+	status  published
+}
 
-	now := in.now()
-	req, ferr := DecodeRequest(rec.Value)
-	var m *sluicepb.Message
-	if ferr == nil {
-		m, ferr = Accept(req, now, in.limits)
-	}
-	if ferr != nil {
-		span.SetStatus(codes.Error, ferr.Code)
-		in.metrics.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("code", ferr.Code)))
-		in.env.Log.InfoContext(ctx, "request rejected", "code", ferr.Code, "field", ferr.Field, "partition", rec.Partition, "offset", rec.Offset)
-		return []kafka.Message{in.deadLetter(rec, ferr)}, nil
-	}
-
-	span.SetAttributes(attribute.String("sluice.message_id", m.Id), attribute.String("sluice.tenant", m.Tenant))
+// publish encodes m as its sluice.accepted record and accepted status event,
+// with the trace context of ctx.
+func (in *intake) publish(ctx context.Context, m *sluicepb.Message, now time.Time) (accepted, error) {
 	value, err := proto.Marshal(m)
 	if err != nil {
-		return nil, fmt.Errorf("encode message: %w", err)
+		return accepted{}, fmt.Errorf("encode message: %w", err)
 	}
 	status, err := message.StatusOf(m, message.StatusAccepted, now).Marshal()
 	if err != nil {
+		return accepted{}, fmt.Errorf("encode status: %w", err)
+	}
+	acc := kafka.Message{Topic: in.env.Topic(schemas.TopicAccepted), Key: []byte(m.Id), Value: value}
+	telemetry.Inject(ctx, &acc.Headers)
+	st := kafka.Message{Topic: in.env.Topic(schemas.TopicStatus), Key: []byte(m.Id), Value: status}
+	return accepted{msg: m, records: []kafka.Message{acc, st}, status: published{id: m.Id, tenant: m.Tenant, at: now, value: status}}, nil
+}
+
+// acceptHTTP validates the messages of one POST, all or nothing, and
+// publishes those that are not copies of earlier ones. reqs are the decoded
+// messages (nil where decodeErrs says why not).
+func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message.Request, batch bool, decodeErrs []APIError) ([]Result, []APIError, error) {
+	now := in.now()
+	msgs := make([]*sluicepb.Message, len(reqs))
+	errs := decodeErrs
+	firstRef := map[string]int{}
+	for i, req := range reqs {
+		if req == nil {
+			continue
+		}
+		m, ferr := Accept(tenant, *req, now, in.limits)
+		if ferr != nil {
+			errs = append(errs, indexed(batch, i, *ferr))
+			continue
+		}
+		if req.ClientRef != "" {
+			if j, seen := firstRef[req.ClientRef]; seen {
+				errs = append(errs, indexed(batch, i, *fieldErr(CodeDuplicateClientRef, "client_ref", "repeats the client_ref of message %d", j)))
+				continue
+			}
+			firstRef[req.ClientRef] = i
+		}
+		msgs[i] = m
+	}
+	if errs != nil && batch {
+		slices.SortStableFunc(errs, func(a, b APIError) int { return cmp.Compare(*a.Index, *b.Index) })
+	}
+	if errs != nil {
+		return nil, errs, nil
+	}
+
+	c, err := in.store.claim(ctx, idsWithRef(msgs))
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []kafka.Message
+	var statuses []published
+	results := make([]Result, len(msgs))
+	for i, m := range msgs {
+		results[i] = Result{MessageID: m.Id, ClientRef: m.ClientRef, Segments: int(m.Segments), Encoding: message.EncodingName(m.Encoding)}
+		if m.ClientRef != "" && c.dup(m.Id) {
+			results[i] = in.original(tenant, results[i])
+			continue
+		}
+		acc, err := in.publish(ctx, m, now)
+		if err != nil {
+			c.done(nil)
+			return nil, nil, err
+		}
+		out = append(out, acc.records...)
+		statuses = append(statuses, acc.status)
+	}
+	if err := in.env.Producer.Produce(ctx, out...); err != nil {
+		c.done(nil)
+		return nil, nil, err
+	}
+	c.done(statuses)
+	in.metrics.accepted.Add(ctx, int64(len(statuses)), metric.WithAttributes(attribute.String("front_door", frontHTTP)))
+	if d := len(msgs) - len(statuses); d > 0 {
+		in.metrics.duplicates.Add(ctx, int64(d), metric.WithAttributes(attribute.String("front_door", frontHTTP)))
+	}
+	return results, nil, nil
+}
+
+// original describes the message a duplicate is a copy of, as it was
+// accepted (a retry may differ, e.g. in its text).
+func (in *intake) original(tenant string, r Result) Result {
+	r.Duplicate = true
+	value, ok := in.store.get(tenant, r.MessageID)
+	if !ok {
+		return r
+	}
+	var st message.Status
+	if json.Unmarshal(value, &st) == nil && st.Segments > 0 {
+		r.Segments, r.Encoding = st.Segments, st.Encoding
+	}
+	return r
+}
+
+func idsWithRef(msgs []*sluicepb.Message) []string {
+	var ids []string
+	for _, m := range msgs {
+		if m.ClientRef != "" {
+			ids = append(ids, m.Id)
+		}
+	}
+	return ids
+}
+
+// handle turns one batch of sms.requests records into accepted messages,
+// status events and dead letters, written together before the batch is
+// committed. A record whose (tenant, client_ref) was accepted before (in
+// this batch, earlier, or over HTTP) is skipped.
+func (in *intake) handle(ctx context.Context, topic string, batch []kafka.Message) error {
+	now := in.now()
+	type item struct {
+		ctx  context.Context
+		span trace.Span
+		msg  *sluicepb.Message
+		out  []kafka.Message // dead letter and rejected status
+	}
+	items := make([]item, len(batch))
+	defer func() {
+		for _, it := range items {
+			it.span.End()
+		}
+	}()
+	ids := map[string]bool{}
+	var claimIDs []string
+	for i, rec := range batch {
+		rctx := telemetry.Extract(ctx, rec.Headers)
+		rctx, span := in.tracer.Start(rctx, "ingest.accept", trace.WithSpanKind(trace.SpanKindConsumer))
+		items[i] = item{ctx: rctx, span: span}
+		m, ferr := in.validateRecord(rec.Value, now)
+		if ferr != nil {
+			span.SetStatus(codes.Error, ferr.Code)
+			in.rejected(rctx, frontKafka, []APIError{{FieldError: *ferr}})
+			in.env.Log.InfoContext(rctx, "request rejected", "code", ferr.Code, "field", ferr.Field, "partition", rec.Partition, "offset", rec.Offset)
+			out, err := in.reject(rec, ferr, now)
+			if err != nil {
+				return err
+			}
+			items[i].out = out
+			continue
+		}
+		span.SetAttributes(attribute.String("sluice.message_id", m.Id), attribute.String("sluice.tenant", m.Tenant))
+		if m.ClientRef != "" {
+			if ids[m.Id] {
+				in.metrics.duplicates.Add(rctx, 1, metric.WithAttributes(attribute.String("front_door", frontKafka)))
+				continue // a copy within this batch
+			}
+			ids[m.Id] = true
+			claimIDs = append(claimIDs, m.Id)
+		}
+		items[i].msg = m
+	}
+
+	c, err := in.store.claim(ctx, claimIDs)
+	if err != nil {
+		return err
+	}
+	out := make([]kafka.Message, 0, 2*len(batch))
+	var statuses []published
+	for _, it := range items {
+		out = append(out, it.out...)
+		if it.msg == nil {
+			continue
+		}
+		if it.msg.ClientRef != "" && c.dup(it.msg.Id) {
+			in.metrics.duplicates.Add(it.ctx, 1, metric.WithAttributes(attribute.String("front_door", frontKafka)))
+			continue
+		}
+		acc, err := in.publish(it.ctx, it.msg, now)
+		if err != nil {
+			c.done(nil)
+			return err
+		}
+		out = append(out, acc.records...)
+		statuses = append(statuses, acc.status)
+	}
+	if err := in.env.Producer.Produce(ctx, out...); err != nil {
+		c.done(nil)
+		return err
+	}
+	c.done(statuses)
+	in.metrics.accepted.Add(ctx, int64(len(statuses)), metric.WithAttributes(attribute.String("front_door", frontKafka)))
+	return nil
+}
+
+// validateRecord decodes and validates one sms.requests value: the tenant
+// named in the record must be one of the configuration's, when it declares
+// any (the embedded dev default declares none).
+func (in *intake) validateRecord(value []byte, now time.Time) (*sluicepb.Message, *FieldError) {
+	req, ferr := DecodeRequest(value)
+	if ferr != nil {
+		return nil, ferr
+	}
+	switch {
+	case req.Tenant == "":
+		return nil, fieldErr(CodeRequired, "tenant", "is required")
+	case len(in.tenants) > 0 && !in.tenants[req.Tenant]:
+		return nil, fieldErr(CodeUnknownTenant, "tenant", "is not a tenant of this gateway")
+	}
+	return Accept(req.Tenant, req, now, in.limits)
+}
+
+// reject returns the dead letter of rec and, when the record names one of
+// the gateway's tenants, the rejected status event that tells the tenant.
+func (in *intake) reject(rec kafka.Message, ferr *FieldError, now time.Time) ([]kafka.Message, error) {
+	out := []kafka.Message{in.deadLetter(rec, ferr)}
+	st, ok := rejectedStatus(rec.Value, ferr, now)
+	if !ok || ferr.Code == CodeUnknownTenant {
+		return out, nil // nobody to tell (and no status under a made-up tenant)
+	}
+	value, err := st.Marshal()
+	if err != nil {
 		return nil, fmt.Errorf("encode status: %w", err)
 	}
-	in.metrics.accepted.Add(ctx, 1)
-	accepted := kafka.Message{Topic: in.env.Topic(schemas.TopicAccepted), Key: []byte(m.Id), Value: value}
-	telemetry.Inject(ctx, &accepted.Headers)
-	return []kafka.Message{
-		accepted,
-		{Topic: in.env.Topic(schemas.TopicStatus), Key: []byte(m.Id), Value: status},
-	}, nil
+	return append(out, kafka.Message{Topic: in.env.Topic(schemas.TopicStatus), Key: []byte(st.MessageID), Value: value}), nil
 }
 
 // deadLetter copies the record unchanged to the DLQ with the reason and its
@@ -150,4 +435,31 @@ func (in *intake) deadLetter(rec kafka.Message, ferr *FieldError) kafka.Message 
 		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
 	)
 	return kafka.Message{Topic: in.env.Topic(schemas.TopicRequestsDLQ), Key: rec.Key, Value: rec.Value, Headers: headers}
+}
+
+// rejectedStatus is the rejected status event of a record that names a
+// tenant, so that its producer hears of it on sms.status (matched by
+// client_ref). Its message id is a fresh one, not the one derived from the
+// client_ref: a corrected request with the same client_ref must not look
+// like a copy of an accepted message.
+func rejectedStatus(value []byte, ferr *FieldError, now time.Time) (message.Status, bool) {
+	// Field by field: a field of the wrong type must not hide the others.
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(value, &fields) != nil {
+		return message.Status{}, false
+	}
+	str := func(name string) string {
+		var s string
+		_ = json.Unmarshal(fields[name], &s) // absent or not a string: ""
+		return s
+	}
+	tenant := str("tenant")
+	if tenant == "" {
+		return message.Status{}, false
+	}
+	m := &sluicepb.Message{Id: message.NewID(), Tenant: tenant, ClientRef: str("client_ref"), CampaignId: str("campaign_id"), To: str("to")}
+	st := message.StatusOf(m, message.StatusRejected, now)
+	st.ErrorCode = ferr.Code
+	st.Reason = ferr.Error()
+	return st, true
 }

@@ -6,17 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
-
-	"github.com/nyaruka/phonenumbers"
+	"unicode/utf8"
 
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/text"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
-// FieldError is a machine-readable reason a request was refused.
+// FieldError is a machine-readable reason a request was refused. Both front
+// doors report it as is: the HTTP API in its error body, the topic in the
+// dead letter's headers.
 type FieldError struct {
 	Code    string `json:"code"`
 	Field   string `json:"field,omitempty"`
@@ -34,11 +36,39 @@ func fieldErr(code, field, format string, args ...any) *FieldError {
 	return &FieldError{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// Error codes of FieldError, shared by both front doors.
+const (
+	CodeMalformedJSON   = "malformed_json"
+	CodeInvalidType     = "invalid_type"
+	CodeUnknownField    = "unknown_field"
+	CodeRequired        = "required"
+	CodeUnknownTenant   = "unknown_tenant"
+	CodeInvalidNumber   = "invalid_number"
+	CodeNotMobile       = "not_mobile"
+	CodeInvalidSender   = "invalid_sender"
+	CodeInvalidText     = "invalid_text"
+	CodeTextTooLong     = "text_too_long"
+	CodeInvalidPriority = "invalid_priority"
+	CodeInvalidSendAt   = "invalid_send_at"
+	CodeInvalidValidity = "invalid_validity"
+	CodeTooLong         = "too_long"
+	CodeInvalidMetadata = "invalid_metadata"
+)
+
 // Limits bound what a request may ask for.
 type Limits struct {
 	MaxSegments int
-	MaxValidity time.Duration
+	MaxValidity time.Duration // 0: none
+	MaxSchedule time.Duration // how far ahead send_at may be; 0: none
 }
+
+// Bounds of the free-form fields, in bytes.
+const (
+	maxRefLen         = 128 // client_ref, campaign_id
+	maxMetadataKeys   = 32
+	maxMetadataKeyLen = 64
+	maxMetadataValLen = 512
+)
 
 const defaultValidity = 48 * time.Hour
 
@@ -46,50 +76,90 @@ const defaultValidity = 48 * time.Hour
 // and trailing data are errors.
 func DecodeRequest(data []byte) (message.Request, *FieldError) {
 	var req message.Request
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &typeErr):
-			return req, fieldErr("invalid_type", typeErr.Field, "must be a %s", typeErr.Type)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return req, fieldErr("unknown_field", name, "unknown field")
-		default:
-			return req, fieldErr("malformed_json", "", "%v", err)
-		}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return req, fieldErr("malformed_json", "", "unexpected data after the JSON object")
-	}
-	return req, nil
+	return req, decodeStrict(data, &req)
 }
 
-// Accept validates a request and turns it into an accepted message.
-func Accept(req message.Request, now time.Time, lim Limits) (*sluicepb.Message, *FieldError) {
-	for _, f := range []struct{ name, value string }{{"tenant", req.Tenant}, {"from", req.From}, {"to", req.To}, {"text", req.Text}} {
+// decodeStrict decodes one JSON object into v, refusing unknown fields and
+// trailing data.
+func decodeStrict(data []byte, v any) *FieldError {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fieldErr(CodeMalformedJSON, "", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) *FieldError {
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return fieldErr(CodeInvalidType, "", "must be a JSON object")
+		}
+		return fieldErr(CodeInvalidType, typeErr.Field, "must be %s", jsonKind(typeErr.Type))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return fieldErr(CodeUnknownField, name, "unknown field")
+	case errors.Is(err, io.EOF):
+		return fieldErr(CodeMalformedJSON, "", "empty body")
+	default:
+		return fieldErr(CodeMalformedJSON, "", "%v", err)
+	}
+}
+
+// jsonKind names a Go type as JSON calls it.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Map:
+		return "an object of " + strings.TrimPrefix(jsonKind(t.Elem()), "a ") + "s"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct:
+		return "an object"
+	default:
+		return "a " + t.String()
+	}
+}
+
+// Accept validates a request of tenant and turns it into an accepted message.
+// It is the one validation of every front door: the caller has already
+// established the tenant (from the record, or from the API key), and the
+// request's own Tenant field is ignored.
+func Accept(tenant string, req message.Request, now time.Time, lim Limits) (*sluicepb.Message, *FieldError) {
+	for _, f := range []struct{ name, value string }{{"from", req.From}, {"to", req.To}, {"text", req.Text}} {
 		if strings.TrimSpace(f.value) == "" {
-			return nil, fieldErr("required", f.name, "is required")
+			return nil, fieldErr(CodeRequired, f.name, "is required")
 		}
 	}
-	prio, ok := message.ParsePriority(req.Priority)
-	if !ok {
-		return nil, fieldErr("invalid_priority", "priority", "must be otp, transactional or marketing")
+	if ferr := checkRefs(req); ferr != nil {
+		return nil, ferr
 	}
-	to, country, ferr := normaliseNumber(req.To)
+	if ferr := CheckSender(req.From); ferr != nil {
+		return nil, ferr
+	}
+	to, country, ferr := NormaliseNumber(req.To)
 	if ferr != nil {
 		return nil, ferr
 	}
+	prio, ok := message.ParsePriority(req.Priority)
+	if !ok {
+		return nil, fieldErr(CodeInvalidPriority, "priority", "must be otp, transactional or marketing")
+	}
 	enc, segments, err := text.Count(req.Text)
 	if err != nil {
-		return nil, fieldErr("invalid_text", "text", "%v", err)
+		return nil, fieldErr(CodeInvalidText, "text", "%v", err)
 	}
 	if segments > lim.MaxSegments {
-		return nil, fieldErr("text_too_long", "text", "needs %d segments, at most %d allowed", segments, lim.MaxSegments)
+		return nil, fieldErr(CodeTextTooLong, "text", "needs %d segments, at most %d allowed", segments, lim.MaxSegments)
 	}
 	m := &sluicepb.Message{
-		Tenant:       req.Tenant,
+		Tenant:       tenant,
 		ClientRef:    req.ClientRef,
 		CampaignId:   req.CampaignID,
 		From:         req.From,
@@ -105,12 +175,15 @@ func Accept(req message.Request, now time.Time, lim Limits) (*sluicepb.Message, 
 	if enc == text.UCS2 {
 		m.Encoding = sluicepb.Encoding_ENCODING_UCS2
 	}
-	m.Id = messageID(req.Tenant, req.ClientRef)
+	m.Id = messageID(tenant, req.ClientRef)
 	start := now
 	if req.SendAt != "" {
 		at, err := time.Parse(time.RFC3339, req.SendAt)
 		if err != nil {
-			return nil, fieldErr("invalid_send_at", "send_at", "must be an RFC 3339 time, e.g. 2026-11-27T09:00:00Z")
+			return nil, fieldErr(CodeInvalidSendAt, "send_at", "must be an RFC 3339 time, e.g. 2026-11-27T09:00:00Z")
+		}
+		if lim.MaxSchedule > 0 && at.Sub(now) > lim.MaxSchedule {
+			return nil, fieldErr(CodeInvalidSendAt, "send_at", "must be at most %s ahead", lim.MaxSchedule)
 		}
 		if at.After(now) {
 			m.SendAtMs = at.UnixMilli()
@@ -121,10 +194,10 @@ func Accept(req message.Request, now time.Time, lim Limits) (*sluicepb.Message, 
 	if req.Validity != "" {
 		d, err := time.ParseDuration(req.Validity)
 		if err != nil || d <= 0 {
-			return nil, fieldErr("invalid_validity", "validity", "must be a positive duration, e.g. 24h")
+			return nil, fieldErr(CodeInvalidValidity, "validity", "must be a positive duration, e.g. 24h")
 		}
 		if lim.MaxValidity > 0 && d > lim.MaxValidity {
-			return nil, fieldErr("invalid_validity", "validity", "must be at most %s", lim.MaxValidity)
+			return nil, fieldErr(CodeInvalidValidity, "validity", "must be at most %s", lim.MaxValidity)
 		}
 		validity = d
 	}
@@ -132,8 +205,35 @@ func Accept(req message.Request, now time.Time, lim Limits) (*sluicepb.Message, 
 	return m, nil
 }
 
+// checkRefs bounds the caller's free-form fields: they travel in every record
+// and status event of the message.
+func checkRefs(req message.Request) *FieldError {
+	for _, f := range []struct{ name, value string }{{"client_ref", req.ClientRef}, {"campaign_id", req.CampaignID}} {
+		if len(f.value) > maxRefLen {
+			return fieldErr(CodeTooLong, f.name, "must be at most %d bytes", maxRefLen)
+		}
+		if strings.ContainsFunc(f.value, isControl) {
+			return fieldErr(CodeInvalidText, f.name, "must not contain control characters")
+		}
+	}
+	if len(req.Metadata) > maxMetadataKeys {
+		return fieldErr(CodeInvalidMetadata, "metadata", "at most %d keys", maxMetadataKeys)
+	}
+	for k, v := range req.Metadata {
+		switch {
+		case k == "" || len(k) > maxMetadataKeyLen:
+			return fieldErr(CodeInvalidMetadata, "metadata", "keys must be 1 to %d bytes", maxMetadataKeyLen)
+		case len(v) > maxMetadataValLen:
+			return fieldErr(CodeInvalidMetadata, "metadata."+k, "must be at most %d bytes", maxMetadataValLen)
+		}
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
 // messageID is deterministic for a (tenant, client_ref) so that a retried
-// request keeps its id and downstream stages recognise the copy.
+// request keeps its id and is recognised as a copy.
 func messageID(tenant, clientRef string) string {
 	if clientRef == "" {
 		return message.NewID()
@@ -141,19 +241,38 @@ func messageID(tenant, clientRef string) string {
 	return message.IDForClientRef(tenant, clientRef)
 }
 
-func normaliseNumber(raw string) (e164, country string, _ *FieldError) {
-	if !strings.HasPrefix(raw, "+") {
-		return "", "", fieldErr("invalid_number", "to", "must be in E.164 form with a leading '+'")
+// CheckSender applies the sender-ID rules to from: an alphanumeric name of up
+// to 11 characters with at least one letter, a short code of 3 to 8 digits,
+// or a long code (an international number, with or without '+').
+func CheckSender(from string) *FieldError {
+	digits := strings.TrimPrefix(from, "+")
+	if digits != "" && strings.Trim(digits, "0123456789") == "" {
+		switch {
+		case digits == from && len(digits) >= 3 && len(digits) <= 8:
+			return nil // short code
+		case len(digits) < 9 || len(digits) > 15:
+			return fieldErr(CodeInvalidSender, "from", "a numeric sender must be a short code of 3 to 8 digits or an international number of 9 to 15 digits")
+		}
+		if _, err := parseE164("+" + digits); err != nil {
+			return fieldErr(CodeInvalidSender, "from", "a long code must be a possible international number")
+		}
+		return nil
 	}
-	num, err := phonenumbers.Parse(raw, "")
-	if err != nil || !phonenumbers.IsPossibleNumber(num) {
-		return "", "", fieldErr("invalid_number", "to", "is not a possible phone number")
+	switch {
+	case !utf8.ValidString(from) || utf8.RuneCountInString(from) > 11:
+		return fieldErr(CodeInvalidSender, "from", "an alphanumeric sender ID is at most 11 characters")
+	case strings.TrimSpace(from) != from:
+		return fieldErr(CodeInvalidSender, "from", "must not start or end with a space")
+	case strings.ContainsFunc(from, func(r rune) bool { return !isSenderRune(r) }):
+		return fieldErr(CodeInvalidSender, "from", "an alphanumeric sender ID may hold only A-Z, a-z, 0-9, space and - _ . &")
+	case !strings.ContainsFunc(from, isLetter):
+		return fieldErr(CodeInvalidSender, "from", "an alphanumeric sender ID needs at least one letter")
 	}
-	country = phonenumbers.GetRegionCodeForNumber(num)
-	if country == "" {
-		// Reserved ranges (e.g. the UK's +44 7700 900xxx) have no region of
-		// their own; the country code still names the country.
-		country = phonenumbers.GetRegionCodeForCountryCode(int(num.GetCountryCode()))
-	}
-	return phonenumbers.Format(num, phonenumbers.E164), country, nil
+	return nil
+}
+
+func isLetter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
+
+func isSenderRune(r rune) bool {
+	return isLetter(r) || r >= '0' && r <= '9' || strings.ContainsRune(" -_.&", r)
 }

@@ -9,45 +9,37 @@ import (
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
-var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-
-func TestAcceptRejects(t *testing.T) {
-	tests := []struct {
-		name, body  string
-		code, field string
-	}{
-		{"malformed json", `{"tenant":`, "malformed_json", ""},
-		{"not an object", `[1,2]`, "invalid_type", ""},
-		{"trailing data", `{"tenant":"a","from":"A","to":"+447400123456","text":"x"} {}`, "malformed_json", ""},
-		{"unknown field", `{"tenant":"a","from":"A","to":"+447400123456","text":"x","colour":"red"}`, "unknown_field", "colour"},
-		{"number as text", `{"tenant":"a","from":"A","to":"+447400123456","text":5}`, "invalid_type", "text"},
-		{"missing tenant", `{"from":"A","to":"+447400123456","text":"x"}`, "required", "tenant"},
-		{"missing from", `{"tenant":"a","to":"+447400123456","text":"x"}`, "required", "from"},
-		{"missing to", `{"tenant":"a","from":"A","text":"x"}`, "required", "to"},
-		{"missing text", `{"tenant":"a","from":"A","to":"+447400123456"}`, "required", "text"},
-		{"blank text", `{"tenant":"a","from":"A","to":"+447400123456","text":"  "}`, "required", "text"},
-		{"no plus", `{"tenant":"a","from":"A","to":"447400123456","text":"x"}`, "invalid_number", "to"},
-		{"letters in number", `{"tenant":"a","from":"A","to":"+44abc","text":"x"}`, "invalid_number", "to"},
-		{"too short", `{"tenant":"a","from":"A","to":"+44123","text":"x"}`, "invalid_number", "to"},
-		{"bad priority", `{"tenant":"a","from":"A","to":"+447400123456","text":"x","priority":"urgent"}`, "invalid_priority", "priority"},
-		{"bad send_at", `{"tenant":"a","from":"A","to":"+447400123456","text":"x","send_at":"tomorrow"}`, "invalid_send_at", "send_at"},
-		{"bad validity", `{"tenant":"a","from":"A","to":"+447400123456","text":"x","validity":"forever"}`, "invalid_validity", "validity"},
-		{"negative validity", `{"tenant":"a","from":"A","to":"+447400123456","text":"x","validity":"-1h"}`, "invalid_validity", "validity"},
-		{"too long", `{"tenant":"a","from":"A","to":"+447400123456","text":"` + strings.Repeat("x", 153*3+1) + `"}`, "text_too_long", "text"},
+// TestTopicRejects checks the exact error of every bad sms.requests record
+// (the Kafka test publishes the same records and checks the dead letters).
+func TestTopicRejects(t *testing.T) {
+	in := &intake{limits: testLimits, tenants: map[string]bool{"acme": true}}
+	cases := topicCases()
+	if len(cases) < 30 {
+		t.Fatalf("%d bad records, want at least 30", len(cases))
 	}
-	for _, tt := range tests {
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			req, ferr := DecodeRequest([]byte(tt.body))
+			m, ferr := in.validateRecord([]byte(tt.body), now)
 			if ferr == nil {
-				_, ferr = Accept(req, now, Limits{MaxSegments: 3})
+				t.Fatalf("accepted as %s, want %s", m.Id, tt.code)
 			}
-			if ferr == nil {
-				t.Fatal("accepted, want an error")
-			}
-			if ferr.Code != tt.code || ferr.Field != tt.field {
-				t.Fatalf("got %s/%s (%s), want %s/%s", ferr.Code, ferr.Field, ferr.Message, tt.code, tt.field)
+			want := FieldError{Code: tt.code, Field: tt.field, Message: tt.message}
+			if *ferr != want {
+				t.Fatalf("got  %+v\nwant %+v", *ferr, want)
 			}
 		})
+	}
+}
+
+func TestTopicTenants(t *testing.T) {
+	body := []byte(withTenant("anyone", good()))
+	open := &intake{limits: testLimits, tenants: map[string]bool{}}
+	if _, ferr := open.validateRecord(body, now); ferr != nil {
+		t.Errorf("with no tenants declared, any tenant is accepted; got %v", ferr)
+	}
+	closed := &intake{limits: testLimits, tenants: map[string]bool{"acme": true}}
+	if _, ferr := closed.validateRecord(body, now); ferr == nil || ferr.Code != CodeUnknownTenant {
+		t.Errorf("undeclared tenant: got %v, want %s", ferr, CodeUnknownTenant)
 	}
 }
 
@@ -59,7 +51,7 @@ func TestAcceptSpecExample(t *testing.T) {
 	if ferr != nil {
 		t.Fatal(ferr)
 	}
-	m, ferr := Accept(req, now, Limits{MaxSegments: 10})
+	m, ferr := Accept("acme", req, now, testLimits)
 	if ferr != nil {
 		t.Fatal(ferr)
 	}
@@ -68,6 +60,8 @@ func TestAcceptSpecExample(t *testing.T) {
 		name      string
 		got, want any
 	}{
+		{"id", m.Id, message.IDForClientRef("acme", "order-8812-otp")},
+		{"tenant", m.Tenant, "acme"},
 		{"country", m.Country, "GB"},
 		{"priority", m.Priority, sluicepb.Priority_PRIORITY_OTP},
 		{"encoding", m.Encoding, sluicepb.Encoding_ENCODING_GSM7},
@@ -81,10 +75,42 @@ func TestAcceptSpecExample(t *testing.T) {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	// The same (tenant, client_ref) always gets the same id.
-	again, _ := Accept(req, now.Add(time.Hour), Limits{MaxSegments: 10})
-	if again.Id != m.Id {
-		t.Errorf("retried request got id %s, first got %s", again.Id, m.Id)
+	// The same (tenant, client_ref) always gets the same id; another
+	// tenant's same client_ref another one.
+	again, _ := Accept("acme", req, now.Add(time.Hour), testLimits)
+	other, _ := Accept("globex", req, now, testLimits)
+	if again.Id != m.Id || other.Id == m.Id {
+		t.Errorf("ids: first %s, retried %s, other tenant %s", m.Id, again.Id, other.Id)
+	}
+}
+
+func TestAcceptGoodInputs(t *testing.T) {
+	tests := []struct {
+		name, from, to string
+		wantTo         string
+		country        string
+	}{
+		{"alphanumeric sender", "ACME", "+447400123456", "+447400123456", "GB"},
+		{"sender with space and dot", "Acme Co.", "+447400123456", "+447400123456", "GB"},
+		{"11-character sender", "ACMECORPORA", "+447400123456", "+447400123456", "GB"},
+		{"short code", "12345", "+447400123456", "+447400123456", "GB"},
+		{"long code with plus", "+447400123456", "+33612345678", "+33612345678", "FR"},
+		{"long code without plus", "447400123456", "+4915112345678", "+4915112345678", "DE"},
+		{"number with spaces", "ACME", "+44 7400 123456", "+447400123456", "GB"},
+		{"fixed line or mobile (US)", "ACME", "+14155552671", "+14155552671", "US"},
+		{"Ofcom drama range", "ACME", "+447700900123", "+447700900123", "GB"},
+		{"Isle of Man mobile", "ACME", "+447624123456", "+447624123456", "IM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, ferr := Accept("acme", message.Request{From: tt.from, To: tt.to, Text: "hi"}, now, testLimits)
+			if ferr != nil {
+				t.Fatal(ferr)
+			}
+			if m.To != tt.wantTo || m.Country != tt.country || m.From != tt.from {
+				t.Errorf("to %s country %s from %s, want %s %s %s", m.To, m.Country, m.From, tt.wantTo, tt.country, tt.from)
+			}
+		})
 	}
 }
 
@@ -96,21 +122,18 @@ func TestAcceptEncodings(t *testing.T) {
 	}{
 		{strings.Repeat("a", 160), sluicepb.Encoding_ENCODING_GSM7, 1},
 		{strings.Repeat("a", 161), sluicepb.Encoding_ENCODING_GSM7, 2},
+		{strings.Repeat("a", 153*10), sluicepb.Encoding_ENCODING_GSM7, 10},
 		{"Thanks 😀", sluicepb.Encoding_ENCODING_UCS2, 1},
 		{strings.Repeat("é", 71), sluicepb.Encoding_ENCODING_GSM7, 1}, // é is in the GSM-7 alphabet
 		{strings.Repeat("ж", 71), sluicepb.Encoding_ENCODING_UCS2, 2},
 	}
 	for _, tt := range tests {
-		m, ferr := Accept(requestWithText(tt.text), now, Limits{MaxSegments: 10})
+		m, ferr := Accept("t", message.Request{From: "A", To: "+447400123456", Text: tt.text}, now, testLimits)
 		if ferr != nil {
-			t.Fatalf("%q: %v", tt.text, ferr)
+			t.Fatalf("%.20q: %v", tt.text, ferr)
 		}
 		if m.Encoding != tt.enc || m.Segments != tt.segments {
 			t.Errorf("%.20q: %v/%d, want %v/%d", tt.text, m.Encoding, m.Segments, tt.enc, tt.segments)
 		}
 	}
-}
-
-func requestWithText(text string) message.Request {
-	return message.Request{Tenant: "t", From: "A", To: "+447400123456", Text: text}
 }

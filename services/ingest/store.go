@@ -1,0 +1,321 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+
+	"github.com/sluice-sms/sluice/pkg/message"
+)
+
+// statusStore holds the latest sms.status event of every message of the last
+// window, rebuilt at start from the topic and kept current by following it.
+// It answers GET /v1/messages/{id} and is the durable idempotency record: a
+// message id it knows was accepted (its "accepted" event is in sms.status),
+// so a request with the same (tenant, client_ref) is a duplicate.
+type statusStore struct {
+	window time.Duration
+
+	mu      sync.Mutex
+	entries map[string]statusEntry
+	// pending holds the ids being accepted right now; a copy of the request
+	// waits for the first one's outcome instead of racing it.
+	pending map[string]chan struct{}
+}
+
+type statusEntry struct {
+	tenant string
+	rank   int
+	at     time.Time // event time of the latest event
+	value  []byte    // the sms.status record, as published
+}
+
+func newStatusStore(window time.Duration) *statusStore {
+	return &statusStore{window: window, entries: map[string]statusEntry{}, pending: map[string]chan struct{}{}}
+}
+
+// rank orders statuses so that a replayed or late event never hides a later
+// one: accepted < scheduled < submitted < final.
+func rank(status string) int {
+	switch {
+	case message.IsFinal(status):
+		return 3
+	case status == message.StatusSubmitted:
+		return 2
+	case status == message.StatusScheduled:
+		return 1
+	default:
+		return 0
+	}
+}
+
+// apply records one sms.status record; records it cannot read are ignored
+// (the topic is public, and the store is only an index of it).
+func (s *statusStore) apply(value []byte) {
+	var ev struct {
+		MessageID string    `json:"message_id"`
+		Tenant    string    `json:"tenant"`
+		Status    string    `json:"status"`
+		EventTime time.Time `json:"event_time"`
+	}
+	if json.Unmarshal(value, &ev) != nil || ev.MessageID == "" {
+		return
+	}
+	s.put(ev.MessageID, statusEntry{tenant: ev.Tenant, rank: rank(ev.Status), at: ev.EventTime, value: value})
+}
+
+// applyRecord is apply for a record of sms.status, keyed by message id: the
+// events ingest wrote itself come back this way, and are already known.
+func (s *statusStore) applyRecord(key, value []byte) {
+	s.mu.Lock()
+	e, ok := s.entries[string(key)]
+	s.mu.Unlock()
+	if ok && bytes.Equal(e.value, value) {
+		return
+	}
+	s.apply(value)
+}
+
+func (s *statusStore) put(id string, e statusEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.entries[id]; ok && old.rank > e.rank {
+		return
+	}
+	s.entries[id] = e
+}
+
+// published is an "accepted" status event a front door has written.
+type published struct {
+	id, tenant string
+	at         time.Time
+	value      []byte
+}
+
+// get returns the latest status of tenant's message id; another tenant's
+// message is not found.
+func (s *statusStore) get(tenant, id string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[id]
+	if !ok || e.tenant != tenant {
+		return nil, false
+	}
+	return e.value, true
+}
+
+// claims are message ids a caller holds while it accepts them.
+type claims struct {
+	s    *statusStore
+	ids  []string
+	dups map[string]bool
+}
+
+// claim takes the ids (distinct) for the caller, waiting while another caller
+// holds one of them, and reports which are already known (duplicates). Ids
+// are taken in sorted order so that two callers never wait on each other.
+// The caller must call done.
+func (s *statusStore) claim(ctx context.Context, ids []string) (*claims, error) {
+	c := &claims{s: s, dups: map[string]bool{}}
+	sorted := slices.Sorted(slices.Values(ids))
+	for _, id := range sorted {
+		for {
+			s.mu.Lock()
+			if _, known := s.entries[id]; known {
+				c.dups[id] = true
+				s.mu.Unlock()
+				break
+			}
+			wait, busy := s.pending[id]
+			if !busy {
+				s.pending[id] = make(chan struct{})
+				c.ids = append(c.ids, id)
+				s.mu.Unlock()
+				break
+			}
+			s.mu.Unlock()
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				c.done(nil)
+				return nil, fmt.Errorf("wait for a copy of message %s: %w", id, ctx.Err())
+			}
+		}
+	}
+	return c, nil
+}
+
+// dup reports whether id was already accepted.
+func (c *claims) dup(id string) bool { return c.dups[id] }
+
+// done records the status events of what was accepted (nil when nothing was
+// published) and releases the ids.
+func (c *claims) done(statuses []published) {
+	for _, p := range statuses {
+		c.s.put(p.id, statusEntry{tenant: p.tenant, rank: rank(message.StatusAccepted), at: p.at, value: p.value})
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	for _, id := range c.ids {
+		close(c.s.pending[id])
+		delete(c.s.pending, id)
+	}
+	c.ids = nil
+}
+
+// prune forgets messages whose latest event is older than the window, as
+// Kafka's retention of sms.status does.
+func (s *statusStore) prune(now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, e := range s.entries {
+		if now.Sub(e.at) > s.window {
+			delete(s.entries, id)
+			n++
+		}
+	}
+	return n
+}
+
+func (s *statusStore) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.entries)
+}
+
+// follow reads every partition of topic from its first offset into the
+// store until ctx ends. ready is closed once the store holds everything the
+// topic held when follow started.
+func (s *statusStore) follow(ctx context.Context, brokers []string, topic string, ready chan<- struct{}, log *slog.Logger) error {
+	var targets map[int]partitionRange
+	for {
+		var err error
+		if targets, err = endOffsets(ctx, brokers, topic); err == nil {
+			break
+		}
+		// A topic just created may not have its leaders in place yet.
+		log.Warn("status store: offsets not available yet; retrying", "topic", topic, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	var remaining atomic.Int64
+	remaining.Store(int64(len(targets)))
+	caughtUp := func() {
+		if remaining.Add(-1) == 0 {
+			close(ready)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(targets))
+	for p, t := range targets {
+		wg.Go(func() {
+			if err := s.followPartition(ctx, brokers, topic, p, t, caughtUp); err != nil {
+				errs <- err
+				cancel() // one partition failing stops them all, and the service
+			}
+		})
+	}
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case now := <-tick.C:
+			if n := s.prune(now); n > 0 {
+				log.Info("forgot messages past the idempotency window", "messages", n, "window", s.window)
+			}
+		}
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// partitionRange is a partition's first offset and its end when the store
+// started.
+type partitionRange struct{ first, end int64 }
+
+func (s *statusStore) followPartition(ctx context.Context, brokers []string, topic string, partition int, t partitionRange, caughtUp func()) error {
+	r := kgo.NewReader(kgo.ReaderConfig{
+		Brokers:   brokers,
+		Topic:     topic,
+		Partition: partition,
+		MinBytes:  1,
+		MaxBytes:  16 << 20,
+		MaxWait:   250 * time.Millisecond,
+	})
+	defer r.Close()
+	if err := r.SetOffset(kgo.FirstOffset); err != nil {
+		return fmt.Errorf("follow %s/%d: %w", topic, partition, err)
+	}
+	behind := t.end > t.first
+	if !behind {
+		caughtUp()
+	}
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("follow %s/%d: %w", topic, partition, err)
+		}
+		s.applyRecord(m.Key, m.Value)
+		if behind && m.Offset+1 >= t.end {
+			behind = false
+			caughtUp()
+		}
+	}
+}
+
+// endOffsets returns the offset range of every partition of topic.
+func endOffsets(ctx context.Context, brokers []string, topic string) (map[int]partitionRange, error) {
+	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}
+	md, err := client.Metadata(ctx, &kgo.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata %s: %w", topic, err)
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		return nil, fmt.Errorf("metadata %s: topic not found", topic)
+	}
+	var reqs []kgo.OffsetRequest
+	for _, p := range md.Topics[0].Partitions {
+		reqs = append(reqs, kgo.FirstOffsetOf(p.ID), kgo.LastOffsetOf(p.ID))
+	}
+	resp, err := client.ListOffsets(ctx, &kgo.ListOffsetsRequest{Topics: map[string][]kgo.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets %s: %w", topic, err)
+	}
+	out := map[int]partitionRange{}
+	var errs []error
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			errs = append(errs, fmt.Errorf("list offsets %s/%d: %w", topic, po.Partition, po.Error))
+			continue
+		}
+		out[po.Partition] = partitionRange{first: po.FirstOffset, end: po.LastOffset}
+	}
+	if len(out) != len(md.Topics[0].Partitions) {
+		errs = append(errs, fmt.Errorf("list offsets %s: %d of %d partitions answered", topic, len(out), len(md.Topics[0].Partitions)))
+	}
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,140 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/schemas"
+	"github.com/sluice-sms/sluice/schemas/sluicepb"
+)
+
+func statusEvent(t testing.TB, tenant, id, status string, at time.Time) []byte {
+	t.Helper()
+	v, err := message.StatusOf(&sluicepb.Message{Id: id, Tenant: tenant}, status, at).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestStoreLatestStatus(t *testing.T) {
+	s := newStatusStore(time.Hour)
+	tests := []struct {
+		status, want string
+	}{
+		{message.StatusAccepted, message.StatusAccepted},
+		{message.StatusSubmitted, message.StatusSubmitted},
+		{message.StatusAccepted, message.StatusSubmitted}, // a replayed accepted event
+		{message.StatusDelivered, message.StatusDelivered},
+		{message.StatusSubmitted, message.StatusDelivered}, // a late submit event
+	}
+	for i, tt := range tests {
+		s.apply(statusEvent(t, "acme", "m1", tt.status, now.Add(time.Duration(i)*time.Second)))
+		v, ok := s.get("acme", "m1")
+		if !ok {
+			t.Fatal("acme's message not found")
+		}
+		var st message.Status
+		if err := jsonUnmarshalStatus(v, &st); err != nil || st.Status != tt.want {
+			t.Fatalf("after %s: status %q (%v), want %s", tt.status, st.Status, err, tt.want)
+		}
+	}
+	if _, ok := s.get("globex", "m1"); ok {
+		t.Error("globex sees acme's message")
+	}
+	s.apply([]byte(`not json`))
+	s.apply([]byte(`{"status":"accepted"}`))
+	if s.size() != 1 {
+		t.Errorf("store holds %d messages, want 1 (unreadable events ignored)", s.size())
+	}
+	if n := s.prune(now.Add(time.Hour)); n != 0 {
+		t.Errorf("pruned %d within the window", n)
+	}
+	if n := s.prune(now.Add(2 * time.Hour)); n != 1 || s.size() != 0 {
+		t.Errorf("pruned %d past the window, %d left", n, s.size())
+	}
+}
+
+// TestStoreClaims: a copy waits for the first holder; it is a duplicate if
+// the first published, and takes over if the first failed.
+func TestStoreClaims(t *testing.T) {
+	s := newStatusStore(time.Hour)
+	ctx := context.Background()
+	first, err := s.claim(ctx, []string{"b", "a"})
+	if err != nil || first.dup("a") || first.dup("b") {
+		t.Fatalf("first claim: %v %v", first, err)
+	}
+
+	outcome := make(chan *claims)
+	go func() {
+		c, err := s.claim(ctx, []string{"a"})
+		if err != nil {
+			t.Error(err)
+		}
+		outcome <- c
+	}()
+	// The copy cannot get "a" while the first holds it.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.claim(short, []string{"a"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("claim of a held id: %v, want to wait until the deadline", err)
+	}
+	first.done(nil) // the first failed to publish
+	second := <-outcome
+	if second.dup("a") {
+		t.Fatal("after a failed first attempt, the copy is no duplicate")
+	}
+	go func() {
+		c, err := s.claim(ctx, []string{"a"})
+		if err != nil {
+			t.Error(err)
+		}
+		outcome <- c
+	}()
+	second.done([]published{{id: "a", tenant: "acme", at: now, value: statusEvent(t, "acme", "a", message.StatusAccepted, now)}})
+	third := <-outcome
+	if !third.dup("a") {
+		t.Fatal("after a published first attempt, the copy is a duplicate")
+	}
+	third.done(nil)
+	if len(s.pending) != 0 {
+		t.Errorf("%d ids still held", len(s.pending))
+	}
+}
+
+// TestGetFollowsStatus: statuses published by the other services reach
+// GET /v1/messages/{id}.
+func TestGetFollowsStatus(t *testing.T) {
+	cfg := testConfig(t)
+	base := startIngest(t, cfg, hooks{})
+	a := post(t, base, "acme-key", good(`client_ref="followed"`))
+	id := decode[Result](t, a).MessageID
+	topic := cfg.Kafka.TopicPrefix + schemas.TopicStatus
+	ev := func(status string, at time.Time) kafka.Message {
+		return kafka.Message{Topic: topic, Key: []byte(id), Value: statusEvent(t, "acme", id, status, at)}
+	}
+	at := time.Now()
+	produceWhenReady(t, cfg.Kafka.Brokers, ev(message.StatusSubmitted, at), ev(message.StatusDelivered, at.Add(time.Second)))
+	waitFor(t, "the delivered status", func() bool {
+		a := call(t, http.MethodGet, base+"/v1/messages/"+id, "acme-key", "", nil)
+		var st message.Status
+		return a.status == http.StatusOK && jsonUnmarshalStatus(a.body, &st) == nil && st.Status == message.StatusDelivered
+	})
+	if a := call(t, http.MethodGet, base+"/v1/messages/"+id, "globex-key", "", nil); a.status != http.StatusNotFound {
+		t.Errorf("globex GET of acme's message: %d %s", a.status, a.body)
+	}
+}
+
+func jsonUnmarshalStatus(data []byte, st *message.Status) error {
+	if err := json.Unmarshal(data, st); err != nil {
+		return fmt.Errorf("status %q: %w", data, err)
+	}
+	return nil
+}
