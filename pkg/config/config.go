@@ -86,23 +86,12 @@ type DLR struct {
 	UnmatchedAfter time.Duration `yaml:"unmatched_after"`
 	// SweepInterval is how often the timers are checked.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
-	// IDFormats declares carriers whose submit_sm_resp and receipts write
-	// the same message id in different bases.
-	IDFormats []IDFormat `yaml:"id_formats"`
 	// Webhooks: a failed delivery is retried after WebhookBackoff, doubling
 	// up to 10 minutes, until WebhookGiveUp after the event; one request
 	// waits at most WebhookTimeout.
 	WebhookBackoff time.Duration `yaml:"webhook_backoff"`
 	WebhookGiveUp  time.Duration `yaml:"webhook_give_up"`
 	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
-}
-
-// IDFormat says in which base a carrier writes its message ids: "hex" or
-// "dec" (the default, "", compares ids as text).
-type IDFormat struct {
-	Carrier string `yaml:"carrier"`
-	Submit  string `yaml:"submit"` // in submit_sm_resp
-	DLR     string `yaml:"dlr"`    // in receipts
 }
 
 // Tenant is a customer of the gateway.

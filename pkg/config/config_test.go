@@ -105,7 +105,6 @@ func TestParseErrors(t *testing.T) {
 		{"bad api key hash", strings.Replace(sample, "9f86d08", "zz86d08", 1), secret, "not a hex SHA-256"},
 		{"duplicate tenant", "tenants: [{id: a}, {id: a}]", nil, `"a" is declared twice`},
 		{"carrier id with dot", "carriers: [{id: a.b, host: h, port: 1, binds: 1, tps: 1, window: 1}]", nil, "may not contain"},
-		{"dlr id format", "dlr: {id_formats: [{carrier: a, submit: octal}]}", nil, "dlr.id_formats[0]"},
 		{"dlr zero retention", "dlr: {retention: 0s}", nil, "retention, unmatched_after and sweep_interval must be positive"},
 		{"unknown long_messages", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, long_messages: udp}]", nil, `long_messages "udp"`},
 		{"unknown receipt_ids", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_ids: octal}]", nil, `receipt_ids "octal"`},

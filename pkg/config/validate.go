@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -26,11 +25,6 @@ func (c Config) Validate() error {
 	}
 	if c.DLR.WebhookBackoff <= 0 || c.DLR.WebhookGiveUp <= 0 || c.DLR.WebhookTimeout <= 0 {
 		add("dlr: webhook_backoff, webhook_give_up and webhook_timeout must be positive")
-	}
-	for i, f := range c.DLR.IDFormats {
-		if f.Carrier == "" || !slices.Contains([]string{"", "hex", "dec"}, f.Submit) || !slices.Contains([]string{"", "hex", "dec"}, f.DLR) {
-			add("dlr.id_formats[%d]: carrier required; submit and dlr are hex or dec", i)
-		}
 	}
 	if c.Ingest.MaxSegments < 1 {
 		add("ingest.max_segments: must be at least 1")

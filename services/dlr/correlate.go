@@ -3,7 +3,6 @@ package dlr
 import (
 	"context"
 	"fmt"
-	"math/big"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -57,37 +56,6 @@ func statusOfDLR(d *sluicepb.RawDLR) (status, code string, ok bool) {
 	return status, code, ok
 }
 
-// idFormats rewrites the SMSC ids of carriers that write one id in two bases
-// (submit_sm_resp in hex, receipts in decimal, say) to one canonical form,
-// the decimal number.
-type idFormats map[string]config.IDFormat
-
-// canonicalKey is the correlation key of a record of carrier with SMSC id;
-// ok is false when the carrier has no declared formats.
-func (f idFormats) canonicalKey(carrier, id string, isDLR bool) (string, bool) {
-	fm, declared := f[carrier]
-	if !declared || id == "" {
-		return "", false
-	}
-	base := fm.Submit
-	if isDLR {
-		base = fm.DLR
-	}
-	n := new(big.Int)
-	id = message.NormalizeSMSCID(id)
-	parsed := false
-	switch base {
-	case "hex":
-		_, parsed = n.SetString(strings.TrimPrefix(id, "0x"), 16)
-	case "dec":
-		_, parsed = n.SetString(id, 10)
-	}
-	if parsed {
-		id = n.String()
-	}
-	return message.SMSCKey(carrier, id), true
-}
-
 // correlator joins submit results and receipts on (carrier, normalised SMSC
 // message id). Whichever comes first waits in the table for the other; once
 // matched, the key stays as a done mark until retention has passed, so that
@@ -97,7 +65,6 @@ func (f idFormats) canonicalKey(carrier, id string, isDLR bool) (string, bool) {
 type correlator struct {
 	dlrTopic, outcomes, unmatched string
 	cfg                           config.DLR
-	ids                           idFormats
 	m                             *metrics
 	tracer                        trace.Tracer
 }
@@ -157,10 +124,6 @@ func (c *correlator) stepDLR(t *txn, key string, rec kafka.Message, d *sluicepb.
 		c.count("unmatched")
 		return []kafka.Message{{Topic: c.unmatched, Key: rec.Key, Value: rec.Value}}, nil
 	}
-	if canon, ok := c.ids.canonicalKey(d.Carrier, d.SmscMessageId, true); ok && canon != key {
-		c.count("rekeyed")
-		return []kafka.Message{{Topic: rec.Topic, Key: []byte(canon), Value: rec.Value, Headers: rec.Headers}}, nil
-	}
 	if _, _, final := statusOfDLR(d); !final {
 		c.count("intermediate")
 		return nil, nil
@@ -189,9 +152,6 @@ func (c *correlator) stepDLR(t *txn, key string, rec kafka.Message, d *sluicepb.
 }
 
 func (c *correlator) stepSubmit(t *txn, key string, rec kafka.Message, s *sluicepb.SubmitResult) ([]kafka.Message, error) {
-	if canon, ok := c.ids.canonicalKey(s.Message.GetCarrier(), s.SmscMessageId, false); ok && canon != key {
-		return []kafka.Message{{Topic: rec.Topic, Key: []byte(canon), Value: rec.Value, Headers: rec.Headers}}, nil
-	}
 	p, err := c.load(t, key)
 	if err != nil {
 		return nil, err

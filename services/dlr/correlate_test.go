@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas"
@@ -20,7 +19,6 @@ import (
 // receipts kept, and the ClickHouse rows.
 func TestCorrelationCases(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.DLR.IDFormats = []config.IDFormat{{Carrier: "hexco", Submit: "hex", DLR: "dec"}}
 	f := newFeed(t, cfg)
 	now := time.Now()
 	ago := func(d time.Duration) int64 { return now.Add(-d).UnixMilli() }
@@ -70,10 +68,6 @@ func TestCorrelationCases(t *testing.T) {
 	enroute := msg("m-enroute", "sim-a", 1)
 	f.send(f.submit(sub(enroute, 0, "enr")), f.dlr(rcpt("sim-a", "enr", "ENROUTE", "000")), f.dlr(rcpt("sim-a", "enr", "DELIVRD", "000")))
 	wants["m-enroute"] = want{message.StatusDelivered, "000"}
-	// Hex id in submit_sm_resp, the same number in decimal in the receipt.
-	hex := msg("m-hex", "hexco", 1)
-	f.send(f.submit(sub(hex, 0, "1A2B3C")), f.dlr(rcpt("hexco", "1715004", "DELIVRD", "000")))
-	wants["m-hex"] = want{message.StatusDelivered, "000"}
 	// Three segments: the worst one decides.
 	long := msg("m-long", "sim-a", 3)
 	f.send(f.submit(sub(long, 0, "l0")), f.submit(sub(long, 1, "l1")), f.submit(sub(long, 2, "l2")),

@@ -55,10 +55,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 
-	ids := idFormats{}
-	for _, f := range cfg.DLR.IDFormats {
-		ids[f.Carrier] = f
-	}
 	correlate := stage{
 		tag: 'c', group: GroupCorrelator, meta: pendingMeta,
 		inputs:    []string{env.Topic(schemas.TopicSubmits), env.Topic(schemas.TopicDLRRaw)},
@@ -66,7 +62,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		newStepper: func() stepper {
 			return &correlator{
 				dlrTopic: env.Topic(schemas.TopicDLRRaw), outcomes: env.Topic(schemas.TopicDLROutcomes),
-				unmatched: env.Topic(schemas.TopicDLRUnmatched), cfg: cfg.DLR, ids: ids, m: m,
+				unmatched: env.Topic(schemas.TopicDLRUnmatched), cfg: cfg.DLR, m: m,
 				tracer: env.Tel.Tracer(),
 			}
 		},

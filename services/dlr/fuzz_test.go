@@ -30,7 +30,7 @@ func FuzzCorrelate(f *testing.F) {
 		f.Fatal(err)
 	}
 	c := &correlator{dlrTopic: "dlr", outcomes: "outcomes", unmatched: "unmatched", cfg: config.Default().DLR,
-		ids: idFormats{"hexco": {Carrier: "hexco", Submit: "hex", DLR: "dec"}}, m: m, tracer: noopTracer()}
+		m: m, tracer: noopTracer()}
 	f.Fuzz(func(t *testing.T, key, submit, receipt []byte) {
 		tx := s.begin()
 		defer tx.discard()
