@@ -82,16 +82,29 @@ func newReader(brokers []string, topic string, partition int) *kgo.Reader {
 }
 
 // offsets returns the first offset of a partition and the one its next
-// record will get.
+// record will get. A topic just created may not have its leader in place
+// yet: that is retried for a while.
 func offsets(ctx context.Context, brokers []string, topic string, partition int) (first, last int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		first, last, err = readOffsets(ctx, brokers, topic, partition)
+		if err == nil {
+			return first, last, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, fmt.Errorf("offsets of %s/%d: %w", topic, partition, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func readOffsets(ctx context.Context, brokers []string, topic string, partition int) (first, last int64, err error) {
 	conn, err := kgo.DialLeader(ctx, "tcp", brokers[0], topic, partition)
 	if err != nil {
-		return 0, 0, fmt.Errorf("offsets of %s/%d: %w", topic, partition, err)
+		return 0, 0, err
 	}
 	defer conn.Close()
-	first, last, err = conn.ReadOffsets()
-	if err != nil {
-		return 0, 0, fmt.Errorf("offsets of %s/%d: %w", topic, partition, err)
-	}
-	return first, last, nil
+	return conn.ReadOffsets()
 }
