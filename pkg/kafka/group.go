@@ -294,6 +294,11 @@ func processWithRetry(ctx context.Context, c *Claim, topic string, batch []Messa
 func retriable(err error) bool {
 	var kerr kgo.Error
 	if errors.As(err, &kerr) {
+		switch kerr {
+		case kgo.RebalanceInProgress, kgo.IllegalGeneration, kgo.UnknownMemberId:
+			// A member joined or left while this one was joining: join again.
+			return true
+		}
 		return kerr.Temporary()
 	}
 	return true

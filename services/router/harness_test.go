@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
-	"github.com/sluice-sms/sluice/pkg/service"
 	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
@@ -59,14 +59,11 @@ func newHarness(t testing.TB, mutate func(*config.Config)) *harness {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	if err := service.CreateTopics(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	createTopics(t, cfg)
+	cfg.Kafka.CreateTopics = false
 	h := &harness{t: t, cfg: cfg, prod: kafka.NewProducer(cfg.Kafka.Brokers, 2*time.Millisecond)}
 	t.Cleanup(func() { _ = h.prod.Close() })
-	h.log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h.log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel()}))
 	return h
 }
 
@@ -249,7 +246,6 @@ func ids(t testing.TB, recs []kafka.Message) map[string]int {
 
 func idf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
 
-
 func protoMarshal(t testing.TB, m *sluicepb.Message) ([]byte, error) {
 	t.Helper()
 	v, err := proto.Marshal(m)
@@ -265,4 +261,45 @@ func traceID(ctx context.Context) string {
 		return ""
 	}
 	return sc.TraceID().String()
+}
+
+// logLevel is Warn, or Debug with SLUICE_TEST_ROUTER_LOG=debug.
+func logLevel() slog.Level {
+	if os.Getenv("SLUICE_TEST_ROUTER_LOG") == "debug" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+// testPartitions keeps the shared broker's load down: the router works with
+// any partition count, as long as its co-partitioned topics agree.
+const testPartitions = 4
+
+// createTopics creates the topics a router uses, with few partitions.
+func createTopics(t testing.TB, cfg config.Config) {
+	t.Helper()
+	slots := make([]schemas.CarrierSlots, len(cfg.Carriers))
+	for i, c := range cfg.Carriers {
+		slots[i] = schemas.CarrierSlots{ID: c.ID, Binds: c.Binds}
+	}
+	topics, err := schemas.Resolve(cfg.Kafka.TopicPrefix, slots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, name := range []string{schemas.TopicAccepted, schemas.TopicStatus, schemas.TopicRouterOTP, schemas.TopicRouterBulk,
+		schemas.TopicRouterSched, schemas.TopicRouterQuota, schemas.TopicOptOut, schemas.TopicMO, schemas.TopicCarrierHealth} {
+		used[cfg.Kafka.TopicPrefix+name] = true
+	}
+	var specs []kafka.TopicSpec
+	for _, tp := range topics {
+		if used[tp.Name] || tp.PerCarrier {
+			specs = append(specs, kafka.TopicSpec{Name: tp.Name, Partitions: min(tp.Partitions, testPartitions), Config: tp.Config()})
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, cfg.Kafka.Brokers, 1, specs); err != nil {
+		t.Fatal(err)
+	}
 }
