@@ -63,7 +63,7 @@ func newHarness(t testing.TB, mutate func(*config.Config)) *harness {
 	cfg.Kafka.CreateTopics = false
 	h := &harness{t: t, cfg: cfg, prod: kafka.NewProducer(cfg.Kafka.Brokers, 2*time.Millisecond)}
 	t.Cleanup(func() { _ = h.prod.Close() })
-	h.log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel()}))
+	h.log = testLogger(t)
 	return h
 }
 
@@ -302,4 +302,8 @@ func createTopics(t testing.TB, cfg config.Config) {
 	if err := kafka.EnsureTopics(ctx, cfg.Kafka.Brokers, 1, specs); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel()}))
 }
