@@ -27,7 +27,7 @@ func TestOptOutByMOKeywords(t *testing.T) {
 	w := h.watch(optout, status, aBulk, aOTP)
 	stop := h.start()
 
-	h.mo("447700900001", "ACME", "Stop")                // acme's subscriber, national digits
+	h.mo("447700900001", "ACME", "Stop")              // acme's subscriber, national digits
 	h.mo("+447700900002", "SHORTCODE", "stop please") // an address of nobody's: every tenant
 	h.mo("+447700900003", "ACME", "hello, stop")      // not a keyword
 	until(t, "two opt-outs on the list", func() bool { return len(w.of(optout)) == 2 })
