@@ -208,7 +208,7 @@ func (p *partition) fetch(ctx context.Context, wg *sync.WaitGroup, topic string)
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
-			b, err := p.claim.FetchBatch(ctx, topic, time.Hour, kafka.BatchOptions{Max: 1000, Linger: time.Millisecond})
+			b, err := p.claim.FetchBatch(ctx, topic, time.Hour, kafka.BatchOptions{Max: 5000, Linger: time.Millisecond})
 			if err != nil {
 				continue
 			}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
@@ -26,8 +26,14 @@ import (
 
 // Consumer groups of the router.
 const (
-	// Group re-keys sluice.accepted by tenant into the otp and bulk intakes.
+	// Group re-keys sluice.accepted's transactional and marketing messages
+	// by tenant into the bulk intake.
 	Group = "sluice-router"
+	// GroupOTP re-keys sluice.accepted's otp messages into the otp intake. It
+	// reads the same records as Group, on its own offsets, skipping all but
+	// otp without writing anything: it goes through a marketing backlog at
+	// the speed of reading, not of writing.
+	GroupOTP = "sluice-router-otp"
 	// GroupPartitions decides, partition by partition of the intakes.
 	GroupPartitions = "sluice-router-partitions"
 	// GroupMO reads MO messages for opt-out keywords.
@@ -93,7 +99,13 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, reload <-ch
 			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
 				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + Group,
 				Topics: []string{env.Topic(schemas.TopicAccepted)}, Logger: env.Log,
-			}, kafka.BatchOptions{Max: 1000, Linger: time.Millisecond}, r.intake)
+			}, kafka.BatchOptions{Max: 5000, Linger: time.Millisecond}, r.intake(false))
+		})
+		run("otp intake", func() error {
+			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
+				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + GroupOTP,
+				Topics: []string{env.Topic(schemas.TopicAccepted)}, Logger: env.Log,
+			}, kafka.BatchOptions{Max: 10000, Linger: time.Millisecond}, r.intake(true))
 		})
 		run("partitions", func() error {
 			return kafka.RunGroup(ctx, kafka.GroupConfig{
@@ -131,26 +143,63 @@ type router struct {
 	health  *health
 }
 
-// intake re-keys accepted messages by tenant into the otp and bulk intakes,
-// so that one router partition owns each tenant, and otp has a topic of its
-// own to be read ahead of the rest.
-func (r *router) intake(ctx context.Context, _ string, batch []kafka.Message) error {
-	out := make([]kafka.Message, 0, len(batch))
-	otp, bulk := r.env.Topic(schemas.TopicRouterOTP), r.env.Topic(schemas.TopicRouterBulk)
-	for _, rec := range batch {
-		var m sluicepb.Message
-		if err := proto.Unmarshal(rec.Value, &m); err != nil {
-			// Only ingest writes this topic; a record it cannot have written is a
-			// bug worth stopping for, not something to drop.
-			return fmt.Errorf("decode %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
-		}
-		topic := bulk
-		if m.Priority == sluicepb.Priority_PRIORITY_OTP {
-			topic = otp
-		}
-		out = append(out, kafka.Message{Topic: topic, Key: []byte(m.Tenant), Value: rec.Value, Headers: rec.Headers})
+// intake returns the handler of one of the two intake groups: it re-keys
+// the accepted messages of its kind (otp, or everything else) by tenant into
+// the otp or bulk intake, so that one router partition owns each tenant.
+func (r *router) intake(otp bool) kafka.BatchFunc {
+	topic := r.env.Topic(schemas.TopicRouterBulk)
+	if otp {
+		topic = r.env.Topic(schemas.TopicRouterOTP)
 	}
-	return r.env.Producer.Produce(ctx, out...)
+	return func(ctx context.Context, _ string, batch []kafka.Message) error {
+		var out []kafka.Message
+		for _, rec := range batch {
+			tenant, prio, err := peek(rec.Value)
+			if err != nil {
+				// Only ingest writes this topic; a record it cannot have written is
+				// a bug worth stopping for, not something to drop.
+				return fmt.Errorf("decode %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+			}
+			if (prio == sluicepb.Priority_PRIORITY_OTP) != otp {
+				continue
+			}
+			out = append(out, kafka.Message{Topic: topic, Key: []byte(tenant), Value: rec.Value, Headers: rec.Headers})
+		}
+		return r.env.Producer.Produce(ctx, out...)
+	}
+}
+
+// peek reads a Message's tenant and priority without decoding the rest.
+func peek(b []byte) (tenant string, prio sluicepb.Priority, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", 0, protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == 2 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", 0, protowire.ParseError(n)
+			}
+			tenant, b = string(v), b[n:]
+			continue
+		case num == 8 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return "", 0, protowire.ParseError(n)
+			}
+			prio, b = sluicepb.Priority(v), b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return "", 0, protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	return tenant, prio, nil
 }
 
 // reloads applies each configuration that arrives until ctx ends.
