@@ -105,7 +105,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, reload <-ch
 			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
 				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + GroupOTP,
 				Topics: []string{env.Topic(schemas.TopicAccepted)}, Logger: env.Log,
-			}, kafka.BatchOptions{Max: 10000, Linger: time.Millisecond}, r.intake(true))
+			}, kafka.BatchOptions{Max: 10000, Linger: 5 * time.Millisecond}, r.intake(true))
 		})
 		run("partitions", func() error {
 			return kafka.RunGroup(ctx, kafka.GroupConfig{
