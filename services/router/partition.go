@@ -28,6 +28,10 @@ const burstTolerance = 100 * time.Millisecond
 // batch waits for at most one chunk.
 const releaseChunk = 1000
 
+// bulkChunk bounds the bulk messages decided between two looks at the otp
+// intake.
+const bulkChunk = 1000
+
 // Reasons of final statuses the router gives.
 const (
 	reasonNoRoute  = "no_route"
@@ -181,7 +185,7 @@ func (p *partition) loop(ctx context.Context) error {
 		case b := <-otp:
 			err = p.lane(ctx, p.otp, b)
 		case b := <-bulk:
-			err = p.lane(ctx, p.bulk, b)
+			err = p.bulkLane(ctx, b, otp)
 		case b := <-sched:
 			for _, rec := range b {
 				if err = p.readBack(rec); err != nil {
@@ -249,6 +253,26 @@ func (p *partition) lane(ctx context.Context, topic string, batch []kafka.Messag
 		return err
 	}
 	return p.claim.Commit(topic, next)
+}
+
+// bulkLane decides a bulk batch a chunk at a time, taking any otp batch
+// that arrives in between first.
+func (p *partition) bulkLane(ctx context.Context, batch []kafka.Message, otp <-chan []kafka.Message) error {
+	for len(batch) > 0 {
+		n := min(len(batch), bulkChunk)
+		if err := p.lane(ctx, p.bulk, batch[:n]); err != nil {
+			return err
+		}
+		batch = batch[n:]
+		select {
+		case b := <-otp:
+			if err := p.lane(ctx, p.otp, b); err != nil {
+				return err
+			}
+		default:
+		}
+	}
+	return nil
 }
 
 // release decides the held messages that are due, one chunk at a time, and
