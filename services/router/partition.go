@@ -28,6 +28,15 @@ const burstTolerance = 100 * time.Millisecond
 // batch waits for at most one chunk.
 const releaseChunk = 1000
 
+// commitEvery is how often a partition commits what it has written: a
+// crash replays at most that much more (quota states skip what they
+// counted, by offset). The schedule, whose commit walks every held entry,
+// is committed every commitScheduleEvery.
+const (
+	commitEvery         = 100 * time.Millisecond
+	commitScheduleEvery = time.Second
+)
+
 // bulkChunk bounds the bulk messages decided between two looks at the otp
 // intake.
 const bulkChunk = 1000
@@ -55,6 +64,8 @@ type partition struct {
 	tat      map[string]time.Time // tenant/lane → when its throughput is next free
 	schedPos int64                // next schedule offset to read back
 	schedLow int64                // schedule offset last committed
+	done     map[string]int64     // intake topic → next offset to commit (written, not yet committed)
+	schedAt  time.Time            // when the schedule was last committed
 }
 
 // writes collects what a batch produces.
@@ -69,7 +80,7 @@ func (r *router) runPartition(ctx context.Context, c *kafka.Claim) error {
 		otp: r.env.Topic(schemas.TopicRouterOTP), bulk: r.env.Topic(schemas.TopicRouterBulk),
 		sched: r.env.Topic(schemas.TopicRouterSched), quotaTop: r.env.Topic(schemas.TopicRouterQuota),
 		held: newHolding(), quota: map[string]*sluicepb.TenantState{}, tat: map[string]time.Time{},
-		schedLow: -1,
+		schedLow: -1, done: map[string]int64{},
 	}
 	if err := p.restoreQuota(ctx); err != nil {
 		return err
@@ -159,7 +170,7 @@ func (p *partition) loop(ctx context.Context) error {
 	sched := p.fetch(fctx, &wg, p.sched)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(commitEvery)
 	defer tick.Stop()
 	for {
 		select { // otp first, whatever else is waiting
@@ -194,9 +205,10 @@ func (p *partition) loop(ctx context.Context) error {
 			}
 		case <-timer.C:
 		case <-tick.C:
-			err = p.commitSchedule()
+			err = p.commit()
 		case <-ctx.Done():
-			return p.commitSchedule()
+			p.schedAt = time.Time{}
+			return p.commit()
 		}
 		if err != nil {
 			return err
@@ -252,7 +264,26 @@ func (p *partition) lane(ctx context.Context, topic string, batch []kafka.Messag
 	if err := p.flush(ctx, w); err != nil {
 		return err
 	}
-	return p.claim.Commit(topic, next)
+	// Committed by the loop every commitEvery: a commit is a round trip
+	// to the group coordinator, shared by every partition of the process.
+	p.done[topic] = next
+	return nil
+}
+
+// commit commits the intake offsets whose records are written, and the
+// schedule's.
+func (p *partition) commit() error {
+	for topic, next := range p.done {
+		if err := p.claim.Commit(topic, next); err != nil {
+			return err
+		}
+		delete(p.done, topic)
+	}
+	if time.Since(p.schedAt) < commitScheduleEvery {
+		return nil
+	}
+	p.schedAt = time.Now()
+	return p.commitSchedule()
 }
 
 // bulkLane decides a bulk batch a chunk at a time, taking any otp batch
