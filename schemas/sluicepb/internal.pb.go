@@ -128,27 +128,32 @@ func (Encoding) EnumDescriptor() ([]byte, []int) {
 // Message is an accepted message: the value of sluice.accepted and of the
 // per-carrier outbound lanes. Times are Unix milliseconds, UTC.
 type Message struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Tenant        string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	ClientRef     string                 `protobuf:"bytes,3,opt,name=client_ref,json=clientRef,proto3" json:"client_ref,omitempty"`
-	CampaignId    string                 `protobuf:"bytes,4,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
-	From          string                 `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
-	To            string                 `protobuf:"bytes,6,opt,name=to,proto3" json:"to,omitempty"`
-	Text          string                 `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
-	Priority      Priority               `protobuf:"varint,8,opt,name=priority,proto3,enum=sluice.v1.Priority" json:"priority,omitempty"`
-	SendAtMs      int64                  `protobuf:"varint,9,opt,name=send_at_ms,json=sendAtMs,proto3" json:"send_at_ms,omitempty"`           // 0: send now
-	ExpiresAtMs   int64                  `protobuf:"varint,10,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // accepted_at + validity
-	Metadata      map[string]string      `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	AcceptedAtMs  int64                  `protobuf:"varint,12,opt,name=accepted_at_ms,json=acceptedAtMs,proto3" json:"accepted_at_ms,omitempty"`
-	Country       string                 `protobuf:"bytes,13,opt,name=country,proto3" json:"country,omitempty"` // ISO 3166-1 alpha-2 of the destination
-	Encoding      Encoding               `protobuf:"varint,14,opt,name=encoding,proto3,enum=sluice.v1.Encoding" json:"encoding,omitempty"`
-	Segments      uint32                 `protobuf:"varint,15,opt,name=segments,proto3" json:"segments,omitempty"`
-	Carrier       string                 `protobuf:"bytes,16,opt,name=carrier,proto3" json:"carrier,omitempty"`                            // set by the router
-	RouteReason   string                 `protobuf:"bytes,17,opt,name=route_reason,json=routeReason,proto3" json:"route_reason,omitempty"` // why the router chose the carrier
-	Attempt       uint32                 `protobuf:"varint,18,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Tenant       string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	ClientRef    string                 `protobuf:"bytes,3,opt,name=client_ref,json=clientRef,proto3" json:"client_ref,omitempty"`
+	CampaignId   string                 `protobuf:"bytes,4,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	From         string                 `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
+	To           string                 `protobuf:"bytes,6,opt,name=to,proto3" json:"to,omitempty"`
+	Text         string                 `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
+	Priority     Priority               `protobuf:"varint,8,opt,name=priority,proto3,enum=sluice.v1.Priority" json:"priority,omitempty"`
+	SendAtMs     int64                  `protobuf:"varint,9,opt,name=send_at_ms,json=sendAtMs,proto3" json:"send_at_ms,omitempty"`           // 0: send now
+	ExpiresAtMs  int64                  `protobuf:"varint,10,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // accepted_at + validity
+	Metadata     map[string]string      `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	AcceptedAtMs int64                  `protobuf:"varint,12,opt,name=accepted_at_ms,json=acceptedAtMs,proto3" json:"accepted_at_ms,omitempty"`
+	Country      string                 `protobuf:"bytes,13,opt,name=country,proto3" json:"country,omitempty"` // ISO 3166-1 alpha-2 of the destination
+	Encoding     Encoding               `protobuf:"varint,14,opt,name=encoding,proto3,enum=sluice.v1.Encoding" json:"encoding,omitempty"`
+	Segments     uint32                 `protobuf:"varint,15,opt,name=segments,proto3" json:"segments,omitempty"`
+	Carrier      string                 `protobuf:"bytes,16,opt,name=carrier,proto3" json:"carrier,omitempty"`                            // set by the router
+	RouteReason  string                 `protobuf:"bytes,17,opt,name=route_reason,json=routeReason,proto3" json:"route_reason,omitempty"` // why the router chose the carrier
+	Attempt      uint32                 `protobuf:"varint,18,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Carriers that answered this message with a permanent routing error. A
+	// sender fails a message over by appending its carrier here and
+	// publishing it to sluice.accepted again; the router then picks among the
+	// route's other carriers (no new quota or throughput count).
+	FailedCarriers []string `protobuf:"bytes,19,rep,name=failed_carriers,json=failedCarriers,proto3" json:"failed_carriers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -305,6 +310,13 @@ func (x *Message) GetAttempt() uint32 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *Message) GetFailedCarriers() []string {
+	if x != nil {
+		return x.FailedCarriers
+	}
+	return nil
 }
 
 // SubmitResult is the sender's record of one submit_sm (one segment).
@@ -1110,7 +1122,7 @@ var File_sluice_v1_internal_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\n" +
-	"\x18sluice/v1/internal.proto\x12\tsluice.v1\"\xfb\x04\n" +
+	"\x18sluice/v1/internal.proto\x12\tsluice.v1\"\xa4\x05\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1d\n" +
@@ -1133,7 +1145,8 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\bsegments\x18\x0f \x01(\rR\bsegments\x12\x18\n" +
 	"\acarrier\x18\x10 \x01(\tR\acarrier\x12!\n" +
 	"\froute_reason\x18\x11 \x01(\tR\vrouteReason\x12\x18\n" +
-	"\aattempt\x18\x12 \x01(\rR\aattempt\x1a;\n" +
+	"\aattempt\x18\x12 \x01(\rR\aattempt\x12'\n" +
+	"\x0ffailed_carriers\x18\x13 \x03(\tR\x0efailedCarriers\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf6\x01\n" +

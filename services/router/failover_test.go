@@ -104,3 +104,29 @@ func TestFailoverOnCarrierHealth(t *testing.T) {
 		return len(w.of(aBulk)) > 0
 	})
 }
+
+// A message a sender sends back after a permanent routing error (its
+// carrier appended to failed_carriers) goes to the route's next carrier,
+// without counting again against its tenant's quota; when no carrier is
+// left it ends failed.
+func TestFailoverAfterRoutingError(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Tenants = []config.Tenant{{ID: "acme", DailyQuota: 1}}
+	})
+	cBulk, status := h.outbound("c", schemas.LaneBulk), h.topic(schemas.TopicStatus)
+	w := h.watch(cBulk, status)
+	h.start()
+	once := msg("refused-once", "acme", sluicepb.Priority_PRIORITY_TRANSACTIONAL)
+	once.FailedCarriers = []string{"a"}
+	everywhere := msg("refused-everywhere", "acme", sluicepb.Priority_PRIORITY_TRANSACTIONAL)
+	everywhere.FailedCarriers = []string{"a", "c"}
+	first := msg("first", "acme", sluicepb.Priority_PRIORITY_TRANSACTIONAL) // uses the quota of 1
+	h.accept(first, once, everywhere)
+	until(t, "the rerouted message and the failed one", func() bool {
+		return len(w.of(cBulk)) == 1 && countStatus(t, w.of(status), "failed", reasonNoCarrierLeft)[everywhere.Id] == 1
+	})
+	got := messages(t, w.of(cBulk))[0]
+	if got.Id != once.Id || got.RouteReason != "prefix +44 after a routing error, failover" {
+		t.Errorf("carrier c got %s because %q", got.Id, got.RouteReason)
+	}
+}

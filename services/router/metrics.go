@@ -25,7 +25,7 @@ func newMetrics(m metric.Meter) (*metrics, error) {
 	out := &metrics{}
 	errs := make([]error, 7)
 	out.routed, errs[0] = m.Int64Counter("sluice_router_routed_total", metric.WithDescription("Messages sent to a carrier's lane, by carrier, lane and how the carrier was chosen"))
-	out.rejected, errs[1] = m.Int64Counter("sluice_router_rejected_total", metric.WithDescription("Messages ended rejected, by reason"))
+	out.rejected, errs[1] = m.Int64Counter("sluice_router_rejected_total", metric.WithDescription("Messages the router ended rejected (or failed: no_carrier_left), by reason"))
 	out.expired, errs[2] = m.Int64Counter("sluice_router_expired_total", metric.WithDescription("Messages past their validity before they could be sent"))
 	out.heldC, errs[3] = m.Int64Counter("sluice_router_held_total", metric.WithDescription("Messages put in the schedule, by reason"))
 	out.throttled, errs[4] = m.Float64Counter("sluice_router_tenant_throttled_seconds_total", metric.WithUnit("s"), metric.WithDescription("Time messages were held for their tenant's throughput limit, by tenant"))

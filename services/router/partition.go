@@ -47,6 +47,8 @@ const (
 	reasonOptedOut = "opted_out"
 	reasonQuota    = "quota_exceeded"
 	reasonValidity = "validity_expired"
+	// Every carrier of the route refused the message for good.
+	reasonNoCarrierLeft = "no_carrier_left"
 )
 
 // partition is one router partition: partition n of the otp and bulk
@@ -341,6 +343,11 @@ func (p *partition) decide(ctx context.Context, pol *policy, w *writes, m *sluic
 	case m.ExpiresAtMs > 0 && now.UnixMilli() > m.ExpiresAtMs:
 		p.final(ctx, w, m, message.StatusExpired, reasonValidity, now, e)
 		return
+	case len(m.FailedCarriers) > 0:
+		// Back from a sender after a permanent routing error: it was
+		// counted, scheduled and paced when first routed.
+		p.send(ctx, w, pol, m, now, e)
+		return
 	case !pol.table.Routable(m.To):
 		p.final(ctx, w, m, message.StatusRejected, reasonNoRoute, now, e)
 		return
@@ -373,10 +380,23 @@ func (p *partition) decide(ctx context.Context, pol *policy, w *writes, m *sluic
 		}
 		st.Count++
 	}
+	p.send(ctx, w, pol, m, now, e)
+}
+
+// send puts a message on its carrier's lane.
+func (p *partition) send(ctx context.Context, w *writes, pol *policy, m *sluicepb.Message, now time.Time, e *held) {
 	h := p.r.health
-	carrier, reason, _ := pol.table.Pick(m.To, m.Id, func(c string) bool { return h.down(c, now, pol.failoverAfter) })
+	carrier, reason, ok := pol.table.Pick(m.To, m.Id, func(c string) bool { return h.down(c, now, pol.failoverAfter) }, m.FailedCarriers)
+	if !ok {
+		status, why := message.StatusRejected, reasonNoRoute
+		if len(m.FailedCarriers) > 0 {
+			status, why = message.StatusFailed, reasonNoCarrierLeft
+		}
+		p.final(ctx, w, m, status, why, now, e)
+		return
+	}
 	m.Carrier, m.RouteReason = carrier, reason
-	span.SetAttributes(attribute.String("sluice.carrier", carrier))
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("sluice.carrier", carrier))
 	value, err := proto.Marshal(m)
 	if err != nil {
 		panic(fmt.Sprintf("router: encode a decoded message: %v", err)) // cannot happen: it was just decoded

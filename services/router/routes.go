@@ -2,6 +2,7 @@ package router
 
 import (
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strings"
 
@@ -26,8 +27,9 @@ func NewTable(routes []config.Route) *Table {
 // unavailable (nil: all are up): the weighted choice is made among the
 // route's carriers that are up, then the failover list is tried in order;
 // when every one is down the message keeps its weighted carrier and waits
-// in that carrier's lane.
-func (t *Table) Pick(to, messageID string, down func(carrier string) bool) (carrier, reason string, ok bool) {
+// in that carrier's lane. failed lists carriers that refused the message
+// for good: they are never picked, and ok is false when none is left.
+func (t *Table) Pick(to, messageID string, down func(carrier string) bool, failed []string) (carrier, reason string, ok bool) {
 	r, ok := t.match(to)
 	if !ok {
 		return "", "", false
@@ -35,24 +37,43 @@ func (t *Table) Pick(to, messageID string, down func(carrier string) bool) (carr
 	if down == nil {
 		down = func(string) bool { return false }
 	}
-	up := make([]config.RouteCarrier, 0, len(r.Carriers))
+	why := "prefix " + r.Prefix
+	if len(failed) > 0 {
+		why += " after a routing error,"
+	}
+	var live, up []config.RouteCarrier
 	for _, c := range r.Carriers {
+		if slices.Contains(failed, c.ID) {
+			continue
+		}
+		live = append(live, c)
 		if !down(c.ID) {
 			up = append(up, c)
 		}
 	}
 	switch {
-	case len(up) == len(r.Carriers):
-		return weighted(r.Carriers, messageID), "prefix " + r.Prefix + " weighted", true
+	case len(up) > 0 && len(up) == len(r.Carriers):
+		return weighted(up, messageID), why + " weighted", true
 	case len(up) > 0:
-		return weighted(up, messageID), "prefix " + r.Prefix + " weighted among carriers up", true
+		return weighted(up, messageID), why + " weighted among carriers up", true
 	}
+	var spare []string
 	for _, id := range r.Failover {
-		if !down(id) {
-			return id, "prefix " + r.Prefix + " failover", true
+		if slices.Contains(failed, id) {
+			continue
 		}
+		if !down(id) {
+			return id, why + " failover", true
+		}
+		spare = append(spare, id)
 	}
-	return weighted(r.Carriers, messageID), "prefix " + r.Prefix + " weighted, every carrier down", true
+	switch {
+	case len(live) > 0:
+		return weighted(live, messageID), why + " weighted, every carrier down", true
+	case len(spare) > 0:
+		return spare[0], why + " failover, every carrier down", true
+	}
+	return "", "", false
 }
 
 // Routable reports whether some route covers the number.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -22,7 +23,7 @@ func TestPickLongestPrefix(t *testing.T) {
 		{"+33612345678", ""},
 	}
 	for _, tt := range tests {
-		got, _, ok := table.Pick(tt.to, "id", nil)
+		got, _, ok := table.Pick(tt.to, "id", nil, nil)
 		if ok != (tt.want != "") || got != tt.want {
 			t.Errorf("Pick(%s) = %q, %v; want %q", tt.to, got, ok, tt.want)
 		}
@@ -35,8 +36,8 @@ func TestPickWeightsAndDeterminism(t *testing.T) {
 	const n = 20000
 	for i := range n {
 		id := fmt.Sprintf("msg-%d", i)
-		c, _, _ := table.Pick("+447400123456", id, nil)
-		again, _, _ := table.Pick("+447400123456", id, nil)
+		c, _, _ := table.Pick("+447400123456", id, nil, nil)
+		again, _, _ := table.Pick("+447400123456", id, nil, nil)
 		if c != again {
 			t.Fatalf("message %s routed to %s then %s", id, c, again)
 		}
@@ -71,7 +72,7 @@ func TestPickFailover(t *testing.T) {
 			down := func(c string) bool { return slices.Contains(tt.down, c) }
 			seen := map[string]int{}
 			for i := range 1000 {
-				c, reason, ok := table.Pick("+447400123456", fmt.Sprintf("m%d", i), down)
+				c, reason, ok := table.Pick("+447400123456", fmt.Sprintf("m%d", i), down, nil)
 				if !ok {
 					t.Fatal("no route")
 				}
@@ -87,5 +88,35 @@ func TestPickFailover(t *testing.T) {
 				t.Errorf("carriers used %v, want all of %v", seen, tt.want)
 			}
 		})
+	}
+}
+
+func TestPickAvoidsFailedCarriers(t *testing.T) {
+	table := NewTable([]config.Route{{
+		Prefix:   "+44",
+		Carriers: []config.RouteCarrier{{ID: "a", Weight: 70}, {ID: "b", Weight: 30}},
+		Failover: []string{"c"},
+	}})
+	tests := []struct {
+		failed, down []string
+		want         string // "" : no carrier left
+	}{
+		{failed: []string{"a"}, want: "b"},
+		{failed: []string{"a", "b"}, want: "c"},
+		{failed: []string{"a", "b"}, down: []string{"c"}, want: "c"}, // down, but the only one left: wait for it
+		{failed: []string{"a"}, down: []string{"b"}, want: "c"},
+		{failed: []string{"a", "b", "c"}, want: ""},
+	}
+	for _, tt := range tests {
+		down := func(c string) bool { return slices.Contains(tt.down, c) }
+		for i := range 200 {
+			c, reason, ok := table.Pick("+447400123456", fmt.Sprintf("m%d", i), down, tt.failed)
+			if ok != (tt.want != "") || c != tt.want {
+				t.Fatalf("failed %v, down %v: picked %q (%v), want %q", tt.failed, tt.down, c, ok, tt.want)
+			}
+			if ok && !strings.Contains(reason, "after a routing error") {
+				t.Fatalf("reason %q does not say why", reason)
+			}
+		}
 	}
 }
