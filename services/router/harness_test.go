@@ -39,6 +39,12 @@ type harness struct {
 
 func newHarness(t testing.TB, mutate func(*config.Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, testPartitions, mutate)
+}
+
+// newHarnessWith creates the router's topics with at most partitions each.
+func newHarnessWith(t testing.TB, partitions int, mutate func(*config.Config)) *harness {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Kafka.Brokers = testenv.Kafka(t)
 	cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
@@ -59,7 +65,7 @@ func newHarness(t testing.TB, mutate func(*config.Config)) *harness {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	createTopics(t, cfg)
+	createTopics(t, cfg, partitions)
 	cfg.Kafka.CreateTopics = false
 	h := &harness{t: t, cfg: cfg, prod: kafka.NewProducer(cfg.Kafka.Brokers, 2*time.Millisecond)}
 	t.Cleanup(func() { _ = h.prod.Close() })
@@ -275,8 +281,8 @@ func logLevel() slog.Level {
 // any partition count, as long as its co-partitioned topics agree.
 const testPartitions = 4
 
-// createTopics creates the topics a router uses, with few partitions.
-func createTopics(t testing.TB, cfg config.Config) {
+// createTopics creates the topics a router uses, with at most partitions each.
+func createTopics(t testing.TB, cfg config.Config, partitions int) {
 	t.Helper()
 	slots := make([]schemas.CarrierSlots, len(cfg.Carriers))
 	for i, c := range cfg.Carriers {
@@ -294,7 +300,7 @@ func createTopics(t testing.TB, cfg config.Config) {
 	var specs []kafka.TopicSpec
 	for _, tp := range topics {
 		if used[tp.Name] || tp.PerCarrier {
-			specs = append(specs, kafka.TopicSpec{Name: tp.Name, Partitions: min(tp.Partitions, testPartitions), Config: tp.Config()})
+			specs = append(specs, kafka.TopicSpec{Name: tp.Name, Partitions: min(tp.Partitions, partitions), Config: tp.Config()})
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)

@@ -38,8 +38,11 @@ const (
 )
 
 // bulkChunk bounds the bulk messages decided between two looks at the otp
-// intake.
-const bulkChunk = 1000
+// intake; fetchMax bounds a batch.
+const (
+	bulkChunk = 2500
+	fetchMax  = 10000
+)
 
 // Reasons of final statuses the router gives.
 const (
@@ -167,9 +170,9 @@ func (p *partition) loop(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	otp := p.fetch(fctx, &wg, p.otp)
-	bulk := p.fetch(fctx, &wg, p.bulk)
-	sched := p.fetch(fctx, &wg, p.sched)
+	otp := p.fetch(fctx, &wg, p.otp, time.Millisecond)
+	bulk := p.fetch(fctx, &wg, p.bulk, time.Millisecond)
+	sched := p.fetch(fctx, &wg, p.sched, time.Millisecond)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	tick := time.NewTicker(commitEvery)
@@ -219,20 +222,43 @@ func (p *partition) loop(ctx context.Context) error {
 }
 
 // fetch reads topic in batches on its own goroutine, so that the loop can
-// choose which topic to serve.
-func (p *partition) fetch(ctx context.Context, wg *sync.WaitGroup, topic string) <-chan []kafka.Message {
+// choose which topic to serve. While the loop is busy the batch in hand
+// keeps growing (up to fetchMax): a batch costs a round trip, whatever its
+// size.
+func (p *partition) fetch(ctx context.Context, wg *sync.WaitGroup, topic string, linger time.Duration) <-chan []kafka.Message {
 	ch := make(chan []kafka.Message)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		var pending []kafka.Message
 		for ctx.Err() == nil {
-			b, err := p.claim.FetchBatch(ctx, topic, time.Hour, kafka.BatchOptions{Max: 5000, Linger: time.Millisecond})
-			if err != nil {
-				continue
+			if len(pending) > 0 {
+				full := len(pending) >= fetchMax
+				select {
+				case ch <- pending:
+					pending = nil
+					continue
+				case <-ctx.Done():
+					return
+				default:
+				}
+				if full {
+					select {
+					case ch <- pending:
+						pending = nil
+					case <-ctx.Done():
+						return
+					}
+					continue
+				}
 			}
-			select {
-			case ch <- b:
-			case <-ctx.Done():
+			wait := time.Hour
+			if len(pending) > 0 {
+				wait = linger // the loop is busy: gather more meanwhile
+			}
+			b, err := p.claim.FetchBatch(ctx, topic, wait, kafka.BatchOptions{Max: fetchMax - len(pending), Linger: linger})
+			if err == nil {
+				pending = append(pending, b...)
 			}
 		}
 	}()
