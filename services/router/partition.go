@@ -71,6 +71,14 @@ type partition struct {
 	schedLow int64                // schedule offset last committed
 	done     map[string]int64     // intake topic → next offset to commit (written, not yet committed)
 	schedAt  time.Time            // when the schedule was last committed
+	counted  int64                // held messages in the backlog gauge
+}
+
+// countBacklog brings the schedule backlog gauge up to date.
+func (p *partition) countBacklog() {
+	n := int64(p.held.len())
+	p.r.metrics.backlog.Add(n - p.counted)
+	p.counted = n
 }
 
 // writes collects what a batch produces.
@@ -93,8 +101,8 @@ func (r *router) runPartition(ctx context.Context, c *kafka.Claim) error {
 	if err := p.restoreSchedule(ctx); err != nil {
 		return err
 	}
-	r.metrics.backlog.Add(int64(p.held.len()))
-	defer func() { r.metrics.backlog.Add(-int64(p.held.len())) }()
+	p.countBacklog()
+	defer func() { r.metrics.backlog.Add(-p.counted) }()
 	r.env.Log.Info("router partition ready", "partition", c.Partition, "held", p.held.len(), "quota_tenants", len(p.quota))
 	return p.loop(ctx)
 }
@@ -136,9 +144,14 @@ func (p *partition) restoreSchedule(ctx context.Context) error {
 			return fmt.Errorf("schedule reader: %w", err)
 		}
 	}
-	// Throughput slots taken before the restart stay taken.
-	pol := p.r.policy.Load()
+	// Throughput slots taken before the restart stay taken; slots that went
+	// by while nobody owned the partition are lost: those messages are
+	// paced again rather than all sent at once.
+	pol, now := p.r.policy.Load(), p.r.now()
 	for _, e := range p.held.byID {
+		if e.reserved && e.due.Before(now) {
+			e.reserved = false
+		}
 		if !e.reserved {
 			continue
 		}
@@ -157,9 +170,7 @@ func (p *partition) readBack(rec kafka.Message) error {
 	if err := proto.Unmarshal(rec.Value, &h); err != nil {
 		return fmt.Errorf("schedule %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
 	}
-	before := p.held.len()
 	p.held.readBack(&h, rec.Offset, rec.Headers)
-	p.r.metrics.backlog.Add(int64(p.held.len() - before))
 	p.schedPos = rec.Offset + 1
 	return nil
 }
@@ -178,6 +189,7 @@ func (p *partition) loop(ctx context.Context) error {
 	tick := time.NewTicker(commitEvery)
 	defer tick.Stop()
 	for {
+		p.countBacklog()
 		select { // otp first, whatever else is waiting
 		case b := <-otp:
 			if err := p.lane(ctx, p.otp, b); err != nil {
@@ -344,11 +356,9 @@ func (p *partition) release(ctx context.Context) (bool, error) {
 	}
 	pol := p.r.policy.Load()
 	w := &writes{touched: map[string]bool{}}
-	before := p.held.len()
 	for _, e := range due {
 		p.decide(ctx, pol, w, e.msg, e.headers, now, e)
 	}
-	p.r.metrics.backlog.Add(int64(p.held.len() - before))
 	if err := p.flush(ctx, w); err != nil {
 		return false, err
 	}
