@@ -313,3 +313,19 @@ func createTopics(t testing.TB, cfg config.Config, partitions int) {
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel()}))
 }
+
+// Ids of the messages warmUp routes.
+const (
+	warmUpOTP  = "warm-up-otp"
+	warmUpBulk = "warm-up-bulk"
+)
+
+// warmUp routes an otp and a bulk message of tenant beta to carrier a and
+// waits for both: every group of the router has joined and works.
+func (h *harness) warmUp(w *watcher, otpLane, bulkLane string) {
+	h.t.Helper()
+	h.accept(msg(warmUpOTP, "beta", sluicepb.Priority_PRIORITY_OTP), msg(warmUpBulk, "beta", sluicepb.Priority_PRIORITY_TRANSACTIONAL))
+	until(h.t, "the router warmed up", func() bool {
+		return ids(h.t, w.of(otpLane))[warmUpOTP] == 1 && ids(h.t, w.of(bulkLane))[warmUpBulk] == 1
+	})
+}

@@ -21,8 +21,9 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 	bulkLane, otpLane, status := h.outbound("a", schemas.LaneBulk), h.outbound("a", schemas.LaneOTP), h.topic(schemas.TopicStatus)
 	w := h.watch(bulkLane, otpLane, status)
 	stop := h.start()
+	h.warmUp(w, otpLane, bulkLane)
 
-	start := time.Now().Add(2 * time.Second)
+	start := time.Now().Add(3 * time.Second)
 	sendAt := map[string]time.Time{}
 	var msgs []*sluicepb.Message
 	for i := range n {
@@ -40,18 +41,21 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 	h.accept(msgs...)
 	h.accept(msg("now-otp", "acme", sluicepb.Priority_PRIORITY_OTP))
 
-	until(t, "the otp for now", func() bool { return len(w.of(otpLane)) == 1 })
-	if got := len(w.of(bulkLane)); got > 0 {
+	until(t, "the otp for now", func() bool { return ids(t, w.of(otpLane))["now-otp"] == 1 })
+	if got := len(w.of(bulkLane)) - 1; got > 0 {
 		t.Errorf("%d scheduled messages routed before the otp published after them", got)
 	}
-	until(t, "part of the backlog released", func() bool { return len(w.of(bulkLane)) > 0 })
+	until(t, "part of the backlog released", func() bool { return len(w.of(bulkLane)) > 1 })
 	stop()
-	released := len(w.of(bulkLane))
+	released := len(w.of(bulkLane)) - 1
 	h.start()
-	until(t, "the whole backlog", func() bool { return len(w.of(bulkLane)) >= n })
+	until(t, "the whole backlog", func() bool { return len(w.of(bulkLane)) >= n+1 })
 	t.Logf("restarted after %d of %d released", released, n)
 
 	for id, count := range ids(t, w.of(bulkLane)) {
+		if id == warmUpBulk {
+			continue
+		}
 		if count != 1 {
 			t.Errorf("%s routed %d times", id, count)
 		}
@@ -60,7 +64,7 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 		}
 	}
 	for _, r := range w.of(bulkLane) {
-		if at := sendAt[string(r.Key)]; r.Time.Before(at) {
+		if at, ok := sendAt[string(r.Key)]; ok && r.Time.Before(at) {
 			t.Errorf("%s routed at %v, before its send_at %v", r.Key, r.Time, at)
 		}
 	}
