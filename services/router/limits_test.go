@@ -121,3 +121,31 @@ func TestDailyQuotaExactAcrossReplicas(t *testing.T) {
 		t.Errorf("%d quota_exceeded rejections, want %d", n, len(tenants)*(sent-quota+20))
 	}
 }
+
+// A held backlog released at a high rate keeps the partition busy with
+// releases; otp that arrives meanwhile is still taken between two releases
+// (regression: otp waited until the releases thinned out).
+func TestOTPNotStarvedByReleases(t *testing.T) {
+	const rate, backlog, otps = 2000, 20000, 20 // ten seconds of releases
+	h := newHarness(t, func(c *config.Config) {
+		c.Tenants = append(c.Tenants, config.Tenant{ID: "campaign", RateLimit: rate})
+	})
+	otpLane, bulkLane := h.outbound("a", schemas.LaneOTP), h.outbound("a", schemas.LaneBulk)
+	w := h.watch(otpLane, bulkLane)
+	h.start()
+	h.warmUp(w, otpLane, bulkLane)
+	var msgs []*sluicepb.Message
+	for i := range backlog {
+		msgs = append(msgs, msg(idf("mk-%d", i), "campaign", sluicepb.Priority_PRIORITY_MARKETING))
+		if (i+1)%(backlog/otps) == 0 {
+			msgs = append(msgs, msg(idf("otp-%d", i), "acme", sluicepb.Priority_PRIORITY_OTP))
+		}
+	}
+	h.accept(msgs...)
+	until(t, "every otp", func() bool { return len(w.of(otpLane)) == otps+1 })
+	if out := len(w.of(bulkLane)) - 1; out >= backlog/2 {
+		t.Errorf("%d of the %d held messages were released before the last otp went", out, backlog)
+	} else {
+		t.Logf("%d of the %d held messages released when the last otp went", out, backlog)
+	}
+}

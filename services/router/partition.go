@@ -238,7 +238,9 @@ func (p *partition) loop(ctx context.Context) error {
 // keeps growing (up to fetchMax): a batch costs a round trip, whatever its
 // size.
 func (p *partition) fetch(ctx context.Context, wg *sync.WaitGroup, topic string, linger time.Duration) <-chan []kafka.Message {
-	ch := make(chan []kafka.Message)
+	// One batch waits in the channel while the next one grows: the loop's
+	// look at otp does not block, so a batch must be there to be seen.
+	ch := make(chan []kafka.Message, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
