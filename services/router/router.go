@@ -99,7 +99,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, reload <-ch
 			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
 				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + Group,
 				Topics: []string{env.Topic(schemas.TopicAccepted)}, Logger: env.Log,
-			}, kafka.BatchOptions{Max: 5000, Linger: time.Millisecond}, r.intake(false))
+			}, kafka.BatchOptions{Max: 5000, Linger: 5 * time.Millisecond}, r.intake(false))
 		})
 		run("otp intake", func() error {
 			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
