@@ -894,12 +894,18 @@ func (x *CarrierHealth) GetLastError() string {
 // its tenant's throughput, or, with released set, the marker that the entry
 // with that message id has left the schedule.
 type Held struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Message       *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`           // unset on a release marker
-	DueMs         int64                  `protobuf:"varint,2,opt,name=due_ms,json=dueMs,proto3" json:"due_ms,omitempty"` // when to look at it again
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`             // send_at, quiet_hours, throttled
-	MessageId     string                 `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	Released      bool                   `protobuf:"varint,5,opt,name=released,proto3" json:"released,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Message   *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`           // unset on a release marker
+	DueMs     int64                  `protobuf:"varint,2,opt,name=due_ms,json=dueMs,proto3" json:"due_ms,omitempty"` // when to look at it again
+	Reason    string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`             // send_at, quiet_hours, throttled
+	MessageId string                 `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Released  bool                   `protobuf:"varint,5,opt,name=released,proto3" json:"released,omitempty"`
+	// On a release marker of a tenant with a daily quota: the tenant's count
+	// for quota_day after this release, so that a restart that finds the
+	// marker but not the quota changelog record written after it still counts
+	// the release.
+	QuotaDay      string `protobuf:"bytes,6,opt,name=quota_day,json=quotaDay,proto3" json:"quota_day,omitempty"`
+	QuotaCount    uint64 `protobuf:"varint,7,opt,name=quota_count,json=quotaCount,proto3" json:"quota_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -967,6 +973,20 @@ func (x *Held) GetReleased() bool {
 		return x.Released
 	}
 	return false
+}
+
+func (x *Held) GetQuotaDay() string {
+	if x != nil {
+		return x.QuotaDay
+	}
+	return ""
+}
+
+func (x *Held) GetQuotaCount() uint64 {
+	if x != nil {
+		return x.QuotaCount
+	}
+	return 0
 }
 
 // TenantState is the router's changelog of one tenant's daily quota
@@ -1201,14 +1221,17 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\bsince_ms\x18\x04 \x01(\x03R\asinceMs\x12$\n" +
 	"\x0ereported_at_ms\x18\x05 \x01(\x03R\freportedAtMs\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x06 \x01(\tR\tlastError\"\x9e\x01\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\"\xdc\x01\n" +
 	"\x04Held\x12,\n" +
 	"\amessage\x18\x01 \x01(\v2\x12.sluice.v1.MessageR\amessage\x12\x15\n" +
 	"\x06due_ms\x18\x02 \x01(\x03R\x05dueMs\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x04 \x01(\tR\tmessageId\x12\x1a\n" +
-	"\breleased\x18\x05 \x01(\bR\breleased\"\xd9\x01\n" +
+	"\breleased\x18\x05 \x01(\bR\breleased\x12\x1b\n" +
+	"\tquota_day\x18\x06 \x01(\tR\bquotaDay\x12\x1f\n" +
+	"\vquota_count\x18\a \x01(\x04R\n" +
+	"quotaCount\"\xd9\x01\n" +
 	"\vTenantState\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x10\n" +
 	"\x03day\x18\x02 \x01(\tR\x03day\x12\x14\n" +

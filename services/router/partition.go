@@ -172,6 +172,9 @@ func (p *partition) readBack(rec kafka.Message) error {
 	}
 	p.held.readBack(&h, rec.Offset, rec.Headers)
 	p.schedPos = rec.Offset + 1
+	if h.QuotaDay != "" {
+		p.countRelease(string(rec.Key), h.QuotaDay, h.QuotaCount)
+	}
 	return nil
 }
 
@@ -494,7 +497,12 @@ func (p *partition) released(w *writes, m *sluicepb.Message, e *held) {
 	if e == nil {
 		return
 	}
-	value, err := proto.Marshal(&sluicepb.Held{MessageId: m.Id, Released: true})
+	marker := &sluicepb.Held{MessageId: m.Id, Released: true}
+	if w.touched[m.Tenant] {
+		st := p.quota[m.Tenant]
+		marker.QuotaDay, marker.QuotaCount = st.Day, st.Count
+	}
+	value, err := proto.Marshal(marker)
 	if err != nil {
 		panic(fmt.Sprintf("router: encode release marker: %v", err)) // cannot happen: plain values
 	}
@@ -553,6 +561,23 @@ func (p *partition) commitSchedule() error {
 	}
 	p.schedLow = low
 	return nil
+}
+
+// countRelease makes sure a tenant's quota count includes a release whose
+// marker says what the count was after it (the quota changelog record that
+// follows a release batch may not have been written).
+func (p *partition) countRelease(tenant, day string, count uint64) {
+	st, ok := p.quota[tenant]
+	if !ok {
+		st = &sluicepb.TenantState{Tenant: tenant, NextOffsets: map[string]int64{}}
+		p.quota[tenant] = st
+	}
+	switch {
+	case day > st.Day:
+		st.Day, st.Count = day, count
+	case day == st.Day && count > st.Count:
+		st.Count = count
+	}
 }
 
 // state returns a tenant's quota state for the UTC day of now.
