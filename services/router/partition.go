@@ -95,11 +95,23 @@ func (r *router) runPartition(ctx context.Context, c *kafka.Claim) error {
 		held: newHolding(), quota: map[string]*sluicepb.TenantState{}, tat: map[string]time.Time{},
 		schedLow: -1, done: map[string]int64{},
 	}
-	if err := p.restoreQuota(ctx); err != nil {
-		return err
-	}
-	if err := p.restoreSchedule(ctx); err != nil {
-		return err
+	// A partition that cannot be restored is retried, not dropped: the group
+	// would not hand it to anyone else until the next rebalance.
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		err := p.restoreQuota(ctx)
+		if err == nil {
+			err = p.restoreSchedule(ctx)
+		}
+		if err == nil {
+			break
+		}
+		r.env.Log.Error("router partition not restored; retrying", "partition", c.Partition, "err", err)
+		p.held, p.quota, p.tat = newHolding(), map[string]*sluicepb.TenantState{}, map[string]time.Time{}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
 	}
 	p.countBacklog()
 	defer func() { r.metrics.backlog.Add(-p.counted) }()
@@ -282,7 +294,8 @@ func (p *partition) fetch(ctx context.Context, wg *sync.WaitGroup, topic string,
 	return ch
 }
 
-// lane decides a batch of an intake topic, writes the outcome and commits.
+// lane decides a batch of an intake topic and writes the outcome; the loop
+// commits it.
 func (p *partition) lane(ctx context.Context, topic string, batch []kafka.Message) error {
 	pol := p.r.policy.Load()
 	now := p.r.now()
