@@ -196,6 +196,11 @@ func (p *partition) loop(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	// Claim.Reader opens readers lazily into a map: open them all here, so
+	// that the fetchers below only read it.
+	for _, topic := range []string{p.otp, p.bulk, p.sched} {
+		p.claim.Reader(topic)
+	}
 	otp := p.fetch(fctx, &wg, p.otp, time.Millisecond)
 	bulk := p.fetch(fctx, &wg, p.bulk, time.Millisecond)
 	sched := p.fetch(fctx, &wg, p.sched, time.Millisecond)
