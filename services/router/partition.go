@@ -242,7 +242,11 @@ func (p *partition) loop(ctx context.Context) error {
 			}
 		case <-timer.C:
 		case <-tick.C:
-			err = p.commit()
+			if cerr := p.commit(); cerr != nil && ctx.Err() == nil {
+				// Kept for the next tick: a worker that returned would leave
+				// the partition idle until the next rebalance.
+				p.r.env.Log.Warn("router commit failed; retrying", "partition", p.claim.Partition, "err", cerr)
+			}
 		case <-ctx.Done():
 			p.schedAt = time.Time{}
 			return p.commit()
