@@ -39,6 +39,11 @@ const (
 	TopicRequests      = "sms.requests"     // public
 	TopicRequestsDLQ   = "sms.requests.dlq" // public
 	TopicStatus        = "sms.status"       // public
+	TopicRouterOTP     = "sluice.router.otp"
+	TopicRouterBulk    = "sluice.router.bulk"
+	TopicRouterSched   = "sluice.router.schedule"
+	TopicRouterQuota   = "sluice.router.quota"
+	TopicOptOut        = "sluice.optout"
 	TopicAccepted      = "sluice.accepted"
 	TopicSubmits       = "sluice.submits"
 	TopicDLRRaw        = "sluice.dlr.raw"

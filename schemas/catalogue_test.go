@@ -18,6 +18,7 @@ func TestCatalogueParses(t *testing.T) {
 		byName[tp.Name] = tp
 	}
 	fixed := []string{TopicRequests, TopicRequestsDLQ, TopicStatus, TopicAccepted, TopicSubmits,
+		TopicRouterOTP, TopicRouterBulk, TopicRouterSched, TopicRouterQuota, TopicOptOut,
 		TopicDLRRaw, TopicDLRPending, TopicDLROutcomes, TopicDLRPartial, TopicOutboundOTP, TopicOutboundBulk,
 		TopicOutboundRetry, TopicMO, TopicCarrierHealth,
 		TopicDLRUnmatched, TopicWebhookRetry}

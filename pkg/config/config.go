@@ -59,6 +59,44 @@ type Ingest struct {
 // Router routes accepted messages to carriers' outbound lanes.
 type Router struct {
 	AdminAddr string `yaml:"admin_addr"`
+	// FailoverAfter is how long none of a carrier's binds may be up (as the
+	// sender reports it) before its routes fail over to the next carrier.
+	FailoverAfter time.Duration `yaml:"failover_after"`
+	// QuietHours are the local times at which marketing is held, per
+	// destination country.
+	QuietHours []QuietHours `yaml:"quiet_hours"`
+	OptOut     OptOut       `yaml:"opt_out"`
+}
+
+// QuietHours is a daily window, in a time zone, during which marketing to
+// the listed countries waits. Start after End wraps past midnight.
+type QuietHours struct {
+	Countries []string `yaml:"countries"` // ISO 3166-1 alpha-2; "*": every country without a window of its own
+	TimeZone  string   `yaml:"time_zone"` // IANA name, e.g. Europe/London
+	Start     string   `yaml:"start"`     // HH:MM, local
+	End       string   `yaml:"end"`       // HH:MM, local
+}
+
+// OptOut says which MO messages opt a subscriber out of marketing and back in.
+type OptOut struct {
+	// Keywords by language; an MO whose first word is one of them (any case)
+	// opts out (stop) or back in (start). Empty: English defaults.
+	Keywords map[string]Keywords `yaml:"keywords"`
+	// Addresses maps the number or short code an MO was sent to onto the
+	// tenant it concerns; an MO to any other address concerns every tenant.
+	Addresses []OptOutAddress `yaml:"addresses"`
+}
+
+// Keywords are one language's opt-out and opt-in words.
+type Keywords struct {
+	Stop  []string `yaml:"stop"`
+	Start []string `yaml:"start"`
+}
+
+// OptOutAddress assigns an MO destination address to a tenant.
+type OptOutAddress struct {
+	Address string `yaml:"address"`
+	Tenant  string `yaml:"tenant"`
 }
 
 // Sender speaks SMPP to carriers.
@@ -206,7 +244,7 @@ func Default() Config {
 			FlushInterval: time.Second,
 		},
 		Ingest: Ingest{AdminAddr: ":9101", HTTPAddr: ":8080", MaxSegments: 10},
-		Router: Router{AdminAddr: ":9102"},
+		Router: Router{AdminAddr: ":9102", FailoverAfter: 30 * time.Second},
 		Sender: Sender{AdminAddr: ":9103"},
 		DLR: DLR{AdminAddr: ":9104", Retention: 72 * time.Hour, Grace: 10 * time.Minute,
 			UnmatchedAfter: 24 * time.Hour, SweepInterval: time.Second,

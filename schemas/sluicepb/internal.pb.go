@@ -128,27 +128,32 @@ func (Encoding) EnumDescriptor() ([]byte, []int) {
 // Message is an accepted message: the value of sluice.accepted and of the
 // per-carrier outbound lanes. Times are Unix milliseconds, UTC.
 type Message struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Tenant        string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	ClientRef     string                 `protobuf:"bytes,3,opt,name=client_ref,json=clientRef,proto3" json:"client_ref,omitempty"`
-	CampaignId    string                 `protobuf:"bytes,4,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
-	From          string                 `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
-	To            string                 `protobuf:"bytes,6,opt,name=to,proto3" json:"to,omitempty"`
-	Text          string                 `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
-	Priority      Priority               `protobuf:"varint,8,opt,name=priority,proto3,enum=sluice.v1.Priority" json:"priority,omitempty"`
-	SendAtMs      int64                  `protobuf:"varint,9,opt,name=send_at_ms,json=sendAtMs,proto3" json:"send_at_ms,omitempty"`           // 0: send now
-	ExpiresAtMs   int64                  `protobuf:"varint,10,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // accepted_at + validity
-	Metadata      map[string]string      `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	AcceptedAtMs  int64                  `protobuf:"varint,12,opt,name=accepted_at_ms,json=acceptedAtMs,proto3" json:"accepted_at_ms,omitempty"`
-	Country       string                 `protobuf:"bytes,13,opt,name=country,proto3" json:"country,omitempty"` // ISO 3166-1 alpha-2 of the destination
-	Encoding      Encoding               `protobuf:"varint,14,opt,name=encoding,proto3,enum=sluice.v1.Encoding" json:"encoding,omitempty"`
-	Segments      uint32                 `protobuf:"varint,15,opt,name=segments,proto3" json:"segments,omitempty"`
-	Carrier       string                 `protobuf:"bytes,16,opt,name=carrier,proto3" json:"carrier,omitempty"`                            // set by the router
-	RouteReason   string                 `protobuf:"bytes,17,opt,name=route_reason,json=routeReason,proto3" json:"route_reason,omitempty"` // why the router chose the carrier
-	Attempt       uint32                 `protobuf:"varint,18,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Tenant       string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	ClientRef    string                 `protobuf:"bytes,3,opt,name=client_ref,json=clientRef,proto3" json:"client_ref,omitempty"`
+	CampaignId   string                 `protobuf:"bytes,4,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	From         string                 `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
+	To           string                 `protobuf:"bytes,6,opt,name=to,proto3" json:"to,omitempty"`
+	Text         string                 `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
+	Priority     Priority               `protobuf:"varint,8,opt,name=priority,proto3,enum=sluice.v1.Priority" json:"priority,omitempty"`
+	SendAtMs     int64                  `protobuf:"varint,9,opt,name=send_at_ms,json=sendAtMs,proto3" json:"send_at_ms,omitempty"`           // 0: send now
+	ExpiresAtMs  int64                  `protobuf:"varint,10,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"` // accepted_at + validity
+	Metadata     map[string]string      `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	AcceptedAtMs int64                  `protobuf:"varint,12,opt,name=accepted_at_ms,json=acceptedAtMs,proto3" json:"accepted_at_ms,omitempty"`
+	Country      string                 `protobuf:"bytes,13,opt,name=country,proto3" json:"country,omitempty"` // ISO 3166-1 alpha-2 of the destination
+	Encoding     Encoding               `protobuf:"varint,14,opt,name=encoding,proto3,enum=sluice.v1.Encoding" json:"encoding,omitempty"`
+	Segments     uint32                 `protobuf:"varint,15,opt,name=segments,proto3" json:"segments,omitempty"`
+	Carrier      string                 `protobuf:"bytes,16,opt,name=carrier,proto3" json:"carrier,omitempty"`                            // set by the router
+	RouteReason  string                 `protobuf:"bytes,17,opt,name=route_reason,json=routeReason,proto3" json:"route_reason,omitempty"` // why the router chose the carrier
+	Attempt      uint32                 `protobuf:"varint,18,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Carriers that answered this message with a permanent routing error. A
+	// sender fails a message over by appending its carrier here and
+	// publishing it to sluice.accepted again; the router then picks among the
+	// route's other carriers (no new quota or throughput count).
+	FailedCarriers []string `protobuf:"bytes,19,rep,name=failed_carriers,json=failedCarriers,proto3" json:"failed_carriers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -305,6 +310,13 @@ func (x *Message) GetAttempt() uint32 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *Message) GetFailedCarriers() []string {
+	if x != nil {
+		return x.FailedCarriers
+	}
+	return nil
 }
 
 // SubmitResult is the sender's record of one submit_sm (one segment).
@@ -917,11 +929,260 @@ func (x *CarrierHealth) GetLastError() string {
 	return ""
 }
 
+// Held is an entry of the router's schedule (sluice.router.schedule, keyed by
+// tenant): a message waiting for its send_at, the end of its quiet hours or
+// its tenant's throughput, or, with released set, the marker that the entry
+// with that message id has left the schedule.
+type Held struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Message   *Message               `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`           // unset on a release marker
+	DueMs     int64                  `protobuf:"varint,2,opt,name=due_ms,json=dueMs,proto3" json:"due_ms,omitempty"` // when to look at it again
+	Reason    string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`             // send_at, quiet_hours, throttled
+	MessageId string                 `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	Released  bool                   `protobuf:"varint,5,opt,name=released,proto3" json:"released,omitempty"`
+	// On a release marker of a tenant with a daily quota: the tenant's count
+	// for quota_day after this release, so that a restart that finds the
+	// marker but not the quota changelog record written after it still counts
+	// the release.
+	QuotaDay      string `protobuf:"bytes,6,opt,name=quota_day,json=quotaDay,proto3" json:"quota_day,omitempty"`
+	QuotaCount    uint64 `protobuf:"varint,7,opt,name=quota_count,json=quotaCount,proto3" json:"quota_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Held) Reset() {
+	*x = Held{}
+	mi := &file_sluice_v1_internal_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Held) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Held) ProtoMessage() {}
+
+func (x *Held) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_internal_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Held.ProtoReflect.Descriptor instead.
+func (*Held) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Held) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *Held) GetDueMs() int64 {
+	if x != nil {
+		return x.DueMs
+	}
+	return 0
+}
+
+func (x *Held) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Held) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *Held) GetReleased() bool {
+	if x != nil {
+		return x.Released
+	}
+	return false
+}
+
+func (x *Held) GetQuotaDay() string {
+	if x != nil {
+		return x.QuotaDay
+	}
+	return ""
+}
+
+func (x *Held) GetQuotaCount() uint64 {
+	if x != nil {
+		return x.QuotaCount
+	}
+	return 0
+}
+
+// TenantState is the router's changelog of one tenant's daily quota
+// (sluice.router.quota, compacted, keyed by tenant): the messages routed on
+// day so far and, per input topic, the offset up to which they are counted.
+type TenantState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Day           string                 `protobuf:"bytes,2,opt,name=day,proto3" json:"day,omitempty"` // UTC, YYYY-MM-DD
+	Count         uint64                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	NextOffsets   map[string]int64       `protobuf:"bytes,4,rep,name=next_offsets,json=nextOffsets,proto3" json:"next_offsets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantState) Reset() {
+	*x = TenantState{}
+	mi := &file_sluice_v1_internal_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantState) ProtoMessage() {}
+
+func (x *TenantState) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_internal_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantState.ProtoReflect.Descriptor instead.
+func (*TenantState) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TenantState) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *TenantState) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *TenantState) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *TenantState) GetNextOffsets() map[string]int64 {
+	if x != nil {
+		return x.NextOffsets
+	}
+	return nil
+}
+
+// OptOut is an entry of the opt-out list (sluice.optout, compacted, keyed by
+// "tenant|number"; a tombstone when the subscriber opts back in).
+type OptOut struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"` // "*": every tenant
+	Number        string                 `protobuf:"bytes,2,opt,name=number,proto3" json:"number,omitempty"`
+	Keyword       string                 `protobuf:"bytes,3,opt,name=keyword,proto3" json:"keyword,omitempty"`
+	Carrier       string                 `protobuf:"bytes,4,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	AtMs          int64                  `protobuf:"varint,5,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OptOut) Reset() {
+	*x = OptOut{}
+	mi := &file_sluice_v1_internal_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OptOut) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OptOut) ProtoMessage() {}
+
+func (x *OptOut) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_internal_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OptOut.ProtoReflect.Descriptor instead.
+func (*OptOut) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *OptOut) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *OptOut) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *OptOut) GetKeyword() string {
+	if x != nil {
+		return x.Keyword
+	}
+	return ""
+}
+
+func (x *OptOut) GetCarrier() string {
+	if x != nil {
+		return x.Carrier
+	}
+	return ""
+}
+
+func (x *OptOut) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
 var File_sluice_v1_internal_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\n" +
-	"\x18sluice/v1/internal.proto\x12\tsluice.v1\"\xfb\x04\n" +
+	"\x18sluice/v1/internal.proto\x12\tsluice.v1\"\xa4\x05\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1d\n" +
@@ -944,7 +1205,8 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\bsegments\x18\x0f \x01(\rR\bsegments\x12\x18\n" +
 	"\acarrier\x18\x10 \x01(\tR\acarrier\x12!\n" +
 	"\froute_reason\x18\x11 \x01(\tR\vrouteReason\x12\x18\n" +
-	"\aattempt\x18\x12 \x01(\rR\aattempt\x1a;\n" +
+	"\aattempt\x18\x12 \x01(\rR\aattempt\x12'\n" +
+	"\x0ffailed_carriers\x18\x13 \x03(\tR\x0efailedCarriers\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf6\x01\n" +
@@ -1006,7 +1268,31 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\bsince_ms\x18\x04 \x01(\x03R\asinceMs\x12$\n" +
 	"\x0ereported_at_ms\x18\x05 \x01(\x03R\freportedAtMs\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x06 \x01(\tR\tlastError*j\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\"\xdc\x01\n" +
+	"\x04Held\x12,\n" +
+	"\amessage\x18\x01 \x01(\v2\x12.sluice.v1.MessageR\amessage\x12\x15\n" +
+	"\x06due_ms\x18\x02 \x01(\x03R\x05dueMs\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x04 \x01(\tR\tmessageId\x12\x1a\n" +
+	"\breleased\x18\x05 \x01(\bR\breleased\x12\x1b\n" +
+	"\tquota_day\x18\x06 \x01(\tR\bquotaDay\x12\x1f\n" +
+	"\vquota_count\x18\a \x01(\x04R\n" +
+	"quotaCount\"\xd9\x01\n" +
+	"\vTenantState\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x10\n" +
+	"\x03day\x18\x02 \x01(\tR\x03day\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x04R\x05count\x12J\n" +
+	"\fnext_offsets\x18\x04 \x03(\v2'.sluice.v1.TenantState.NextOffsetsEntryR\vnextOffsets\x1a>\n" +
+	"\x10NextOffsetsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x81\x01\n" +
+	"\x06OptOut\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x16\n" +
+	"\x06number\x18\x02 \x01(\tR\x06number\x12\x18\n" +
+	"\akeyword\x18\x03 \x01(\tR\akeyword\x12\x18\n" +
+	"\acarrier\x18\x04 \x01(\tR\acarrier\x12\x13\n" +
+	"\x05at_ms\x18\x05 \x01(\x03R\x04atMs*j\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_OTP\x10\x01\x12\x1a\n" +
@@ -1030,7 +1316,7 @@ func file_sluice_v1_internal_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_v1_internal_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sluice_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_sluice_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_sluice_v1_internal_proto_goTypes = []any{
 	(Priority)(0),          // 0: sluice.v1.Priority
 	(Encoding)(0),          // 1: sluice.v1.Encoding
@@ -1042,22 +1328,28 @@ var file_sluice_v1_internal_proto_goTypes = []any{
 	(*Partial)(nil),        // 7: sluice.v1.Partial
 	(*MO)(nil),             // 8: sluice.v1.MO
 	(*CarrierHealth)(nil),  // 9: sluice.v1.CarrierHealth
-	nil,                    // 10: sluice.v1.Message.MetadataEntry
+	(*Held)(nil),           // 10: sluice.v1.Held
+	(*TenantState)(nil),    // 11: sluice.v1.TenantState
+	(*OptOut)(nil),         // 12: sluice.v1.OptOut
+	nil,                    // 13: sluice.v1.Message.MetadataEntry
+	nil,                    // 14: sluice.v1.TenantState.NextOffsetsEntry
 }
 var file_sluice_v1_internal_proto_depIdxs = []int32{
 	0,  // 0: sluice.v1.Message.priority:type_name -> sluice.v1.Priority
-	10, // 1: sluice.v1.Message.metadata:type_name -> sluice.v1.Message.MetadataEntry
+	13, // 1: sluice.v1.Message.metadata:type_name -> sluice.v1.Message.MetadataEntry
 	1,  // 2: sluice.v1.Message.encoding:type_name -> sluice.v1.Encoding
 	2,  // 3: sluice.v1.SubmitResult.message:type_name -> sluice.v1.Message
 	2,  // 4: sluice.v1.SegmentOutcome.message:type_name -> sluice.v1.Message
 	3,  // 5: sluice.v1.Pending.submit:type_name -> sluice.v1.SubmitResult
 	4,  // 6: sluice.v1.Pending.dlr:type_name -> sluice.v1.RawDLR
 	5,  // 7: sluice.v1.Partial.outcomes:type_name -> sluice.v1.SegmentOutcome
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	2,  // 8: sluice.v1.Held.message:type_name -> sluice.v1.Message
+	14, // 9: sluice.v1.TenantState.next_offsets:type_name -> sluice.v1.TenantState.NextOffsetsEntry
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_internal_proto_init() }
@@ -1071,7 +1363,7 @@ func file_sluice_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_internal_proto_rawDesc), len(file_sluice_v1_internal_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,103 +1,240 @@
-// Package router sends each accepted message to the outbound lane of the
-// carrier its destination routes to.
+// Package router decides, for each accepted message, which carrier's
+// outbound lane it goes to and when: by longest-prefix route with weights
+// and failover, within its tenant's throughput and daily quota, after its
+// send_at and the quiet hours of its destination, unless its number opted
+// out. See README "Routing" for the design.
 package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
-	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/service"
-	"github.com/sluice-sms/sluice/pkg/telemetry"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
-// Group is the router's consumer group.
-const Group = "sluice-router"
+// Consumer groups of the router.
+const (
+	// Group re-keys sluice.accepted's transactional and marketing messages
+	// by tenant into the bulk intake.
+	Group = "sluice-router"
+	// GroupOTP re-keys sluice.accepted's otp messages into the otp intake. It
+	// reads the same records as Group, on its own offsets, skipping all but
+	// otp without writing anything: it goes through a marketing backlog at
+	// the speed of reading, not of writing.
+	GroupOTP = "sluice-router-otp"
+	// GroupPartitions decides, partition by partition of the intakes.
+	GroupPartitions = "sluice-router-partitions"
+	// GroupMO reads MO messages for opt-out keywords.
+	GroupMO = "sluice-router-mo"
+)
 
 // Run routes until ctx ends.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	return Serve(ctx, cfg, log, nil)
+}
+
+// Serve routes until ctx ends, taking each configuration that arrives on
+// reload (routes, carriers, tenants and router settings) between two
+// batches; a nil reload never changes it.
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, reload <-chan config.Config) error {
+	pol, err := compile(cfg)
+	if err != nil {
+		return err
+	}
 	env, err := service.Start(ctx, "router", cfg.Router.AdminAddr, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	r := &router{env: env, table: NewTable(cfg.Routes), tracer: env.Tel.Tracer(), now: time.Now}
-	env.Tel.SetReady(true)
-	return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
-		Brokers: cfg.Kafka.Brokers,
-		Group:   cfg.Kafka.TopicPrefix + Group,
-		Topics:  []string{env.Topic(schemas.TopicAccepted)},
-		Logger:  log,
-	}, kafka.BatchOptions{Max: 1000, Linger: 2 * time.Millisecond}, r.handle)
+	m, err := newMetrics(env.Tel.Meter())
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	r := &router{env: env, metrics: m, tracer: env.Tel.Tracer(), now: time.Now, optOuts: newOptOuts(), health: newHealth()}
+	r.policy.Store(pol)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	brokers := cfg.Kafka.Brokers
+	optCaught, healthCaught := make(chan struct{}), make(chan struct{})
+	run("opt-out list", func() error {
+		return tail(ctx, brokers, env.Topic(schemas.TopicOptOut), r.optOuts.apply, optCaught)
+	})
+	run("carrier health", func() error {
+		return tail(ctx, brokers, env.Topic(schemas.TopicCarrierHealth), r.health.apply, healthCaught)
+	})
+	// Decide only with the whole opt-out list and the carriers' state known.
+	for _, caught := range []chan struct{}{optCaught, healthCaught} {
+		select {
+		case <-caught:
+		case <-ctx.Done():
+		}
+	}
+	if ctx.Err() == nil {
+		run("intake", func() error {
+			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
+				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + Group,
+				Topics: []string{env.Topic(schemas.TopicAccepted)}, Logger: env.Log,
+			}, kafka.BatchOptions{Max: 5000, Linger: 5 * time.Millisecond}, r.intake(false))
+		})
+		run("otp intake", func() error {
+			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
+				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + GroupOTP,
+				Topics: []string{env.Topic(schemas.TopicAccepted)}, Logger: env.Log,
+			}, kafka.BatchOptions{Max: 10000, Linger: 5 * time.Millisecond}, r.intake(true))
+		})
+		run("partitions", func() error {
+			return kafka.RunGroup(ctx, kafka.GroupConfig{
+				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + GroupPartitions,
+				Topics: []string{env.Topic(schemas.TopicRouterOTP), env.Topic(schemas.TopicRouterBulk), env.Topic(schemas.TopicRouterSched)},
+				Logger: env.Log,
+			}, r.runPartition)
+		})
+		run("mo", func() error {
+			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
+				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + GroupMO,
+				Topics: []string{env.Topic(schemas.TopicMO)}, Logger: env.Log,
+			}, kafka.BatchOptions{Max: 500, Linger: 5 * time.Millisecond}, r.handleMO)
+		})
+		run("reload", func() error { r.reloads(ctx, reload); return nil })
+		env.Tel.SetReady(true)
+	}
+	<-ctx.Done()
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
 }
 
 type router struct {
-	env    *service.Env
-	table  *Table
-	tracer trace.Tracer
-	now    func() time.Time
+	env     *service.Env
+	metrics *metrics
+	tracer  trace.Tracer
+	now     func() time.Time
+	policy  atomic.Pointer[policy]
+	optOuts *optOuts
+	health  *health
 }
 
-func (r *router) handle(ctx context.Context, _ string, batch []kafka.Message) error {
-	out := make([]kafka.Message, 0, len(batch))
-	for _, rec := range batch {
-		msg, err := r.route(ctx, rec)
-		if err != nil {
+// intake returns the handler of one of the two intake groups: it re-keys
+// the accepted messages of its kind (otp, or everything else) by tenant into
+// the otp or bulk intake, so that one router partition owns each tenant.
+func (r *router) intake(otp bool) kafka.BatchFunc {
+	topic := r.env.Topic(schemas.TopicRouterBulk)
+	if otp {
+		topic = r.env.Topic(schemas.TopicRouterOTP)
+	}
+	return func(ctx context.Context, _ string, batch []kafka.Message) error {
+		var out []kafka.Message
+		for _, rec := range batch {
+			tenant, prio, err := peek(rec.Value)
+			if err != nil {
+				// Only ingest writes this topic; a record it cannot have written is
+				// a bug worth stopping for, not something to drop.
+				return fmt.Errorf("decode %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+			}
+			if (prio == sluicepb.Priority_PRIORITY_OTP) != otp {
+				continue
+			}
+			out = append(out, kafka.Message{Topic: topic, Key: []byte(tenant), Value: rec.Value, Headers: rec.Headers})
+		}
+		return r.env.Producer.Produce(ctx, out...)
+	}
+}
+
+// peek reads a Message's tenant and priority without decoding the rest.
+func peek(b []byte) (tenant string, prio sluicepb.Priority, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", 0, protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == 2 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", 0, protowire.ParseError(n)
+			}
+			tenant, b = string(v), b[n:]
+			continue
+		case num == 8 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return "", 0, protowire.ParseError(n)
+			}
+			prio, b = sluicepb.Priority(v), b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return "", 0, protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	return tenant, prio, nil
+}
+
+// reloads applies each configuration that arrives until ctx ends.
+func (r *router) reloads(ctx context.Context, reload <-chan config.Config) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case cfg, ok := <-reload:
+			if !ok {
+				return
+			}
+			if err := r.reload(ctx, cfg); err != nil {
+				r.env.Log.Error("configuration not reloaded; keeping the running one", "err", err)
+			}
+		}
+	}
+}
+
+// reload swaps in a new policy once the topics of any new carrier exist.
+// Kafka settings and listen addresses need a restart.
+func (r *router) reload(ctx context.Context, cfg config.Config) error {
+	pol, err := compile(cfg)
+	if err != nil {
+		return err
+	}
+	if r.env.Cfg.Kafka.CreateTopics {
+		cfg.Kafka = r.env.Cfg.Kafka
+		if err := service.CreateTopics(ctx, cfg); err != nil {
 			return err
 		}
-		out = append(out, msg)
 	}
-	return r.env.Producer.Produce(ctx, out...)
-}
-
-// route returns the record to publish for one accepted message: the message
-// on its carrier's lane, or a final status when it cannot be routed.
-func (r *router) route(ctx context.Context, rec kafka.Message) (kafka.Message, error) {
-	var m sluicepb.Message
-	if err := proto.Unmarshal(rec.Value, &m); err != nil {
-		// Only ingest writes this topic; a record it cannot have written is a
-		// bug worth stopping for, not something to drop.
-		return kafka.Message{}, fmt.Errorf("decode %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
-	}
-	ctx = telemetry.Extract(ctx, rec.Headers)
-	ctx, span := r.tracer.Start(ctx, "router.route", trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attribute.String("sluice.message_id", m.Id)))
-	defer span.End()
-
-	carrier, reason, ok := r.table.Pick(m.To, m.Id)
-	if !ok {
-		st := message.StatusOf(&m, message.StatusRejected, r.now())
-		st.Reason = "no_route"
-		value, err := st.Marshal()
-		if err != nil {
-			return kafka.Message{}, fmt.Errorf("encode status: %w", err)
-		}
-		r.env.Log.InfoContext(ctx, "no route", "message_id", m.Id, "to_prefix", prefixOf(m.To))
-		return kafka.Message{Topic: r.env.Topic(schemas.TopicStatus), Key: []byte(m.Id), Value: value}, nil
-	}
-	m.Carrier, m.RouteReason = carrier, reason
-	span.SetAttributes(attribute.String("sluice.carrier", carrier))
-	value, err := proto.Marshal(&m)
-	if err != nil {
-		return kafka.Message{}, fmt.Errorf("encode message: %w", err)
-	}
-	out := kafka.Message{
-		Topic: schemas.OutboundTopic(r.env.Cfg.Kafka.TopicPrefix, carrier, Lane(m.Priority)),
-		Key:   []byte(m.Id),
-		Value: value,
-	}
-	telemetry.Inject(ctx, &out.Headers)
-	return out, nil
+	r.policy.Store(pol)
+	r.env.Log.Info("configuration reloaded", "routes", len(cfg.Routes), "carriers", len(cfg.Carriers), "tenants", len(cfg.Tenants))
+	return nil
 }
 
 // Lane maps a priority to its outbound lane: otp ahead of everything else.

@@ -1,0 +1,657 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/telemetry"
+	"github.com/sluice-sms/sluice/schemas"
+	"github.com/sluice-sms/sluice/schemas/sluicepb"
+)
+
+// Throughput a tenant may use ahead of its rate before messages are held:
+// a burst of rate × burstTolerance parts.
+const burstTolerance = 100 * time.Millisecond
+
+// releaseChunk bounds the held messages released in one go, so that an otp
+// batch waits for at most one chunk.
+const releaseChunk = 1000
+
+// commitEvery is how often a partition commits what it has written: a
+// crash replays at most that much more (quota states skip what they
+// counted, by offset). The schedule, whose commit walks every held entry,
+// is committed every commitScheduleEvery.
+const (
+	commitEvery         = 100 * time.Millisecond
+	commitScheduleEvery = time.Second
+)
+
+// bulkChunk bounds the bulk messages decided between two looks at the otp
+// intake; fetchMax bounds a batch.
+const (
+	bulkChunk = 2500
+	fetchMax  = 10000
+)
+
+// Reasons of final statuses the router gives.
+const (
+	reasonNoRoute  = "no_route"
+	reasonOptedOut = "opted_out"
+	reasonQuota    = "quota_exceeded"
+	reasonValidity = "validity_expired"
+	// Every carrier of the route refused the message for good.
+	reasonNoCarrierLeft = "no_carrier_left"
+)
+
+// partition is one router partition: partition n of the otp and bulk
+// intakes, of the schedule and of the quota changelog, all keyed by tenant,
+// so that it alone decides for its tenants. otp is always read first.
+type partition struct {
+	r        *router
+	claim    *kafka.Claim
+	otp      string
+	bulk     string
+	sched    string
+	quotaTop string
+	held     *holding
+	quota    map[string]*sluicepb.TenantState
+	tat      map[string]time.Time // tenant/lane → when its throughput is next free
+	schedPos int64                // next schedule offset to read back
+	schedLow int64                // schedule offset last committed
+	done     map[string]int64     // intake topic → next offset to commit (written, not yet committed)
+	schedAt  time.Time            // when the schedule was last committed
+	counted  int64                // held messages in the backlog gauge
+}
+
+// countBacklog brings the schedule backlog gauge up to date.
+func (p *partition) countBacklog() {
+	n := int64(p.held.len())
+	p.r.metrics.backlog.Add(n - p.counted)
+	p.counted = n
+}
+
+// writes collects what a batch produces.
+type writes struct {
+	out     []kafka.Message
+	touched map[string]bool // quota tenants whose state changed
+}
+
+func (r *router) runPartition(ctx context.Context, c *kafka.Claim) error {
+	p := &partition{
+		r: r, claim: c,
+		otp: r.env.Topic(schemas.TopicRouterOTP), bulk: r.env.Topic(schemas.TopicRouterBulk),
+		sched: r.env.Topic(schemas.TopicRouterSched), quotaTop: r.env.Topic(schemas.TopicRouterQuota),
+		held: newHolding(), quota: map[string]*sluicepb.TenantState{}, tat: map[string]time.Time{},
+		schedLow: -1, done: map[string]int64{},
+	}
+	// A partition that cannot be restored is retried, not dropped: the group
+	// would not hand it to anyone else until the next rebalance.
+	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+		err := p.restoreQuota(ctx)
+		if err == nil {
+			err = p.restoreSchedule(ctx)
+		}
+		if err == nil {
+			break
+		}
+		r.env.Log.Error("router partition not restored; retrying", "partition", c.Partition, "err", err)
+		p.held, p.quota, p.tat = newHolding(), map[string]*sluicepb.TenantState{}, map[string]time.Time{}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+	p.countBacklog()
+	defer func() { r.metrics.backlog.Add(-p.counted) }()
+	r.env.Log.Info("router partition ready", "partition", c.Partition, "held", p.held.len(), "quota_tenants", len(p.quota))
+	return p.loop(ctx)
+}
+
+// restoreQuota reads this partition's quota changelog.
+func (p *partition) restoreQuota(ctx context.Context) error {
+	return readRange(ctx, p.r.env.Cfg.Kafka.Brokers, p.quotaTop, p.claim.Partition, kgo.FirstOffset, func(rec kafka.Message) error {
+		if rec.Value == nil {
+			delete(p.quota, string(rec.Key))
+			return nil
+		}
+		var st sluicepb.TenantState
+		if err := proto.Unmarshal(rec.Value, &st); err != nil {
+			return fmt.Errorf("quota changelog %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+		}
+		if st.NextOffsets == nil {
+			st.NextOffsets = map[string]int64{}
+		}
+		p.quota[st.Tenant] = &st
+		return nil
+	})
+}
+
+// restoreSchedule reads the schedule from the committed offset (the first
+// entry still held at the last commit) to its end, before anything is
+// released, so that a release marker always meets its entry first.
+func (p *partition) restoreSchedule(ctx context.Context) error {
+	rd := p.claim.Reader(p.sched)
+	from := rd.Offset()
+	p.schedPos = from
+	err := readRange(ctx, p.r.env.Cfg.Kafka.Brokers, p.sched, p.claim.Partition, from, func(rec kafka.Message) error {
+		return p.readBack(rec)
+	})
+	if err != nil {
+		return err
+	}
+	if p.schedPos >= 0 {
+		if err := rd.SetOffset(p.schedPos); err != nil {
+			return fmt.Errorf("schedule reader: %w", err)
+		}
+	}
+	// Throughput slots taken before the restart stay taken; slots that went
+	// by while nobody owned the partition are lost: those messages are
+	// paced again rather than all sent at once.
+	pol, now := p.r.policy.Load(), p.r.now()
+	for _, e := range p.held.byID {
+		if e.reserved && e.due.Before(now) {
+			e.reserved = false
+		}
+		if !e.reserved {
+			continue
+		}
+		t := pol.tenants[e.msg.Tenant]
+		if t.RateLimit <= 0 {
+			continue
+		}
+		key := tatKey(e.msg)
+		p.tat[key] = later(p.tat[key], e.due.Add(cost(e.msg, t.RateLimit)))
+	}
+	return nil
+}
+
+func (p *partition) readBack(rec kafka.Message) error {
+	var h sluicepb.Held
+	if err := proto.Unmarshal(rec.Value, &h); err != nil {
+		return fmt.Errorf("schedule %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+	}
+	p.held.readBack(&h, rec.Offset, rec.Headers)
+	p.schedPos = rec.Offset + 1
+	if h.QuotaDay != "" {
+		p.countRelease(string(rec.Key), h.QuotaDay, h.QuotaCount)
+	}
+	return nil
+}
+
+// loop serves the partition until its generation or the process ends.
+func (p *partition) loop(ctx context.Context) error {
+	fctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	// Claim.Reader opens readers lazily into a map: open them all here, so
+	// that the fetchers below only read it.
+	for _, topic := range []string{p.otp, p.bulk, p.sched} {
+		p.claim.Reader(topic)
+	}
+	otp := p.fetch(fctx, &wg, p.otp, time.Millisecond)
+	bulk := p.fetch(fctx, &wg, p.bulk, time.Millisecond)
+	sched := p.fetch(fctx, &wg, p.sched, time.Millisecond)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	tick := time.NewTicker(commitEvery)
+	defer tick.Stop()
+	for {
+		p.countBacklog()
+		select { // otp first, whatever else is waiting
+		case b := <-otp:
+			if err := p.lane(ctx, p.otp, b); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		more, err := p.release(ctx)
+		if err != nil {
+			return err
+		}
+		if more {
+			timer.Reset(0)
+		} else if next, ok := p.held.next(); ok {
+			timer.Reset(max(time.Until(next), 0))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case b := <-otp:
+			err = p.lane(ctx, p.otp, b)
+		case b := <-bulk:
+			err = p.bulkLane(ctx, b, otp)
+		case b := <-sched:
+			for _, rec := range b {
+				if err = p.readBack(rec); err != nil {
+					break
+				}
+			}
+		case <-timer.C:
+		case <-tick.C:
+			if cerr := p.commit(); cerr != nil && ctx.Err() == nil {
+				// Kept for the next tick: a worker that returned would leave
+				// the partition idle until the next rebalance.
+				p.r.env.Log.Warn("router commit failed; retrying", "partition", p.claim.Partition, "err", cerr)
+			}
+		case <-ctx.Done():
+			p.schedAt = time.Time{}
+			return p.commit()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// fetch reads topic in batches on its own goroutine, so that the loop can
+// choose which topic to serve. While the loop is busy the batch in hand
+// keeps growing (up to fetchMax): a batch costs a round trip, whatever its
+// size.
+func (p *partition) fetch(ctx context.Context, wg *sync.WaitGroup, topic string, linger time.Duration) <-chan []kafka.Message {
+	// One batch waits in the channel while the next one grows: the loop's
+	// look at otp does not block, so a batch must be there to be seen.
+	ch := make(chan []kafka.Message, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var pending []kafka.Message
+		for ctx.Err() == nil {
+			if len(pending) > 0 {
+				full := len(pending) >= fetchMax
+				select {
+				case ch <- pending:
+					pending = nil
+					continue
+				case <-ctx.Done():
+					return
+				default:
+				}
+				if full {
+					select {
+					case ch <- pending:
+						pending = nil
+					case <-ctx.Done():
+						return
+					}
+					continue
+				}
+			}
+			wait := time.Hour
+			if len(pending) > 0 {
+				wait = linger // the loop is busy: gather more meanwhile
+			}
+			b, err := p.claim.FetchBatch(ctx, topic, wait, kafka.BatchOptions{Max: fetchMax - len(pending), Linger: linger})
+			if err == nil {
+				pending = append(pending, b...)
+			}
+		}
+	}()
+	return ch
+}
+
+// lane decides a batch of an intake topic and writes the outcome; the loop
+// commits it.
+func (p *partition) lane(ctx context.Context, topic string, batch []kafka.Message) error {
+	pol := p.r.policy.Load()
+	now := p.r.now()
+	w := &writes{touched: map[string]bool{}}
+	for _, rec := range batch {
+		var m sluicepb.Message
+		if err := proto.Unmarshal(rec.Value, &m); err != nil {
+			// The router's own intake wrote it from a record it decoded.
+			return fmt.Errorf("decode %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+		}
+		if st, ok := p.quota[m.Tenant]; ok && rec.Offset < st.NextOffsets[topic] {
+			continue // decided and written before a restart: its quota count has it
+		}
+		if pol.tenants[m.Tenant].DailyQuota > 0 {
+			p.state(m.Tenant, now)
+			w.touched[m.Tenant] = true
+		}
+		p.decide(ctx, pol, w, &m, rec.Headers, now, nil)
+	}
+	next := batch[len(batch)-1].Offset + 1
+	for tenant := range w.touched {
+		p.quota[tenant].NextOffsets[topic] = next
+	}
+	if err := p.flush(ctx, w); err != nil {
+		return err
+	}
+	// Committed by the loop every commitEvery: a commit is a round trip
+	// to the group coordinator, shared by every partition of the process.
+	p.done[topic] = next
+	return nil
+}
+
+// commit commits the intake offsets whose records are written, and the
+// schedule's.
+func (p *partition) commit() error {
+	for topic, next := range p.done {
+		if err := p.claim.Commit(topic, next); err != nil {
+			return err
+		}
+		delete(p.done, topic)
+	}
+	if time.Since(p.schedAt) < commitScheduleEvery {
+		return nil
+	}
+	p.schedAt = time.Now()
+	return p.commitSchedule()
+}
+
+// bulkLane decides a bulk batch a chunk at a time, taking any otp batch
+// that arrives in between first.
+func (p *partition) bulkLane(ctx context.Context, batch []kafka.Message, otp <-chan []kafka.Message) error {
+	for len(batch) > 0 {
+		n := min(len(batch), bulkChunk)
+		if err := p.lane(ctx, p.bulk, batch[:n]); err != nil {
+			return err
+		}
+		batch = batch[n:]
+		select {
+		case b := <-otp:
+			if err := p.lane(ctx, p.otp, b); err != nil {
+				return err
+			}
+		default:
+		}
+	}
+	return nil
+}
+
+// release decides the held messages that are due, one chunk at a time, and
+// tells whether more are due.
+func (p *partition) release(ctx context.Context) (bool, error) {
+	now := p.r.now()
+	due := p.held.due(now, releaseChunk)
+	if len(due) == 0 {
+		return false, nil
+	}
+	pol := p.r.policy.Load()
+	w := &writes{touched: map[string]bool{}}
+	for _, e := range due {
+		p.decide(ctx, pol, w, e.msg, e.headers, now, e)
+	}
+	if err := p.flush(ctx, w); err != nil {
+		return false, err
+	}
+	return len(due) == releaseChunk, nil
+}
+
+// decide settles one message: onto its carrier's lane, to a final status,
+// or into the schedule. e is its schedule entry when it comes from there.
+func (p *partition) decide(ctx context.Context, pol *policy, w *writes, m *sluicepb.Message, headers []kafka.Header, now time.Time, e *held) {
+	ctx = telemetry.Extract(ctx, headers)
+	ctx, span := p.r.tracer.Start(ctx, "router.route", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("sluice.message_id", m.Id), attribute.String("sluice.tenant", m.Tenant)))
+	defer span.End()
+	tenant := pol.tenants[m.Tenant]
+	marketing := m.Priority == sluicepb.Priority_PRIORITY_MARKETING
+
+	switch {
+	case m.ExpiresAtMs > 0 && now.UnixMilli() > m.ExpiresAtMs:
+		p.final(ctx, w, m, message.StatusExpired, reasonValidity, now, e)
+		return
+	case len(m.FailedCarriers) > 0:
+		// Back from a sender after a permanent routing error: it was
+		// counted, scheduled and paced when first routed.
+		p.send(ctx, w, pol, m, now, e)
+		return
+	case !pol.table.Routable(m.To):
+		p.final(ctx, w, m, message.StatusRejected, reasonNoRoute, now, e)
+		return
+	case marketing && p.r.optOuts.has(m.Tenant, m.To):
+		p.final(ctx, w, m, message.StatusRejected, reasonOptedOut, now, e)
+		return
+	case m.SendAtMs > now.UnixMilli():
+		p.wait(ctx, w, m, now, time.UnixMilli(m.SendAtMs), holdSendAt, false, e)
+		return
+	}
+	if marketing {
+		if end, quiet := pol.quiet.Until(m.Country, now); quiet {
+			p.wait(ctx, w, m, now, end, holdQuietHours, false, e)
+			return
+		}
+	}
+	if tenant.RateLimit > 0 && (e == nil || !e.reserved) {
+		slot := p.reserve(m, tenant.RateLimit, now)
+		if slot.After(now.Add(burstTolerance)) {
+			p.wait(ctx, w, m, now, slot, holdThrottled, true, e)
+			return
+		}
+	}
+	if tenant.DailyQuota > 0 {
+		st := p.state(m.Tenant, now)
+		w.touched[m.Tenant] = true
+		if st.Count >= uint64(tenant.DailyQuota) {
+			p.final(ctx, w, m, message.StatusRejected, reasonQuota, now, e)
+			return
+		}
+		st.Count++
+	}
+	p.send(ctx, w, pol, m, now, e)
+}
+
+// send puts a message on its carrier's lane.
+func (p *partition) send(ctx context.Context, w *writes, pol *policy, m *sluicepb.Message, now time.Time, e *held) {
+	h := p.r.health
+	carrier, reason, ok := pol.table.Pick(m.To, m.Id, func(c string) bool { return h.down(c, now, pol.failoverAfter) }, m.FailedCarriers)
+	if !ok {
+		status, why := message.StatusRejected, reasonNoRoute
+		if len(m.FailedCarriers) > 0 {
+			status, why = message.StatusFailed, reasonNoCarrierLeft
+		}
+		p.final(ctx, w, m, status, why, now, e)
+		return
+	}
+	m.Carrier, m.RouteReason = carrier, reason
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("sluice.carrier", carrier))
+	value, err := proto.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("router: encode a decoded message: %v", err)) // cannot happen: it was just decoded
+	}
+	lane := Lane(m.Priority)
+	out := kafka.Message{Topic: schemas.OutboundTopic(p.r.env.Cfg.Kafka.TopicPrefix, carrier, lane), Key: []byte(m.Id), Value: value}
+	telemetry.Inject(ctx, &out.Headers)
+	w.out = append(w.out, out)
+	p.released(w, m, e)
+	p.r.metrics.route(ctx, carrier, lane, howOf(reason))
+}
+
+// wait puts a message in the schedule until due, or, when it comes from
+// there, moves its entry.
+func (p *partition) wait(ctx context.Context, w *writes, m *sluicepb.Message, now, due time.Time, reason string, reserved bool, e *held) {
+	p.r.metrics.hold(ctx, m.Tenant, reason, due.Sub(now))
+	if e != nil {
+		p.held.later(e, due, reason, reserved)
+		return
+	}
+	value, err := proto.Marshal(&sluicepb.Held{Message: m, DueMs: due.UnixMilli(), Reason: reason, MessageId: m.Id})
+	if err != nil {
+		panic(fmt.Sprintf("router: encode schedule entry: %v", err)) // cannot happen: plain values
+	}
+	rec := kafka.Message{Topic: p.sched, Key: []byte(m.Tenant), Value: value}
+	telemetry.Inject(ctx, &rec.Headers)
+	w.out = append(w.out, rec)
+	p.held.hold(m, due, reason, reserved, rec.Headers)
+	if reason != holdThrottled {
+		p.status(w, m, message.StatusScheduled, reason, now)
+	}
+}
+
+// final ends a message with a status.
+func (p *partition) final(ctx context.Context, w *writes, m *sluicepb.Message, status, reason string, now time.Time, e *held) {
+	p.status(w, m, status, reason, now)
+	p.released(w, m, e)
+	if status == message.StatusExpired {
+		p.r.metrics.expired.Add(ctx, 1)
+	} else {
+		p.r.metrics.reject(ctx, reason)
+	}
+}
+
+func (p *partition) status(w *writes, m *sluicepb.Message, status, reason string, now time.Time) {
+	st := message.StatusOf(m, status, now)
+	st.Reason = reason
+	value, err := st.Marshal()
+	if err != nil {
+		panic(fmt.Sprintf("router: encode status: %v", err)) // cannot happen: plain values
+	}
+	w.out = append(w.out, kafka.Message{Topic: p.r.env.Topic(schemas.TopicStatus), Key: []byte(m.Id), Value: value})
+}
+
+// released writes the marker that takes a message out of the schedule.
+func (p *partition) released(w *writes, m *sluicepb.Message, e *held) {
+	if e == nil {
+		return
+	}
+	marker := &sluicepb.Held{MessageId: m.Id, Released: true}
+	if w.touched[m.Tenant] {
+		st := p.quota[m.Tenant]
+		marker.QuotaDay, marker.QuotaCount = st.Day, st.Count
+	}
+	value, err := proto.Marshal(marker)
+	if err != nil {
+		panic(fmt.Sprintf("router: encode release marker: %v", err)) // cannot happen: plain values
+	}
+	w.out = append(w.out, kafka.Message{Topic: p.sched, Key: []byte(m.Tenant), Value: value})
+	p.held.done(e)
+}
+
+// flush writes a batch's records, then the quota states that count them:
+// a crash in between replays the batch, which the states do not cover yet.
+func (p *partition) flush(ctx context.Context, w *writes) error {
+	if err := p.produce(ctx, w.out); err != nil {
+		return err
+	}
+	states := make([]kafka.Message, 0, len(w.touched))
+	for tenant := range w.touched {
+		value, err := proto.Marshal(p.quota[tenant])
+		if err != nil {
+			return fmt.Errorf("encode quota state: %w", err)
+		}
+		states = append(states, kafka.Message{Topic: p.quotaTop, Key: []byte(tenant), Value: value})
+	}
+	return p.produce(ctx, states)
+}
+
+// produce writes records, retrying until they are written or the partition
+// is no longer ours: the decisions behind them are already taken.
+func (p *partition) produce(ctx context.Context, recs []kafka.Message) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := p.r.env.Producer.Produce(context.WithoutCancel(ctx), recs...)
+		if err == nil {
+			return nil
+		}
+		p.r.env.Log.Error("router write failed; retrying", "partition", p.claim.Partition, "records", len(recs), "err", err)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// commitSchedule moves the schedule's committed offset to the first entry
+// still held, so that a restart reads back exactly what is still held.
+func (p *partition) commitSchedule() error {
+	if p.schedPos < 0 {
+		return nil // nothing read yet: the committed offset stands
+	}
+	low := p.held.low(p.schedPos)
+	if low == p.schedLow {
+		return nil
+	}
+	if err := p.claim.Commit(p.sched, low); err != nil {
+		return err
+	}
+	p.schedLow = low
+	return nil
+}
+
+// countRelease makes sure a tenant's quota count includes a release whose
+// marker says what the count was after it (the quota changelog record that
+// follows a release batch may not have been written).
+func (p *partition) countRelease(tenant, day string, count uint64) {
+	st, ok := p.quota[tenant]
+	if !ok {
+		st = &sluicepb.TenantState{Tenant: tenant, NextOffsets: map[string]int64{}}
+		p.quota[tenant] = st
+	}
+	switch {
+	case day > st.Day:
+		st.Day, st.Count = day, count
+	case day == st.Day && count > st.Count:
+		st.Count = count
+	}
+}
+
+// state returns a tenant's quota state for the UTC day of now.
+func (p *partition) state(tenant string, now time.Time) *sluicepb.TenantState {
+	day := now.UTC().Format(time.DateOnly)
+	st, ok := p.quota[tenant]
+	if !ok {
+		st = &sluicepb.TenantState{Tenant: tenant, NextOffsets: map[string]int64{}}
+		p.quota[tenant] = st
+	}
+	if st.Day != day {
+		st.Day, st.Count = day, 0
+	}
+	return st
+}
+
+// reserve takes a message's share of its tenant's throughput and returns
+// when it may go. Each lane keeps its own virtual clock (when the tenant's
+// throughput is next free) so that otp never waits behind the tenant's own
+// held bulk; otp still pushes the bulk clock back by what it uses.
+func (p *partition) reserve(m *sluicepb.Message, rate int, now time.Time) time.Time {
+	c := cost(m, rate)
+	key := tatKey(m)
+	slot := later(now, p.tat[key])
+	p.tat[key] = slot.Add(c)
+	if m.Priority == sluicepb.Priority_PRIORITY_OTP {
+		bulk := m.Tenant + "/" + schemas.LaneBulk
+		p.tat[bulk] = later(now, p.tat[bulk]).Add(c)
+	}
+	return slot
+}
+
+func tatKey(m *sluicepb.Message) string { return m.Tenant + "/" + Lane(m.Priority) }
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// cost is the time a message takes of its tenant's throughput.
+func cost(m *sluicepb.Message, rate int) time.Duration {
+	return time.Duration(max(m.Segments, 1)) * time.Second / time.Duration(rate)
+}
+
+// howOf sums up a route reason for a metric label.
+func howOf(reason string) string {
+	for _, how := range []string{"failover", "every carrier down", "among carriers up"} {
+		if strings.Contains(reason, how) {
+			return how
+		}
+	}
+	return "weighted"
+}
