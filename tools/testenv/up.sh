@@ -106,7 +106,11 @@ Configuration:
         - ref: STDOUT
 LOG
   # A Kafka cluster id is 16 random bytes in unpadded URL-safe base64.
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # One starting with '-' would be read as an option by the storage tool.
+  cluster_id="-"
+  while [[ "$cluster_id" == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   local java=(java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$dir/log4j2.yaml" -cp "$lib/*")
   "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
