@@ -166,6 +166,10 @@ type Carrier struct {
 	LongMessages  string        `yaml:"long_messages"`  // how long texts go out: udh (default), sar or payload
 	ReceiptIDs    string        `yaml:"receipt_ids"`    // how receipts quote the submit_sm_resp id: same (default), decimal (resp in hex) or hex (resp in decimal)
 	BindMode      string        `yaml:"bind_mode"`      // transceiver (default), or transmitter_receiver: two connections per slot
+	// RoutingErrors are the submit_sm_resp statuses with which this carrier
+	// says it cannot reach a destination: such a message goes back to the
+	// router, which sends it through another carrier of its route.
+	RoutingErrors []uint32 `yaml:"routing_errors"`
 }
 
 // Bind modes of a carrier's slots.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,15 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	if len(cfg.Carriers) != 2 || len(cfg.Routes) != 2 || cfg.Carriers[0].Binds != 4 {
 		t.Errorf("example parsed to %+v", cfg)
+	}
+}
+
+func TestRoutingErrorsInHex(t *testing.T) {
+	cfg, err := Parse([]byte("carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, routing_errors: [0x0B, 0x45, 11]}]"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Carriers[0].RoutingErrors; !slices.Equal(got, []uint32{0x0B, 0x45, 11}) {
+		t.Errorf("routing_errors = %v", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -298,6 +299,13 @@ func (s *slot) deliver(ctx context.Context, lr laneRecord, tk *ticket) error {
 			return s.record(ctx, tk, &m, results, lr.from, []kafka.Message{rec})
 		case out.retry:
 			out.final, out.code = message.StatusFailed, errorCode(out.status)
+		case i == 0 && slices.Contains(s.carrier.RoutingErrors, out.status):
+			// Nothing of it reached this carrier: the router picks another.
+			rec, err := s.rerouteRecord(ctx, &m)
+			if err != nil {
+				return err
+			}
+			return s.record(ctx, tk, &m, nil, lr.from, []kafka.Message{rec})
 		}
 		// The remaining segments are not sent; the message ends here.
 		return s.record(ctx, tk, &m, results, lr.from, s.finals(&m, i, results, out.final, out.code, s.env.now()))
@@ -476,6 +484,21 @@ func (s *slot) retryRecord(ctx context.Context, m *sluicepb.Message, from int) (
 			{Key: schemas.HeaderRetrySegment, Value: strconv.AppendInt(nil, int64(from), 10)},
 		},
 	}
+	telemetry.Inject(ctx, &rec.Headers)
+	return rec, nil
+}
+
+// rerouteRecord hands a message this carrier cannot route back to the
+// router, with the carrier added to the ones it must not use again.
+func (s *slot) rerouteRecord(ctx context.Context, m *sluicepb.Message) (kafka.Message, error) {
+	again := proto.Clone(m).(*sluicepb.Message)
+	again.FailedCarriers = append(again.FailedCarriers, s.carrier.ID)
+	again.Attempt = 0
+	v, err := proto.Marshal(again)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encode reroute: %w", err)
+	}
+	rec := kafka.Message{Topic: s.env.prefix + schemas.TopicAccepted, Key: []byte(m.Id), Value: v}
 	telemetry.Inject(ctx, &rec.Headers)
 	return rec, nil
 }

@@ -2,11 +2,13 @@ package sendertest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 	"github.com/sluice-sms/sluice/tools/smscsim"
 )
@@ -144,5 +146,39 @@ func TestOutcomeUnknownPolicyPerLane(t *testing.T) {
 				t.Errorf("carrier received %d submit_sm, want %d", st.Received, tt.wantSubmits)
 			}
 		})
+	}
+}
+
+// A carrier's routing error (a status listed in its routing_errors) hands the
+// message back to the router on sluice.accepted, with the carrier marked as
+// failed for it; nothing ends "failed" and nothing is retried on the carrier.
+func TestRoutingErrorsGoBackToTheRouter(t *testing.T) {
+	const n = 20
+	sim := simCarrier("sim-a", 0, 0)
+	sim.Errors = map[uint32]float64{smpp.StatusInvDstAddr: 1}
+	c := carrier(1, 1000, 10)
+	c.RoutingErrors = []uint32{smpp.StatusInvDstAddr}
+	h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{c})
+	back := collect(h, h.topic(schemas.TopicAccepted), func() *sluicepb.Message { return new(sluicepb.Message) })
+	outs := outcomes(h)
+	h.runSender()
+	h.send(messages(n, "sim-a", sluicepb.Priority_PRIORITY_TRANSACTIONAL)...)
+
+	got := back.wait(h, "every message back at the router", func(r []*sluicepb.Message) bool { return len(r) >= n })
+	ids := map[string]bool{}
+	for _, m := range got {
+		ids[m.Id] = true
+		if !slices.Equal(m.FailedCarriers, []string{"sim-a"}) {
+			t.Errorf("message %s came back with failed carriers %v, want [sim-a]", m.Id, m.FailedCarriers)
+		}
+	}
+	if len(ids) != n {
+		t.Errorf("%d distinct messages came back, want %d", len(ids), n)
+	}
+	if o := outs.wait(h, "outcomes read", func([]*sluicepb.SegmentOutcome) bool { return true }); len(o) != 0 {
+		t.Errorf("%d messages ended at the carrier, first %v", len(o), o[0])
+	}
+	if st := h.sim.Stats()["sim-a"]; st.Received != n {
+		t.Errorf("carrier received %d submit_sm, want one per message (%d)", st.Received, n)
 	}
 }
