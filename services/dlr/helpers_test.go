@@ -3,12 +3,9 @@ package dlr_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,20 +51,9 @@ func testConfig(t testing.TB) config.Config {
 // test ends.
 func runDLR(t testing.TB, cfg config.Config) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- dlr.Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("dlr.Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.Run(t, "dlr", func(ctx context.Context) error {
+		return dlr.Run(ctx, cfg, slog.New(slog.DiscardHandler))
+	})
 }
 
 // feed publishes records the way the sender does.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"testing"
@@ -56,14 +55,8 @@ func TestBadRecordsGoToDLQWhileGoodOnesFlow(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- ingest.Run(runCtx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("ingest stopped with: %v", err)
-		}
+	testenv.Run(t, "ingest", func(ctx context.Context) error {
+		return ingest.Run(ctx, cfg, slog.New(slog.DiscardHandler))
 	})
 
 	p := kafka.NewProducer(brokers, time.Millisecond)

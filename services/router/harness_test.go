@@ -87,20 +87,7 @@ func (h *harness) start() (stop func()) {
 
 func (h *harness) startWith(reload <-chan config.Config) (stop func()) {
 	h.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, h.cfg, h.log, reload) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				h.t.Errorf("router stopped with: %v", err)
-			}
-		})
-	}
-	h.t.Cleanup(stop)
-	return stop
+	return testenv.Run(h.t, "router", func(ctx context.Context) error { return Serve(ctx, h.cfg, h.log, reload) })
 }
 
 func (h *harness) topic(name string) string { return h.cfg.Kafka.TopicPrefix + name }

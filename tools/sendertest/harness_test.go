@@ -95,20 +95,9 @@ func simCarrier(id string, maxBinds, tps int) smscsim.CarrierConfig {
 
 // runSender runs one sender replica until the returned stop is called.
 func (h *harness) runSender() (stop func()) {
-	ctx, cancel := context.WithCancel(h.ctx)
-	done := make(chan error, 1)
-	go func() { done <- sender.Run(ctx, h.cfg, slog.New(slog.DiscardHandler)) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				h.t.Errorf("sender: %v", err)
-			}
-		})
-	}
-	h.t.Cleanup(stop)
-	return stop
+	return testenv.Run(h.t, "sender", func(ctx context.Context) error {
+		return sender.Run(ctx, h.cfg, slog.New(slog.DiscardHandler))
+	})
 }
 
 // message is an outbound message to carrier, as the router writes it.
