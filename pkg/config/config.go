@@ -54,6 +54,8 @@ type Ingest struct {
 	AdminAddr   string `yaml:"admin_addr"`
 	HTTPAddr    string `yaml:"http_addr"`
 	MaxSegments int    `yaml:"max_segments"`
+	// SMPPAddr is where the SMPP server front door listens ("" = off).
+	SMPPAddr string `yaml:"smpp_addr"`
 }
 
 // Router routes accepted messages to carriers' outbound lanes.
@@ -107,6 +109,12 @@ type Tenant struct {
 	// answers 429 beyond it), 0: none. RateLimit and DailyQuota are the
 	// router's.
 	HTTPRateLimit int `yaml:"http_rate_limit"`
+	// SMPPSystemID and SMPPPasswordSHA256 (hex SHA-256 of the password) let
+	// the tenant bind to the SMPP front door; SMPPMaxBinds bounds its
+	// concurrent binds per ingest replica (0: 1).
+	SMPPSystemID       string `yaml:"smpp_system_id"`
+	SMPPPasswordSHA256 string `yaml:"smpp_password_sha256" secret:"true"`
+	SMPPMaxBinds       int    `yaml:"smpp_max_binds"`
 }
 
 // Carrier is one SMPP account at an SMSC.
