@@ -1,0 +1,237 @@
+package smppd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/schemas"
+)
+
+// ReceiptGroupPrefix starts the consumer group, one per tenant, that delivers
+// a tenant's receipts; the tenant id follows.
+const ReceiptGroupPrefix = "sluice-smppd-receipts."
+
+// receipts delivers tenants' receipts. While a replica holds at least one
+// receiver or transceiver bind of a tenant, it is a member of that tenant's
+// consumer group over sms.status, and delivers the tenant's final statuses
+// from the partitions it is assigned to its own binds of the tenant. Offsets
+// are committed only after deliver_sm_resp. With no bind of the tenant
+// anywhere the group has no member and the receipts wait in Kafka; when the
+// binds move between replicas, so do the group's partitions.
+type receipts struct {
+	s  *Server
+	mu sync.Mutex
+	by map[string]*tenantReceipts // by tenant id
+	wg sync.WaitGroup
+}
+
+type tenantReceipts struct {
+	binds  int
+	cancel context.CancelFunc
+	done   chan struct{}
+	next   atomic.Uint64 // round robin over the tenant's binds
+}
+
+func newReceipts(s *Server) *receipts { return &receipts{s: s, by: map[string]*tenantReceipts{}} }
+
+// bound joins the tenant's group at its first receiving bind on this replica.
+func (r *receipts) bound(t *tenant) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tr := r.by[t.id]
+	if tr == nil {
+		tr = &tenantReceipts{}
+		r.by[t.id] = tr
+	}
+	tr.binds++
+	if tr.binds > 1 {
+		return
+	}
+	if tr.done != nil { // still leaving the group after the last unbind
+		<-tr.done
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tr.cancel, tr.done = cancel, make(chan struct{})
+	done := tr.done
+	r.wg.Go(func() {
+		defer close(done)
+		r.run(ctx, t, tr)
+	})
+}
+
+// unbound leaves the tenant's group at its last receiving bind's end: the
+// receipts not yet acknowledged go to another replica's bind, or wait.
+func (r *receipts) unbound(t *tenant) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tr := r.by[t.id]
+	if tr == nil {
+		return
+	}
+	tr.binds--
+	if tr.binds == 0 {
+		tr.cancel()
+	}
+}
+
+func (r *receipts) wait() {
+	r.mu.Lock()
+	for _, tr := range r.by {
+		if tr.cancel != nil {
+			tr.cancel()
+		}
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+func (r *receipts) run(ctx context.Context, t *tenant, tr *tenantReceipts) {
+	s := r.s
+	topic := s.cfg.TopicPrefix + schemas.TopicStatus
+	log := s.log.With("tenant", t.id)
+	err := kafka.RunGroup(ctx, kafka.GroupConfig{
+		Brokers: s.cfg.Brokers,
+		Group:   s.cfg.TopicPrefix + ReceiptGroupPrefix + t.id,
+		Topics:  []string{topic},
+		Logger:  log,
+	}, func(ctx context.Context, c *kafka.Claim) error {
+		for ctx.Err() == nil {
+			batch, err := c.FetchBatch(ctx, topic, time.Second, kafka.BatchOptions{Max: 100, Linger: 5 * time.Millisecond})
+			if err != nil {
+				continue // nothing yet
+			}
+			if err := r.deliverBatch(ctx, t, tr, batch); err != nil {
+				return err // the group restarts the claim from the last commit
+			}
+			if err := c.Commit(topic, batch[len(batch)-1].Offset+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		log.Error("smpp receipts stopped", "err", err)
+	}
+}
+
+// deliverBatch delivers the receipts among batch, several at once, and
+// returns when every one was acknowledged (or ctx ended: then an error, and
+// the batch is not committed).
+func (r *receipts) deliverBatch(ctx context.Context, t *tenant, tr *tenantReceipts, batch []kafka.Message) error {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 10)
+	for _, rec := range batch {
+		d, ok := receiptOf(t.id, rec.Value)
+		if !ok {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			r.deliver(ctx, t, tr, d)
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// deliver retries d on the tenant's binds until one acknowledges it or ctx
+// ends (the last bind went away: another replica or a later bind takes over).
+func (r *receipts) deliver(ctx context.Context, t *tenant, tr *tenantReceipts, d *smpp.Deliver) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		sessions := r.s.srv.Receivers(t.systemID)
+		if len(sessions) > 0 {
+			ss := sessions[tr.next.Add(1)%uint64(len(sessions))]
+			err := ss.Deliver(ctx, d)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, smpp.ErrClosed) {
+				r.s.log.Info("smpp receipt not acknowledged; retrying", "tenant", t.id, "err", err)
+			}
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// stats maps sluice's final statuses to receipt stat values.
+var stats = map[string]struct {
+	stat  string
+	state uint8
+}{
+	message.StatusDelivered:   {smpp.StatDelivered, smpp.MessageStateDelivered},
+	message.StatusUndelivered: {smpp.StatUndeliverable, smpp.MessageStateUndeliverable},
+	message.StatusExpired:     {smpp.StatExpired, smpp.MessageStateExpired},
+	message.StatusFailed:      {smpp.StatUndeliverable, smpp.MessageStateUndeliverable},
+	message.StatusRejected:    {smpp.StatRejected, smpp.MessageStateRejected},
+	message.StatusUnknown:     {smpp.StatUnknown, smpp.MessageStateUnknown},
+}
+
+// receiptOf returns the deliver_sm receipt for an sms.status value when it is
+// a final status of tenant's message that came in over SMPP asking for one
+// (registered_delivery 1: any outcome; 2: failures only).
+func receiptOf(tenant string, value []byte) (*smpp.Deliver, bool) {
+	var st message.Status
+	if json.Unmarshal(value, &st) != nil || st.Tenant != tenant || !message.IsFinal(st.Status) {
+		return nil, false
+	}
+	rd := st.Metadata[MetaRegisteredDelivery]
+	if rd != "1" && !(rd == "2" && st.Status != message.StatusDelivered) {
+		return nil, false
+	}
+	sm, ok := stats[st.Status]
+	if !ok {
+		return nil, false
+	}
+	rc := smpp.Receipt{ID: st.MessageID, Sub: 1, Stat: sm.stat, Err: errCode(st.ErrorCode), DoneDate: st.EventTime}
+	if sm.state == smpp.MessageStateDelivered {
+		rc.Dlvrd = 1
+	}
+	switch {
+	case st.SubmittedAt != nil:
+		rc.SubmitDate = *st.SubmittedAt
+	case st.AcceptedAt != nil:
+		rc.SubmitDate = *st.AcceptedAt
+	}
+	if st.DoneAt != nil {
+		rc.DoneDate = *st.DoneAt
+	}
+	return &smpp.Deliver{
+		// A receipt comes from the handset the message went to.
+		SourceAddr: st.Metadata[MetaDestAddr], SourceTON: 1, SourceNPI: 1,
+		DestAddr:     st.Metadata[MetaSourceAddr],
+		ESMClass:     smpp.ESMClassDeliveryReceipt,
+		ShortMessage: rc.Format(),
+		TLVs: map[uint16][]byte{
+			smpp.TagReceiptedMessageID: append([]byte(st.MessageID), 0),
+			smpp.TagMessageState:       {sm.state},
+		},
+	}, true
+}
+
+// errCode is the receipt's three-character err field: the carrier's code
+// when it is one, 000 for none.
+func errCode(code string) string {
+	if n, err := strconv.Atoi(code); err == nil && n >= 0 && n < 1000 {
+		return strconv.Itoa(1000 + n)[1:]
+	}
+	if code == "" {
+		return "000"
+	}
+	return code
+}
