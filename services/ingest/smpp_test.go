@@ -330,27 +330,7 @@ func TestSMPPReceiptsSurviveDisconnect(t *testing.T) {
 	}
 	first, second, silent := submit(s, 1), submit(s, 1), submit(s, 0)
 
-	// The dlr service's final statuses, as it writes them: the accepted
-	// message's fields, metadata included.
-	final := func(id, status string) kafka.Message {
-		for _, rec := range records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicStatus) {
-			var st message.Status
-			if err := json.Unmarshal(rec.Value, &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.MessageID == id && st.Status == message.StatusAccepted {
-				st.Status, st.EventTime, st.EventID = status, time.Now().UTC(), message.EventID(id, status)
-				v, err := st.Marshal()
-				if err != nil {
-					t.Fatal(err)
-				}
-				return kafka.Message{Topic: rec.Topic, Key: rec.Key, Value: v}
-			}
-		}
-		t.Fatalf("no accepted status of %s", id)
-		return kafka.Message{}
-	}
-	produceWhenReady(t, cfg.Kafka.Brokers, final(first, message.StatusDelivered), final(silent, message.StatusDelivered))
+	produceWhenReady(t, cfg.Kafka.Brokers, finalStatus(t, cfg, first, message.StatusDelivered), finalStatus(t, cfg, silent, message.StatusDelivered))
 	r := <-receipts
 	if r.id != first || r.state != smpp.MessageStateDelivered || !strings.Contains(r.text, "stat:DELIVRD") || !strings.HasPrefix(r.text, "id:"+first+" ") {
 		t.Fatalf("receipt %+v, want DELIVRD of %s", r, first)
@@ -360,7 +340,7 @@ func TestSMPPReceiptsSurviveDisconnect(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	produceWhenReady(t, cfg.Kafka.Brokers, final(second, message.StatusUndelivered))
+	produceWhenReady(t, cfg.Kafka.Brokers, finalStatus(t, cfg, second, message.StatusUndelivered))
 	if _, err := bindSMPP(t, addr, "acme", "secret1", smpp.BindReceiver, onDeliver); err != nil {
 		t.Fatal(err)
 	}
@@ -378,4 +358,78 @@ func TestSMPPReceiptsSurviveDisconnect(t *testing.T) {
 		}
 		break
 	}
+}
+
+// TestSMPPReceiptsFollowTheBind runs two replicas: a tenant submits on one and
+// is bound for receipts only on the other, then only on the first; each
+// receipt reaches the replica that holds the tenant's receiving bind.
+func TestSMPPReceiptsFollowTheBind(t *testing.T) {
+	cfg := smppConfig(t)
+	a, b := startSMPP(t, cfg), startSMPP(t, cfg)
+	ctx := smppCtx(t)
+	tx, err := bindSMPP(t, a, "acme", "secret1", smpp.BindTransmitter, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	submit := func() string {
+		r, err := tx.Submit(ctx, &smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "447700900123", DestTON: 1, ShortMessage: []byte("hello"), RegisteredDelivery: 1})
+		if err != nil || r.Status != 0 {
+			t.Fatalf("submit: %+v, %v", r, err)
+		}
+		return r.MessageID
+	}
+	receive := func(addr, want string) {
+		t.Helper()
+		got := make(chan string, 10)
+		rx, err := bindSMPP(t, addr, "acme", "secret1", smpp.BindReceiver, func(_ context.Context, d *smpp.Deliver) error {
+			got <- strings.TrimSuffix(string(d.TLVs[smpp.TagReceiptedMessageID]), "\x00")
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			select {
+			case id := <-got:
+				if id != want {
+					continue // an earlier receipt again (at least once)
+				}
+			case <-ctx.Done():
+				t.Fatalf("receipt of %s never reached the bind on %s", want, addr)
+			}
+			break
+		}
+		if err := rx.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	first := submit()
+	produceWhenReady(t, cfg.Kafka.Brokers, finalStatus(t, cfg, first, message.StatusDelivered))
+	receive(b, first)
+	second := submit()
+	produceWhenReady(t, cfg.Kafka.Brokers, finalStatus(t, cfg, second, message.StatusDelivered))
+	receive(a, second)
+}
+
+// finalStatus is the final status event of message id as the dlr service
+// writes it: the accepted message's fields, metadata included.
+func finalStatus(t *testing.T, cfg config.Config, id, status string) kafka.Message {
+	t.Helper()
+	for _, rec := range records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicStatus) {
+		var st message.Status
+		if err := json.Unmarshal(rec.Value, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.MessageID == id && st.Status == message.StatusAccepted {
+			st.Status, st.EventTime, st.EventID = status, time.Now().UTC(), message.EventID(id, status)
+			v, err := st.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kafka.Message{Topic: rec.Topic, Key: rec.Key, Value: v}
+		}
+	}
+	t.Fatalf("no accepted status of %s", id)
+	return kafka.Message{}
 }
