@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,7 +44,7 @@ func smppConfig(t testing.TB) config.Config {
 }
 
 // startSMPP runs ingest until the test ends and returns its SMPP address.
-func startSMPP(t *testing.T, cfg config.Config) string {
+func startSMPP(t testing.TB, cfg config.Config) string {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
@@ -67,13 +69,13 @@ func startSMPP(t *testing.T, cfg config.Config) string {
 	return ""
 }
 
-func smppCtx(t *testing.T) context.Context {
+func smppCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func bindSMPP(t *testing.T, addr, systemID, password string, mode smpp.BindMode, onDeliver func(context.Context, *smpp.Deliver) error) (*smpp.Session, error) {
+func bindSMPP(t testing.TB, addr, systemID, password string, mode smpp.BindMode, onDeliver func(context.Context, *smpp.Deliver) error) (*smpp.Session, error) {
 	t.Helper()
 	s, err := smpp.Dial(smppCtx(t), smpp.ClientConfig{
 		Addr: addr, SystemID: systemID, Password: password, Mode: mode, Window: 20,
@@ -432,4 +434,35 @@ func finalStatus(t *testing.T, cfg config.Config, id, status string) kafka.Messa
 	}
 	t.Fatalf("no accepted status of %s", id)
 	return kafka.Message{}
+}
+
+// BenchmarkSMPPSubmit measures submits accepted per second (each published
+// with its status before its submit_sm_resp) from one ESME with 100
+// submit_sm outstanding.
+func BenchmarkSMPPSubmit(b *testing.B) {
+	cfg := smppConfig(b)
+	addr := startSMPP(b, cfg)
+	s, err := smpp.Dial(smppCtx(b), smpp.ClientConfig{Addr: addr, SystemID: "acme", Password: "secret1", Mode: smpp.BindTransmitter, Window: 100, RespTimeout: 30 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				r, err := s.Submit(ctx, &smpp.SubmitSM{SourceAddr: "ACME", DestAddr: fmt.Sprintf("4474001%05d", i%100000), DestTON: 1, ShortMessage: []byte("Your code is 123456")})
+				if err != nil || r.Status != 0 {
+					b.Errorf("submit: %+v, %v", r, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "submits/s")
 }

@@ -119,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 		Unbound:     s.unbound,
 		EnquireLink: cfg.EnquireLink,
 		Window:      10,
+		// Submit handlers per session: above any window an ESME uses, so the
+		// window is the ESME's limit (beyond this it gets ESME_RTHROTTLED).
+		Concurrency: 1024,
 		Logger:      cfg.Logger,
 	})
 	s.receipts = newReceipts(s)
