@@ -56,6 +56,10 @@ type Ingest struct {
 	MaxSegments int    `yaml:"max_segments"`
 	// SMPPAddr is where the SMPP server front door listens ("" = off).
 	SMPPAddr string `yaml:"smpp_addr"`
+	// SMPPTLSCert and SMPPTLSKey (PEM files), when set, make the SMPP front
+	// door speak TLS only.
+	SMPPTLSCert string `yaml:"smpp_tls_cert"`
+	SMPPTLSKey  string `yaml:"smpp_tls_key"`
 }
 
 // Router routes accepted messages to carriers' outbound lanes.
@@ -115,6 +119,9 @@ type Tenant struct {
 	SMPPSystemID       string `yaml:"smpp_system_id"`
 	SMPPPasswordSHA256 string `yaml:"smpp_password_sha256" secret:"true"`
 	SMPPMaxBinds       int    `yaml:"smpp_max_binds"`
+	// SMPPAllowedIPs, when set, are the addresses or CIDR ranges the tenant
+	// may bind from.
+	SMPPAllowedIPs []string `yaml:"smpp_allowed_ips"`
 }
 
 // Carrier is one SMPP account at an SMSC.

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 
@@ -72,12 +73,21 @@ func (in *intake) Submit(ctx context.Context, tenant string, req message.Request
 
 // serveSMPP runs the SMPP front door on addr until ctx ends.
 func serveSMPP(ctx context.Context, in *intake, cfg config.Config, ready func(addr string)) error {
+	var tc *tls.Config
+	if cfg.Ingest.SMPPTLSCert != "" || cfg.Ingest.SMPPTLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Ingest.SMPPTLSCert, cfg.Ingest.SMPPTLSKey)
+		if err != nil {
+			return fmt.Errorf("smpp front door: TLS: %w", err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	srv, err := smppd.New(smppd.Config{
 		Tenants:     cfg.Tenants,
 		Brokers:     cfg.Kafka.Brokers,
 		TopicPrefix: cfg.Kafka.TopicPrefix,
 		Intake:      in,
 		Logger:      in.env.Log.With("front_door", frontSMPP),
+		TLS:         tc,
 	})
 	if err != nil {
 		return err

@@ -3,13 +3,23 @@ package ingest
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -465,4 +475,70 @@ func BenchmarkSMPPSubmit(b *testing.B) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "submits/s")
+}
+
+func TestSMPPAllowedIPs(t *testing.T) {
+	cfg := smppConfig(t)
+	for i := range cfg.Tenants {
+		switch cfg.Tenants[i].ID {
+		case "acme":
+			cfg.Tenants[i].SMPPAllowedIPs = []string{"10.0.0.0/8", "127.0.0.1"}
+		case "globex":
+			cfg.Tenants[i].SMPPAllowedIPs = []string{"192.0.2.0/24"}
+		}
+	}
+	addr := startSMPP(t, cfg)
+	if _, err := bindSMPP(t, addr, "acme", "secret1", smpp.BindTransmitter, nil); err != nil {
+		t.Errorf("bind from an allowed address: %v", err)
+	}
+	if _, err := bindSMPP(t, addr, "globex", "secret2", smpp.BindTransmitter, nil); bindStatus(err) != smpp.StatusBindFailed {
+		t.Errorf("bind from an address not allowed: %v, want ESME_RBINDFAIL", err)
+	}
+}
+
+// TestSMPPTLS: with a certificate configured the port speaks TLS: a TLS ESME
+// binds and submits, a plain one cannot bind.
+func TestSMPPTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sluice-test"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := smppConfig(t)
+	cfg.Ingest.SMPPTLSCert, cfg.Ingest.SMPPTLSKey = filepath.Join(dir, "smpp.crt"), filepath.Join(dir, "smpp.key")
+	for path, block := range map[string]*pem.Block{cfg.Ingest.SMPPTLSCert: {Type: "CERTIFICATE", Bytes: der}, cfg.Ingest.SMPPTLSKey: {Type: "EC PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := startSMPP(t, cfg)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	s, err := smpp.Dial(smppCtx(t), smpp.ClientConfig{Addr: addr, SystemID: "acme", Password: "secret1", Mode: smpp.BindTransmitter, TLS: &tls.Config{RootCAs: roots}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	r, err := s.Submit(smppCtx(t), &smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "+447700900123", ShortMessage: []byte("over TLS")})
+	if err != nil || r.Status != 0 || r.MessageID == "" {
+		t.Fatalf("submit over TLS: %+v, %v", r, err)
+	}
+	if _, err := smpp.Dial(smppCtx(t), smpp.ClientConfig{Addr: addr, SystemID: "acme", Password: "secret1", Mode: smpp.BindTransmitter, BindTimeout: 5 * time.Second}); err == nil {
+		t.Fatal("a plain-text ESME bound to the TLS port")
+	}
 }

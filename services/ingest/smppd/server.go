@@ -8,11 +8,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +62,8 @@ type Config struct {
 	ReassemblyTimeout time.Duration
 	// EnquireLink is the keepalive interval of every session; default 30s.
 	EnquireLink time.Duration
+	// TLS, when set, makes the server speak TLS only.
+	TLS *tls.Config
 }
 
 type tenant struct {
@@ -66,6 +71,7 @@ type tenant struct {
 	systemID string
 	pwHash   [sha256.Size]byte
 	maxBinds int
+	allowed  []netip.Prefix // empty: any address
 }
 
 // Server is the SMPP front door of one ingest replica.
@@ -110,6 +116,13 @@ func New(cfg Config) (*Server, error) {
 		}
 		tt := &tenant{id: t.ID, systemID: t.SMPPSystemID, maxBinds: max(t.SMPPMaxBinds, 1)}
 		copy(tt.pwHash[:], h)
+		for _, a := range t.SMPPAllowedIPs {
+			p, err := parsePrefix(a)
+			if err != nil {
+				return nil, fmt.Errorf("smppd: tenant %s: smpp_allowed_ips: %w", t.ID, err)
+			}
+			tt.allowed = append(tt.allowed, p)
+		}
 		s.tenants[t.SMPPSystemID] = tt
 	}
 	s.asm = newAssembler(cfg.ReassemblyTimeout)
@@ -122,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 		// Submit handlers per session: above any window an ESME uses, so the
 		// window is the ESME's limit (beyond this it gets ESME_RTHROTTLED).
 		Concurrency: 1024,
+		TLS:         cfg.TLS,
 		Logger:      cfg.Logger,
 	})
 	s.receipts = newReceipts(s)
@@ -170,6 +184,11 @@ func (s *Server) bind(ctx context.Context, req smpp.BindRequest) uint32 {
 		s.failures.penalise(ctx, host)
 		return smpp.StatusInvPassword
 	}
+	if !t.allows(host) {
+		s.log.Info("smpp bind refused: address not allowed", "tenant", t.id, "remote", req.RemoteAddr)
+		s.failures.penalise(ctx, host)
+		return smpp.StatusBindFailed
+	}
 	s.mu.Lock()
 	if s.binds[t.id] >= t.maxBinds {
 		s.mu.Unlock()
@@ -199,6 +218,30 @@ func (s *Server) unbound(ss *smpp.ServerSession) {
 		s.receipts.unbound(t)
 	}
 	s.log.Info("smpp unbound", "tenant", t.id, "mode", ss.Mode().String(), "err", ss.Err())
+}
+
+// parsePrefix reads an address or a CIDR range.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR range", s)
+	}
+	return p.Masked(), nil
+}
+
+func (t *tenant) allows(host string) bool {
+	if len(t.allowed) == 0 {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	return slices.ContainsFunc(t.allowed, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 func hostOf(addr string) string {
