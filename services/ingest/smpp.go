@@ -19,12 +19,13 @@ const frontSMPP = "smpp"
 
 // smppStatuses maps the shared validation's codes to SMPP command statuses.
 var smppStatuses = map[string]uint32{
-	CodeInvalidNumber: smpp.StatusInvDstAddr,
-	CodeNotMobile:     smpp.StatusInvDstAddr,
-	CodeInvalidSender: smpp.StatusInvSrcAddr,
-	CodeTextTooLong:   smpp.StatusInvMsgLen,
-	CodeTooLong:       smpp.StatusInvMsgLen,
-	CodeInvalidText:   smpp.StatusInvMsgLen,
+	CodeInvalidNumber:   smpp.StatusInvDstAddr,
+	CodeNotMobile:       smpp.StatusInvDstAddr,
+	CodeInvalidSender:   smpp.StatusInvSrcAddr,
+	CodeTextTooLong:     smpp.StatusInvMsgLen,
+	CodeTooLong:         smpp.StatusInvMsgLen,
+	CodeInvalidText:     smpp.StatusInvMsgLen,
+	CodeInvalidValidity: smppd.StatusInvExpiry,
 }
 
 // smppStatusOf is the submit_sm_resp status of a refused message.

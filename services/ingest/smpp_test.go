@@ -222,6 +222,8 @@ func TestSMPPSubmitRefusals(t *testing.T) {
 		{"too long", smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "+447700900123", TLVs: map[uint16][]byte{smpp.TagMessagePayload: []byte(strings.Repeat("x", 160*11))}}, smpp.StatusInvMsgLen},
 		{"odd UCS-2", smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "+447700900123", DataCoding: 0x08, ShortMessage: ucs[:1]}, smppd.StatusInvDCS},
 		{"unsupported data_coding", smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "+447700900123", DataCoding: 0x05, ShortMessage: []byte("hi")}, smppd.StatusInvDCS},
+		{"validity beyond a week", smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "+447700900123", ShortMessage: []byte("hi"), ValidityPeriod: "000010000000000R"}, smppd.StatusInvExpiry},
+		{"malformed validity", smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "+447700900123", ShortMessage: []byte("hi"), ValidityPeriod: "tomorrow"}, smppd.StatusInvExpiry},
 		{"bad UDH", smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "+447700900123", ESMClass: smpp.ESMClassUDHI, ShortMessage: []byte{0x09, 0x00}}, smppd.StatusInvESMClass},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,63 @@ func TestReceiptOf(t *testing.T) {
 				t.Fatalf("done date missing from %q", d.ShortMessage)
 			}
 		})
+	}
+}
+
+func TestAllowedAddresses(t *testing.T) {
+	var allowed []netip.Prefix
+	for _, s := range []string{"10.1.0.0/16", "192.0.2.7", "2001:db8::/32"} {
+		p, err := parsePrefix(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed = append(allowed, p)
+	}
+	if _, err := parsePrefix("10.1.0.0/33"); err == nil {
+		t.Error("a bad range was accepted")
+	}
+	tn := &tenant{allowed: allowed}
+	for host, want := range map[string]bool{
+		"10.1.200.3": true, "10.2.0.1": false, "192.0.2.7": true, "192.0.2.8": false,
+		"::ffff:192.0.2.7": true, "2001:db8::1": true, "2001:db9::1": false, "not-an-ip": false,
+	} {
+		if got := tn.allows(host); got != want {
+			t.Errorf("allows(%s) = %v, want %v", host, got, want)
+		}
+	}
+	if !(&tenant{}).allows("203.0.113.1") {
+		t.Error("a tenant without a list refused an address")
+	}
+}
+
+func TestParseSMPPTime(t *testing.T) {
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		v    string
+		want time.Duration // 0: refused
+	}{
+		{"000001000000000R", 24 * time.Hour},
+		{"000000013000000R", 90 * time.Minute},
+		{"000100000000000R", 30 * 24 * time.Hour},
+		{"261127110000004+", time.Hour}, // 11:00 at UTC+1 is 10:00 UTC
+		{"261127080000008-", time.Hour}, // 08:00 at UTC-2 is 10:00 UTC
+		{"261127083000000+", 0},         // in the past
+		{"000000000000000R", 0},         // zero
+		{"261327110000000+", 0},         // month 13
+		{"26112711000000+", 0},          // 15 characters
+		{"2611271100000a0+", 0},         // not digits
+		{"261127110000000X", 0},         // neither R nor +/-
+	}
+	for _, tt := range tests {
+		got, err := parseSMPPTime(tt.v, now)
+		if tt.want == 0 {
+			if err == nil {
+				t.Errorf("%s: accepted as %s", tt.v, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s: %s, %v; want %s", tt.v, got, err, tt.want)
+		}
 	}
 }

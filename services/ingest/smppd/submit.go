@@ -20,6 +20,7 @@ const (
 	StatusInvESMClass uint32 = 0x43  // ESME_RINVESMCLASS
 	StatusSubmitFail  uint32 = 0x45  // ESME_RSUBMITFAIL
 	StatusInvDCS      uint32 = 0x104 // ESME_RINVDCS (SMPP 5.0; 3.4 has no better one)
+	StatusInvExpiry   uint32 = 0x62  // ESME_RINVEXPIRY
 )
 
 // TLV tags of segmentation (SMPP 3.4 section 5.3.2).
@@ -52,7 +53,7 @@ func (s *Server) publish(ctx context.Context, t *tenant, p *part) smpp.SubmitRes
 	if err != nil {
 		return s.refused(t, &Rejection{Status: StatusInvDCS, Reason: err.Error()})
 	}
-	req := message.Request{From: p.src, To: p.dst, Text: body}
+	req := message.Request{From: p.src, To: p.dst, Text: body, Validity: p.validity}
 	if rd := p.registeredDelivery & 0x03; rd != 0 {
 		req.Metadata = map[string]string{
 			MetaRegisteredDelivery: strconv.Itoa(int(rd)),
@@ -84,8 +85,9 @@ type part struct {
 	rawSrc, rawDst     string // as the ESME sent them, for the receipt
 	dataCoding         uint8
 	registeredDelivery uint8
-	ref                int // concatenation reference
-	total, seq         int // 1, 1 for a whole message
+	validity           string // as a Go duration; "" for sluice's default
+	ref                int    // concatenation reference
+	total, seq         int    // 1, 1 for a whole message
 	payload            []byte
 }
 
@@ -98,6 +100,13 @@ func parseSubmit(sm *smpp.SubmitSM) (*part, error) {
 		dataCoding: sm.DataCoding, registeredDelivery: sm.RegisteredDelivery,
 		total: 1, seq: 1,
 		payload: sm.ShortMessage,
+	}
+	if sm.ValidityPeriod != "" {
+		d, err := parseSMPPTime(sm.ValidityPeriod, time.Now())
+		if err != nil {
+			return nil, &Rejection{Status: StatusInvExpiry, Reason: "validity_period: " + err.Error()}
+		}
+		p.validity = d.String()
 	}
 	if mp, ok := sm.TLVs[smpp.TagMessagePayload]; ok {
 		if len(sm.ShortMessage) > 0 {
@@ -146,6 +155,40 @@ func (p *part) readUDH() error {
 		udh = udh[2+n:]
 	}
 	return nil
+}
+
+// parseSMPPTime reads an SMPP time (section 7.1.1, "YYMMDDhhmmsstnnp") as the
+// time from now it names: relative ('R') or absolute, nn quarter hours ahead of
+// ('+') or behind ('-') UTC. Months and years of a relative time count 30 and
+// 365 days.
+func parseSMPPTime(v string, now time.Time) (time.Duration, error) {
+	if len(v) != 16 || strings.Trim(v[:15], "0123456789") != "" {
+		return 0, fmt.Errorf("%q is not an SMPP time", v)
+	}
+	n := func(i int) int { return int(v[i]-'0')*10 + int(v[i+1]-'0') }
+	switch v[15] {
+	case 'R':
+		d := time.Duration(n(0))*365*24*time.Hour + time.Duration(n(2))*30*24*time.Hour + time.Duration(n(4))*24*time.Hour +
+			time.Duration(n(6))*time.Hour + time.Duration(n(8))*time.Minute + time.Duration(n(10))*time.Second
+		if d <= 0 {
+			return 0, fmt.Errorf("relative time %q is zero", v)
+		}
+		return d, nil
+	case '+', '-':
+		offset := time.Duration(n(13)) * 15 * time.Minute
+		if v[15] == '-' {
+			offset = -offset
+		}
+		at := time.Date(2000+n(0), time.Month(n(2)), n(4), n(6), n(8), n(10), int(v[12]-'0')*1e8, time.UTC).Add(-offset)
+		if n(2) < 1 || n(2) > 12 || n(4) < 1 || n(4) > 31 || n(6) > 23 || n(8) > 59 || n(10) > 59 || n(13) > 48 {
+			return 0, fmt.Errorf("%q is not a valid date", v)
+		}
+		if !at.After(now) {
+			return 0, fmt.Errorf("%q is in the past", v)
+		}
+		return at.Sub(now).Round(time.Second), nil
+	}
+	return 0, fmt.Errorf("%q ends neither in R, + nor -", v)
 }
 
 // address writes an international number (TON 1, or unknown TON and digits
