@@ -159,12 +159,12 @@ func (r *receipts) deliver(ctx context.Context, t *tenant, tr *tenantReceipts, d
 				r.s.log.Info("smpp receipt not acknowledged; retrying", "tenant", t.id, "err", err)
 			}
 		}
-		t := time.NewTimer(backoff)
+		timer := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
-		case <-t.C:
+		case <-timer.C:
 		}
-		t.Stop()
+		timer.Stop()
 		backoff = min(backoff*2, 5*time.Second)
 	}
 }

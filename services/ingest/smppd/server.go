@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
@@ -72,6 +74,7 @@ type tenant struct {
 	pwHash   [sha256.Size]byte
 	maxBinds int
 	allowed  []netip.Prefix // empty: any address
+	limit    *rate.Limiter  // submit_sm per second on this replica; nil: none
 }
 
 // Server is the SMPP front door of one ingest replica.
@@ -116,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		tt := &tenant{id: t.ID, systemID: t.SMPPSystemID, maxBinds: max(t.SMPPMaxBinds, 1)}
 		copy(tt.pwHash[:], h)
+		if t.RateLimit > 0 {
+			tt.limit = rate.NewLimiter(rate.Limit(t.RateLimit), t.RateLimit)
+		}
 		for _, a := range t.SMPPAllowedIPs {
 			p, err := parsePrefix(a)
 			if err != nil {

@@ -3,12 +3,19 @@ package smppd
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
 )
@@ -248,4 +255,60 @@ func TestParseSMPPTime(t *testing.T) {
 			t.Errorf("%s: %s, %v; want %s", tt.v, got, err, tt.want)
 		}
 	}
+}
+
+// intakeFunc lets a test stand in for ingest's validation and publishing,
+// which the ingest package's tests exercise over real Kafka.
+type intakeFunc func(ctx context.Context, tenant string, req message.Request) (string, error)
+
+func (f intakeFunc) Submit(ctx context.Context, tenant string, req message.Request) (string, error) {
+	return f(ctx, tenant, req)
+}
+
+// TestThrottledBeyondTheTenantRate: a tenant over its rate gets
+// ESME_RTHROTTLED, not an error that would make its ESME drop the message.
+func TestThrottledBeyondTheTenantRate(t *testing.T) {
+	s, err := New(Config{
+		Tenants: []config.Tenant{{ID: "acme", SMPPSystemID: "acme", SMPPPasswordSHA256: hexSHA256("pw"), RateLimit: 1}},
+		Intake:  intakeFunc(func(context.Context, string, message.Request) (string, error) { return "m", nil }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two submits' worth of tokens and no refill within the test.
+	s.tenants["acme"].limit = rate.NewLimiter(rate.Every(time.Hour), 2)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln) }()
+	defer func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	c, err := smpp.Dial(ctx, smpp.ClientConfig{Addr: ln.Addr().String(), SystemID: "acme", Password: "pw", Mode: smpp.BindTransmitter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var got []uint32
+	for range 3 {
+		r, err := c.Submit(ctx, &smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "447700900123", ShortMessage: []byte("hi")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r.Status)
+	}
+	if want := []uint32{0, 0, smpp.StatusThrottled}; !slices.Equal(got, want) {
+		t.Fatalf("statuses %v, want %v", got, want)
+	}
+}
+
+func hexSHA256(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

@@ -38,6 +38,9 @@ func (s *Server) submit(ctx context.Context, ss *smpp.ServerSession, sm *smpp.Su
 	if t == nil { // cannot happen: the session bound with a known system_id
 		return smpp.SubmitResp{Status: smpp.StatusInvBindStatus}
 	}
+	if t.limit != nil && !t.limit.Allow() {
+		return smpp.SubmitResp{Status: smpp.StatusThrottled}
+	}
 	p, err := parseSubmit(sm)
 	if err != nil {
 		return s.refused(t, err)
