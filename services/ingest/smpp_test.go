@@ -461,6 +461,7 @@ func BenchmarkSMPPSubmit(b *testing.B) {
 	defer s.Close(context.Background())
 	ctx := context.Background()
 	var next atomic.Int64
+	cpu := cpuTime(b)
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range 100 {
@@ -477,6 +478,7 @@ func BenchmarkSMPPSubmit(b *testing.B) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "submits/s")
+	reportCPU(b, cpu, b.N)
 }
 
 func TestSMPPAllowedIPs(t *testing.T) {
