@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -545,4 +546,87 @@ func TestSMPPTLS(t *testing.T) {
 	if _, err := smpp.Dial(smppCtx(t), smpp.ClientConfig{Addr: addr, SystemID: "acme", Password: "secret1", Mode: smpp.BindTransmitter, BindTimeout: 5 * time.Second}); err == nil {
 		t.Fatal("a plain-text ESME bound to the TLS port")
 	}
+}
+
+// TestSMPPReceiptRefusedForGood: an ESME that refuses a receipt with a
+// permanent status (ESME_RX_P_APPN) does not get it again, and the receipts
+// behind it still come.
+func TestSMPPReceiptRefusedForGood(t *testing.T) {
+	cfg := smppConfig(t)
+	addr := startSMPP(t, cfg)
+	tx, err := bindSMPP(t, addr, "acme", "secret1", smpp.BindTransmitter, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := smppCtx(t)
+	var ids []string
+	for range 2 {
+		r, err := tx.Submit(ctx, &smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "447700900123", DestTON: 1, ShortMessage: []byte("hello"), RegisteredDelivery: 1})
+		if err != nil || r.Status != 0 {
+			t.Fatalf("submit: %+v, %v", r, err)
+		}
+		ids = append(ids, r.MessageID)
+	}
+
+	// A receiver that answers its first deliver_sm with ESME_RX_P_APPN.
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.SetDeadline(time.Now().Add(45 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(nc)
+	write := func(id, status, seq uint32, body []byte) {
+		b := make([]byte, 16, 16+len(body))
+		binary.BigEndian.PutUint32(b[0:], uint32(16+len(body)))
+		binary.BigEndian.PutUint32(b[4:], id)
+		binary.BigEndian.PutUint32(b[8:], status)
+		binary.BigEndian.PutUint32(b[12:], seq)
+		if _, err := nc.Write(append(b, body...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// next returns the next deliver_sm's sequence and body, answering keepalives.
+	next := func() (uint32, []byte) {
+		for {
+			var h [16]byte
+			if _, err := io.ReadFull(r, h[:]); err != nil {
+				t.Fatal(err)
+			}
+			body := make([]byte, binary.BigEndian.Uint32(h[0:])-16)
+			if _, err := io.ReadFull(r, body); err != nil {
+				t.Fatal(err)
+			}
+			id, seq := binary.BigEndian.Uint32(h[4:]), binary.BigEndian.Uint32(h[12:])
+			switch id {
+			case 0x00000005: // deliver_sm
+				return seq, body
+			case 0x00000015: // enquire_link
+				write(0x80000015, 0, seq, nil)
+			}
+		}
+	}
+	write(0x00000001, 0, 1, []byte("acme\x00secret1\x00\x00\x34\x00\x00\x00")) // bind_receiver
+	if _, err := io.ReadFull(r, make([]byte, 16)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(io.Discard, r, int64(len("sluice")+1)); err != nil { // bind_receiver_resp's system_id
+		t.Fatal(err)
+	}
+
+	produceWhenReady(t, cfg.Kafka.Brokers, finalStatus(t, cfg, ids[0], message.StatusDelivered))
+	seq, body := next()
+	if !bytes.Contains(body, []byte("id:"+ids[0])) {
+		t.Fatalf("first deliver_sm %q, want the receipt of %s", body, ids[0])
+	}
+	write(0x80000005, smpp.StatusPermAppErr, seq, nil)
+
+	produceWhenReady(t, cfg.Kafka.Brokers, finalStatus(t, cfg, ids[1], message.StatusDelivered))
+	seq, body = next()
+	if !bytes.Contains(body, []byte("id:"+ids[1])) {
+		t.Fatalf("after a permanent refusal the next deliver_sm is %q, want the receipt of %s", body, ids[1])
+	}
+	write(0x80000005, 0, seq, []byte{0})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,6 +154,13 @@ func (r *receipts) deliver(ctx context.Context, t *tenant, tr *tenantReceipts, d
 			ss := sessions[tr.next.Add(1)%uint64(len(sessions))]
 			err := ss.Deliver(ctx, d)
 			if err == nil {
+				return
+			}
+			var se *smpp.StatusError
+			if errors.As(err, &se) && !smpp.Temporary(se.Status) {
+				// The ESME says it will never take this one (e.g. ESME_RX_P_APPN):
+				// resending would hold up every receipt behind it.
+				r.s.log.Warn("smpp receipt refused for good; dropped", "tenant", t.id, "message_id", strings.TrimSuffix(string(d.TLVs[smpp.TagReceiptedMessageID]), "\x00"), "err", err)
 				return
 			}
 			if !errors.Is(err, smpp.ErrClosed) {
