@@ -122,6 +122,9 @@ type Tenant struct {
 	// SMPPAllowedIPs, when set, are the addresses or CIDR ranges the tenant
 	// may bind from.
 	SMPPAllowedIPs []string `yaml:"smpp_allowed_ips"`
+	// SMPPMONumbers are the tenant's numbers and short codes: messages from
+	// handsets to them go to its SMPP binds as deliver_sm.
+	SMPPMONumbers []string `yaml:"smpp_mo_numbers"`
 }
 
 // Carrier is one SMPP account at an SMSC.

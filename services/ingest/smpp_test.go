@@ -28,12 +28,15 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
 	"github.com/sluice-sms/sluice/pkg/text"
 	"github.com/sluice-sms/sluice/schemas"
+	"github.com/sluice-sms/sluice/schemas/sluicepb"
 	"github.com/sluice-sms/sluice/services/ingest/smppd"
 )
 
@@ -629,4 +632,56 @@ func TestSMPPReceiptRefusedForGood(t *testing.T) {
 		t.Fatalf("after a permanent refusal the next deliver_sm is %q, want the receipt of %s", body, ids[1])
 	}
 	write(0x80000005, 0, seq, []byte{0})
+}
+
+// TestSMPPMOToTenantNumbers: messages from handsets to the tenant's numbers
+// (sluice.mo, as the sender writes them) reach its receiver bind as
+// deliver_sm; those to other numbers do not.
+func TestSMPPMOToTenantNumbers(t *testing.T) {
+	cfg := smppConfig(t)
+	for i := range cfg.Tenants {
+		if cfg.Tenants[i].ID == "acme" {
+			cfg.Tenants[i].SMPPMONumbers = []string{"+447700900500", "60123"}
+		}
+	}
+	addr := startSMPP(t, cfg)
+	got := make(chan *smpp.Deliver, 10)
+	if _, err := bindSMPP(t, addr, "acme", "secret1", smpp.BindReceiver, func(_ context.Context, d *smpp.Deliver) error {
+		got <- d
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("Reply with more words than one SMS holds. ", 8)
+	mo := func(to, txt string) kafka.Message {
+		v, err := proto.Marshal(&sluicepb.MO{Carrier: "sim-a", SourceAddr: "+447700900777", DestAddr: to, Text: txt, ReceivedAtMs: time.Now().UnixMilli()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kafka.Message{Topic: cfg.Kafka.TopicPrefix + schemas.TopicMO, Key: []byte("+447700900777"), Value: v}
+	}
+	produceWhenReady(t, cfg.Kafka.Brokers, mo("+447700900999", "not for acme"), mo("447700900500", "STOP 🙅 спасибо"), mo("60123", long))
+	want := map[string]string{"STOP 🙅 спасибо": "447700900500", long: "60123"}
+	ctx := smppCtx(t)
+	for len(want) > 0 {
+		var d *smpp.Deliver
+		select {
+		case d = <-got:
+		case <-ctx.Done():
+			t.Fatalf("MO messages %q never arrived", want)
+		}
+		body := d.ShortMessage
+		if p, ok := d.TLVs[smpp.TagMessagePayload]; ok {
+			body = p
+		}
+		txt, err := text.Decode(d.DataCoding, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to, ok := want[txt]
+		if !ok || d.IsReceipt() || d.DestAddr != to || d.SourceAddr != "447700900777" || d.SourceTON != 1 {
+			t.Fatalf("deliver_sm %+v with text %q", d, txt)
+		}
+		delete(want, txt)
+	}
 }

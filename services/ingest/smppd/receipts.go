@@ -10,17 +10,26 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/pkg/text"
 	"github.com/sluice-sms/sluice/schemas"
+	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
-// ReceiptGroupPrefix starts the consumer group, one per tenant, that delivers
-// a tenant's receipts; the tenant id follows.
-const ReceiptGroupPrefix = "sluice-smppd-receipts."
+// ReceiptGroupPrefix and MOGroupPrefix start the consumer groups, one per
+// tenant, that deliver a tenant's receipts and MO messages; the tenant id
+// follows.
+const (
+	ReceiptGroupPrefix = "sluice-smppd-receipts."
+	MOGroupPrefix      = "sluice-smppd-mo."
+)
 
-// receipts delivers tenants' receipts. While a replica holds at least one
+// receipts delivers tenants' receipts (and, the same way, MO messages to their
+// numbers from sluice.mo). While a replica holds at least one
 // receiver or transceiver bind of a tenant, it is a member of that tenant's
 // consumer group over sms.status, and delivers the tenant's final statuses
 // from the partitions it is assigned to its own binds of the tenant. Offsets
@@ -94,13 +103,28 @@ func (r *receipts) wait() {
 	r.wg.Wait()
 }
 
+// run keeps this replica in the tenant's receipt group and, when the tenant
+// has numbers, its MO group, until ctx ends.
 func (r *receipts) run(ctx context.Context, t *tenant, tr *tenantReceipts) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		r.runGroup(ctx, t, tr, ReceiptGroupPrefix, schemas.TopicStatus, func(v []byte) (*smpp.Deliver, bool) { return receiptOf(t.id, v) })
+	})
+	if len(t.moNumbers) > 0 {
+		wg.Go(func() { r.runGroup(ctx, t, tr, MOGroupPrefix, schemas.TopicMO, t.moOf) })
+	}
+	wg.Wait()
+}
+
+// runGroup delivers what deliverable finds in topic to the tenant's binds,
+// as a member of the tenant's group on it.
+func (r *receipts) runGroup(ctx context.Context, t *tenant, tr *tenantReceipts, groupPrefix, topicName string, deliverable func([]byte) (*smpp.Deliver, bool)) {
 	s := r.s
-	topic := s.cfg.TopicPrefix + schemas.TopicStatus
-	log := s.log.With("tenant", t.id)
+	topic := s.cfg.TopicPrefix + topicName
+	log := s.log.With("tenant", t.id, "topic", topic)
 	err := kafka.RunGroup(ctx, kafka.GroupConfig{
 		Brokers: s.cfg.Brokers,
-		Group:   s.cfg.TopicPrefix + ReceiptGroupPrefix + t.id,
+		Group:   s.cfg.TopicPrefix + groupPrefix + t.id,
 		Topics:  []string{topic},
 		Logger:  log,
 	}, func(ctx context.Context, c *kafka.Claim) error {
@@ -109,7 +133,7 @@ func (r *receipts) run(ctx context.Context, t *tenant, tr *tenantReceipts) {
 			if err != nil {
 				continue // nothing yet
 			}
-			if err := r.deliverBatch(ctx, t, tr, batch); err != nil {
+			if err := r.deliverBatch(ctx, t, tr, batch, deliverable); err != nil {
 				return err // the group restarts the claim from the last commit
 			}
 			if err := c.Commit(topic, batch[len(batch)-1].Offset+1); err != nil {
@@ -119,18 +143,18 @@ func (r *receipts) run(ctx context.Context, t *tenant, tr *tenantReceipts) {
 		return nil
 	})
 	if err != nil && ctx.Err() == nil {
-		log.Error("smpp receipts stopped", "err", err)
+		log.Error("smpp deliveries stopped", "err", err)
 	}
 }
 
 // deliverBatch delivers the receipts among batch, several at once, and
 // returns when every one was acknowledged (or ctx ended: then an error, and
 // the batch is not committed).
-func (r *receipts) deliverBatch(ctx context.Context, t *tenant, tr *tenantReceipts, batch []kafka.Message) error {
+func (r *receipts) deliverBatch(ctx context.Context, t *tenant, tr *tenantReceipts, batch []kafka.Message, deliverable func([]byte) (*smpp.Deliver, bool)) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 10)
 	for _, rec := range batch {
-		d, ok := receiptOf(t.id, rec.Value)
+		d, ok := deliverable(rec.Value)
 		if !ok {
 			continue
 		}
@@ -230,6 +254,34 @@ func receiptOf(tenant string, value []byte) (*smpp.Deliver, bool) {
 			smpp.TagMessageState:       {sm.state},
 		},
 	}, true
+}
+
+// moOf returns the deliver_sm of a sluice.mo record sent to one of the
+// tenant's numbers: the text in GSM-7 when it can be, else UCS-2, in
+// message_payload when longer than a short_message.
+func (t *tenant) moOf(value []byte) (*smpp.Deliver, bool) {
+	var mo sluicepb.MO
+	if proto.Unmarshal(value, &mo) != nil || !t.moNumbers[strings.TrimPrefix(mo.DestAddr, "+")] || mo.Text == "" {
+		return nil, false
+	}
+	enc, parts, err := text.Split(mo.Text, 0, text.MaxParts)
+	if err != nil {
+		return nil, false // longer than any ESME could take: nothing to send
+	}
+	var payload []byte
+	for _, p := range parts {
+		payload = append(payload, p.Payload...)
+	}
+	d := &smpp.Deliver{SourceAddr: strings.TrimPrefix(mo.SourceAddr, "+"), DestAddr: mo.DestAddr, DataCoding: text.DataCoding(enc)}
+	if strings.HasPrefix(mo.SourceAddr, "+") {
+		d.SourceTON, d.SourceNPI = 1, 1
+	}
+	if len(payload) > 254 {
+		d.TLVs = map[uint16][]byte{smpp.TagMessagePayload: payload}
+	} else {
+		d.ShortMessage = payload
+	}
+	return d, true
 }
 
 // errCode is the receipt's three-character err field: the carrier's code

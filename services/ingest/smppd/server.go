@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,12 +70,13 @@ type Config struct {
 }
 
 type tenant struct {
-	id       string
-	systemID string
-	pwHash   [sha256.Size]byte
-	maxBinds int
-	allowed  []netip.Prefix // empty: any address
-	limit    *rate.Limiter  // submit_sm per second on this replica; nil: none
+	id        string
+	systemID  string
+	pwHash    [sha256.Size]byte
+	maxBinds  int
+	allowed   []netip.Prefix  // empty: any address
+	limit     *rate.Limiter   // submit_sm per second on this replica; nil: none
+	moNumbers map[string]bool // without '+': MO messages to these are the tenant's
 }
 
 // Server is the SMPP front door of one ingest replica.
@@ -119,6 +121,12 @@ func New(cfg Config) (*Server, error) {
 		}
 		tt := &tenant{id: t.ID, systemID: t.SMPPSystemID, maxBinds: max(t.SMPPMaxBinds, 1)}
 		copy(tt.pwHash[:], h)
+		for _, n := range t.SMPPMONumbers {
+			if tt.moNumbers == nil {
+				tt.moNumbers = map[string]bool{}
+			}
+			tt.moNumbers[strings.TrimPrefix(n, "+")] = true
+		}
 		if t.RateLimit > 0 {
 			tt.limit = rate.NewLimiter(rate.Limit(t.RateLimit), t.RateLimit)
 		}

@@ -14,10 +14,13 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/pkg/text"
+	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
 func TestParseSubmit(t *testing.T) {
@@ -311,4 +314,41 @@ func TestThrottledBeyondTheTenantRate(t *testing.T) {
 func hexSHA256(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+func TestMOOf(t *testing.T) {
+	tn := &tenant{moNumbers: map[string]bool{"447700900500": true, "60123": true}}
+	tests := []struct {
+		to, text, src string
+		want          bool
+		dc            uint8
+		srcTON        uint8
+	}{
+		{"+447700900500", "STOP", "+447700900777", true, 0x00, 1},
+		{"447700900500", "привет", "+447700900777", true, 0x08, 1},
+		{"60123", "hi", "0770090077", true, 0x00, 0},
+		{"+447700900501", "STOP", "+447700900777", false, 0, 0},
+		{"60123", "", "+447700900777", false, 0, 0},
+	}
+	for _, tt := range tests {
+		v, err := proto.Marshal(&sluicepb.MO{SourceAddr: tt.src, DestAddr: tt.to, Text: tt.text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, ok := tn.moOf(v)
+		if ok != tt.want {
+			t.Errorf("MO to %s %q: %v, want %v", tt.to, tt.text, ok, tt.want)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		got, err := text.Decode(d.DataCoding, d.ShortMessage)
+		if err != nil || got != tt.text || d.DataCoding != tt.dc || d.SourceTON != tt.srcTON || d.DestAddr != tt.to || d.IsReceipt() {
+			t.Errorf("MO to %s: %+v (%q, %v)", tt.to, d, got, err)
+		}
+	}
+	if _, ok := tn.moOf([]byte{0xFF, 0xFF}); ok {
+		t.Error("a record that is not an MO was delivered")
+	}
 }
