@@ -54,6 +54,12 @@ type Ingest struct {
 	AdminAddr   string `yaml:"admin_addr"`
 	HTTPAddr    string `yaml:"http_addr"`
 	MaxSegments int    `yaml:"max_segments"`
+	// SMPPAddr is where the SMPP server front door listens ("" = off).
+	SMPPAddr string `yaml:"smpp_addr"`
+	// SMPPTLSCert and SMPPTLSKey (PEM files), when set, make the SMPP front
+	// door speak TLS only.
+	SMPPTLSCert string `yaml:"smpp_tls_cert"`
+	SMPPTLSKey  string `yaml:"smpp_tls_key"`
 }
 
 // Router routes accepted messages to carriers' outbound lanes.
@@ -145,6 +151,18 @@ type Tenant struct {
 	// answers 429 beyond it), 0: none. RateLimit and DailyQuota are the
 	// router's.
 	HTTPRateLimit int `yaml:"http_rate_limit"`
+	// SMPPSystemID and SMPPPasswordSHA256 (hex SHA-256 of the password) let
+	// the tenant bind to the SMPP front door; SMPPMaxBinds bounds its
+	// concurrent binds per ingest replica (0: 1).
+	SMPPSystemID       string `yaml:"smpp_system_id"`
+	SMPPPasswordSHA256 string `yaml:"smpp_password_sha256" secret:"true"`
+	SMPPMaxBinds       int    `yaml:"smpp_max_binds"`
+	// SMPPAllowedIPs, when set, are the addresses or CIDR ranges the tenant
+	// may bind from.
+	SMPPAllowedIPs []string `yaml:"smpp_allowed_ips"`
+	// SMPPMONumbers are the tenant's numbers and short codes: messages from
+	// handsets to them go to its SMPP binds as deliver_sm.
+	SMPPMONumbers []string `yaml:"smpp_mo_numbers"`
 }
 
 // Carrier is one SMPP account at an SMSC.

@@ -73,6 +73,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 type hooks struct {
 	httpReady  func(addr string)
 	adminReady func(addr string)
+	smppReady  func(addr string)
 	now        func() time.Time
 }
 
@@ -132,6 +133,9 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		// Nothing could authenticate: don't hold a port (the embedded
 		// devstack runs without keys).
 		log.Info("HTTP API not started: no tenant has an API key")
+	}
+	if cfg.Ingest.SMPPAddr != "" {
+		wg.Go(func() { fail(serveSMPP(ctx, in, cfg, h.smppReady)) })
 	}
 	env.Tel.SetReady(true)
 	err = kafka.ConsumeBatches(ctx, kafka.GroupConfig{

@@ -20,6 +20,9 @@ install_missing() {
   command -v mvn >/dev/null || apt_install maven
   command -v clickhouse-server >/dev/null && command -v clickhouse-client >/dev/null ||
     apt_install clickhouse-server clickhouse-client
+  # Independent SMPP peers of the interop tests: Kannel, and node-smpp (npm).
+  command -v bearerbox >/dev/null && command -v smsbox >/dev/null || apt_install kannel
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 }
 
 # kafka_jars prints the directory holding the broker's jars, fetching
