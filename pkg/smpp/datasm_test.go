@@ -91,3 +91,24 @@ func FuzzDecodeDataSM(f *testing.F) {
 		}
 	})
 }
+
+// An ESME's data_sm is a submit with its text in message_payload: the
+// server's Submit handler gets it like a submit_sm, and the ESME gets a
+// data_sm_resp carrying the message id.
+func TestServerServesDataSM(t *testing.T) {
+	got := make(chan *SubmitSM, 1)
+	_, addr := startServer(t, ServerConfig{Submit: func(_ context.Context, _ *ServerSession, sm *SubmitSM) SubmitResp {
+		got <- sm
+		return SubmitResp{MessageID: "sluice-1"}
+	}})
+	peer := rawESME(t, addr, "a", "")
+	payload := []byte{0, 'h', 0, 'i', 0xd8, 0x3d, 0xde, 0x00} // "hi😀" in UTF-16BE
+	peer.writeRaw(dataSM(21, "447700900123", 0, tlv(TagMessagePayload, payload)))
+	if id, status, seq, body := readHeader(t, peer); id != pdu.DataSMRespID || status != 0 || seq != 21 || string(body) != "sluice-1\x00" {
+		t.Fatalf("answer %s status %#x seq %d body %q, want data_sm_resp ok seq 21 with message_id sluice-1", id, status, seq, body)
+	}
+	sm := <-got
+	if sm.SourceAddr != "447700900123" || sm.DestAddr != "12345" || sm.DataCoding != 0x08 || !bytes.Equal(sm.TLVs[TagMessagePayload], payload) {
+		t.Errorf("submitted %+v", sm)
+	}
+}

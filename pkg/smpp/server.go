@@ -304,16 +304,33 @@ func (ss *ServerSession) onRequest(p packet) bool {
 		ss.onBind(p, bc)
 		return true
 	}
-	if p.id != pdu.SubmitSMID || ss.srv.cfg.Submit == nil {
+	isData := p.id == pdu.DataSMID
+	if (p.id != pdu.SubmitSMID && !isData) || ss.srv.cfg.Submit == nil {
 		return false
 	}
 	if _, mode, bound := ss.binding(); !bound || !mode.canSubmit() {
 		ss.c.respond(p, StatusInvBindStatus, nil)
 		return true
 	}
-	sm := readShortMessage(p.body).toSubmitSM()
+	// A data_sm is a submit whose text travels in message_payload: the same
+	// handler serves both.
+	var sm *SubmitSM
+	if isData {
+		sm = p.dataSM.toSubmitSM()
+	} else {
+		sm = readShortMessage(p.body).toSubmitSM()
+	}
 	ok := ss.c.spawn(func(ctx context.Context) {
 		resp := ss.srv.cfg.Submit(ctx, ss, sm)
+		if isData {
+			// go-smpp has no data_sm_resp: write it by hand (message_id only).
+			var body []byte
+			if resp.Status == StatusOK {
+				body = append([]byte(resp.MessageID), 0)
+			}
+			_ = ss.c.write(encodeRaw(p.id|respBit, resp.Status, p.seq, body)) // a write error has ended the session
+			return
+		}
 		body := pdu.NewSubmitSMResp()
 		if err := body.Fields().Set(pdufield.MessageID, resp.MessageID); err != nil {
 			ss.c.log.Error("smpp: set message_id", "err", err)
