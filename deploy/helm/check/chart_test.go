@@ -291,7 +291,8 @@ func checkSimulator(t *testing.T, r rendered) {
 // checkConfig loads the rendered sluice.yaml the way a pod does: ${VAR}s
 // from the chart's Secret (or, with an existing Secret, from placeholders),
 // SLUICE_SENDER_CARRIERS for a sender.
-func checkConfig(t *testing.T, r rendered, senders map[string]int) {
+// It returns the configuration the services would load.
+func checkConfig(t *testing.T, r rendered, senders map[string]int) config.Config {
 	t.Helper()
 	cm := r.get(t, "ConfigMap", "sluice-config")
 	yml := dig[string](cm.Raw, "data", "sluice.yaml")
@@ -351,6 +352,7 @@ func checkConfig(t *testing.T, r rendered, senders map[string]int) {
 			}
 		}
 	}
+	return cfg
 }
 
 // TestChartRefuses: values that would break a carrier's limits, or name
@@ -479,5 +481,54 @@ func TestWebhookSecret(t *testing.T) {
 	}
 	if strings.Count(yml, "webhook_secret") != 1 {
 		t.Errorf("webhook_secret for a tenant without one:\n%s", yml)
+	}
+}
+
+// TestSMPPFrontDoor: with ingest.smpp enabled, ingest listens for SMPP on
+// the chart's port, its Service exposes it, and a tenant's SMPP password
+// hash is in the Secret, the ConfigMap only referring to it.
+func TestSMPPFrontDoor(t *testing.T) {
+	const hash = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+	objs, err := Render(chartDir, "sluice", "sms", kubeVersions[0], []string{"testdata/values-prod.yaml"},
+		[]string{"secrets.existingSecret=", "carriers[0].password=p0", "carriers[1].password=p1", "carriers[2].password=p2", "ingest.smpp.enabled=true", "ingest.smpp.port=2776", "tenants[1].smpp_system_id=globex", "tenants[1].smppPasswordSHA256=" + hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rendered{objs: objs, by: map[string]Object{}}
+	for _, o := range objs {
+		r.by[o.Kind()+"/"+o.Name()] = o
+	}
+	cfg := checkConfig(t, r, map[string]int{"big-telco": -1, "small-telco": 1, "otp-only": -1})
+	if cfg.Ingest.SMPPAddr != ":2776" {
+		t.Errorf("ingest.smpp_addr = %q, want :2776", cfg.Ingest.SMPPAddr)
+	}
+	var globex config.Tenant
+	for _, tn := range cfg.Tenants {
+		if tn.SMPPSystemID == "globex" {
+			globex = tn
+		}
+	}
+	if globex.SMPPPasswordSHA256 != hash {
+		t.Errorf("tenant with smpp_system_id globex: password hash %q, want the Secret's", globex.SMPPPasswordSHA256)
+	}
+	if yml := dig[string](r.get(t, "ConfigMap", "sluice-config").Raw, "data", "sluice.yaml"); strings.Contains(yml, hash) {
+		t.Errorf("the SMPP password hash is in the ConfigMap")
+	}
+	hasPort := func(ports []any, key string) bool {
+		for _, p := range ports {
+			m := p.(map[string]any)
+			if m["name"] == "smpp" && m[key] == float64(2776) {
+				return true
+			}
+		}
+		return false
+	}
+	svc := r.get(t, "Service", "sluice-ingest")
+	if !hasPort(dig[[]any](svc.Raw, "spec", "ports"), "port") {
+		t.Errorf("Service sluice-ingest does not expose smpp on 2776: %v", dig[[]any](svc.Raw, "spec", "ports"))
+	}
+	c := dig[[]any](r.get(t, "Deployment", "sluice-ingest").Raw, "spec", "template", "spec", "containers")[0].(map[string]any)
+	if !hasPort(dig[[]any](c, "ports"), "containerPort") {
+		t.Errorf("ingest container does not listen for smpp on 2776: %v", dig[[]any](c, "ports"))
 	}
 }

@@ -55,13 +55,17 @@ are ${VAR} references into the Secret.
 {{- $ch := deepCopy (.Values.config.clickhouse | default dict) -}}
 {{- $_ := set $ch "password" "${CLICKHOUSE_PASSWORD}" -}}
 {{- $_ = set $c "clickhouse" $ch -}}
-{{- $_ = set $c "ingest" (merge (dict "admin_addr" ":9101" "http_addr" ":8080") (deepCopy (.Values.config.ingest | default dict))) -}}
+{{- $ingest := dict "admin_addr" ":9101" "http_addr" ":8080" -}}
+{{- if .Values.ingest.smpp.enabled -}}
+{{- $_ := set $ingest "smpp_addr" (printf ":%d" (int .Values.ingest.smpp.port)) -}}
+{{- end -}}
+{{- $_ = set $c "ingest" (merge $ingest (deepCopy (.Values.config.ingest | default dict))) -}}
 {{- $_ = set $c "router" (merge (dict "admin_addr" ":9102") (deepCopy (.Values.config.router | default dict))) -}}
 {{- $_ = set $c "sender" (merge (dict "admin_addr" ":9103") (deepCopy (.Values.config.sender | default dict))) -}}
 {{- $_ = set $c "dlr" (merge (dict "admin_addr" ":9104") (deepCopy (.Values.config.dlr | default dict))) -}}
 {{- $tenants := list -}}
 {{- range .Values.tenants -}}
-{{- $t := omit . "apiKeySHA256" "webhookSecret" -}}
+{{- $t := omit . "apiKeySHA256" "webhookSecret" "smppPasswordSHA256" -}}
 {{- $keys := list -}}
 {{- $tid := include "sluice.envName" .id -}}
 {{- range $i, $_ := .apiKeySHA256 -}}
@@ -70,6 +74,9 @@ are ${VAR} references into the Secret.
 {{- $_ := set $t "api_key_sha256" $keys -}}
 {{- if .webhookSecret -}}
 {{- $_ := set $t "webhook_secret" (printf "${TENANT_%s_WEBHOOK_SECRET}" $tid) -}}
+{{- end -}}
+{{- if .smppPasswordSHA256 -}}
+{{- $_ := set $t "smpp_password_sha256" (printf "${TENANT_%s_SMPP_PASSWORD_SHA256}" $tid) -}}
 {{- end -}}
 {{- $tenants = append $tenants $t -}}
 {{- end -}}
@@ -97,6 +104,9 @@ CLICKHOUSE_PASSWORD: {{ .Values.secrets.clickhousePassword | default "" | b64enc
 {{- end }}
 {{- with .webhookSecret }}
 {{ printf "TENANT_%s_WEBHOOK_SECRET" $tid }}: {{ . | b64enc | quote }}
+{{- end }}
+{{- with .smppPasswordSHA256 }}
+{{ printf "TENANT_%s_SMPP_PASSWORD_SHA256" $tid }}: {{ . | b64enc | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -169,6 +179,11 @@ spec:
         - name: http
           containerPort: 8080
           protocol: TCP
+        {{- if $ctx.Values.ingest.smpp.enabled }}
+        - name: smpp
+          containerPort: {{ $ctx.Values.ingest.smpp.port }}
+          protocol: TCP
+        {{- end }}
         {{- end }}
       livenessProbe:
         httpGet:
