@@ -51,10 +51,9 @@ func (a *aggregator) step(t *txn, _ string, rec kafka.Message) ([]kafka.Message,
 	}
 	id := o.Message.GetId()
 	segments := int(max(o.Message.GetSegments(), 1))
-	if segments == 1 {
-		// One outcome, one status: a replay repeats the same event.
-		return a.publish([]*sluicepb.SegmentOutcome{&o})
-	}
+	// Every message, one segment or many, leaves a done mark: after a replay
+	// upstream the carrier may have taken a message twice and sent two
+	// receipts that disagree, and only the first may end the message.
 	var p sluicepb.Partial
 	if v, ok, err := t.get(id); err != nil {
 		return nil, err

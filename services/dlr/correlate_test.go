@@ -45,17 +45,24 @@ func TestCorrelationCases(t *testing.T) {
 	silentSub := sub(silent, 0, "silent")
 	silentSub.SubmittedAtMs = ago(cfg.DLR.Retention + time.Hour)
 	wants["m-silent"] = want{message.StatusUnknown, "no_dlr"}
+	// A message the carrier took twice (a replay upstream resent it): the
+	// first copy's receipt ends it; the second copy's, which disagrees
+	// (phase 2), changes nothing.
+	resent := msg("m-resent", "sim-a", 1)
+	wants["m-resent"] = want{message.StatusUndelivered, "001"}
 	// A receipt nobody submitted, older than unmatched_after.
 	stray := rcpt("sim-a", "stray", "DELIVRD", "000")
 	stray.ReceivedAtMs = ago(cfg.DLR.UnmatchedAfter + time.Hour)
 
 	runDLR(t, cfg)
-	f.send(f.dlr(rcpt("sim-a", "early", "DELIVRD", "000")), f.submit(sub(expired, 0, "expired")), f.submit(silentSub), f.dlr(stray))
+	f.send(f.dlr(rcpt("sim-a", "early", "DELIVRD", "000")), f.submit(sub(expired, 0, "expired")), f.submit(silentSub), f.dlr(stray),
+		f.submit(sub(resent, 0, "resent-1")), f.dlr(rcpt("sim-a", "resent-1", "UNDELIV", "001")))
 	waitDrained(t, cfg)
-	eventually(t, "timers fired", func() (bool, error) {
+	eventually(t, "timers fired, the first copy ended", func() (bool, error) {
 		got := statuses(t.Context(), t, cfg)
-		return len(got["m-expired"]) > 0 && len(got["m-silent"]) > 0, nil
+		return len(got["m-expired"]) > 0 && len(got["m-silent"]) > 0 && len(got["m-resent"]) > 0, nil
 	})
+	f.send(f.submit(sub(resent, 0, "resent-2")), f.dlr(rcpt("sim-a", "resent-2", "DELIVRD", "000")))
 
 	// Phase 2.
 	f.send(f.submit(sub(early, 0, "early")))
