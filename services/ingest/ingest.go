@@ -114,9 +114,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	// The status store comes first: it is the idempotency record, so neither
 	// front door may accept anything before it has caught up.
 	ready := make(chan struct{})
-	wg.Go(func() {
-		fail(in.store.follow(ctx, cfg.Kafka.Brokers, env.Topic(schemas.TopicStatus), ready, log))
-	})
+	wg.Go(func() { in.store.follow(ctx, cfg.Kafka.Brokers, env.Topic(schemas.TopicStatus), ready, log) })
 	select {
 	case <-ready:
 		log.Info("status store restored", "messages", in.store.size())
@@ -224,6 +222,25 @@ func (in *intake) publish(ctx context.Context, m *sluicepb.Message, now time.Tim
 	return accepted{msg: m, records: []kafka.Message{acc, st}, status: published{id: m.Id, tenant: m.Tenant, at: now, value: status}}, nil
 }
 
+// produce writes the records of accepted messages before anything else:
+// were the accepted status durable without the message, a replay of the
+// request would take it for a copy and the message would never be sent.
+func (in *intake) produce(ctx context.Context, records []kafka.Message) error {
+	accepted := in.env.Topic(schemas.TopicAccepted)
+	first, then := make([]kafka.Message, 0, len(records)), make([]kafka.Message, 0, len(records))
+	for _, r := range records {
+		if r.Topic == accepted {
+			first = append(first, r)
+		} else {
+			then = append(then, r)
+		}
+	}
+	if err := in.env.Producer.Produce(ctx, first...); err != nil {
+		return err
+	}
+	return in.env.Producer.Produce(ctx, then...)
+}
+
 // acceptHTTP validates the messages of one POST, all or nothing, and
 // publishes those that are not copies of earlier ones. reqs are the decoded
 // messages (nil where decodeErrs says why not).
@@ -278,7 +295,7 @@ func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message
 		out = append(out, acc.records...)
 		statuses = append(statuses, acc.status)
 	}
-	if err := in.env.Producer.Produce(ctx, out...); err != nil {
+	if err := in.produce(ctx, out); err != nil {
 		c.done(nil)
 		return nil, nil, err
 	}
@@ -386,7 +403,7 @@ func (in *intake) handle(ctx context.Context, topic string, batch []kafka.Messag
 		out = append(out, acc.records...)
 		statuses = append(statuses, acc.status)
 	}
-	if err := in.env.Producer.Produce(ctx, out...); err != nil {
+	if err := in.produce(ctx, out); err != nil {
 		c.done(nil)
 		return err
 	}

@@ -63,7 +63,7 @@ func (in *intake) Submit(ctx context.Context, tenant string, req message.Request
 	if err != nil {
 		return "", err
 	}
-	if err := in.env.Producer.Produce(ctx, acc.records...); err != nil {
+	if err := in.produce(ctx, acc.records); err != nil {
 		c.done(nil)
 		return "", err
 	}

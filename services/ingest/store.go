@@ -196,7 +196,7 @@ func (s *statusStore) size() int {
 // follow reads every partition of topic from its first offset into the
 // store until ctx ends. ready is closed once the store holds everything the
 // topic held when follow started.
-func (s *statusStore) follow(ctx context.Context, brokers []string, topic string, ready chan<- struct{}, log *slog.Logger) error {
+func (s *statusStore) follow(ctx context.Context, brokers []string, topic string, ready chan<- struct{}, log *slog.Logger) {
 	var targets map[int]partitionRange
 	for {
 		var err error
@@ -207,7 +207,7 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 		log.Warn("status store: offsets not available yet; retrying", "topic", topic, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -218,17 +218,9 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 			close(ready)
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(targets))
 	for p, t := range targets {
-		wg.Go(func() {
-			if err := s.followPartition(ctx, brokers, topic, p, t, caughtUp); err != nil {
-				errs <- err
-				cancel() // one partition failing stops them all, and the service
-			}
-		})
+		wg.Go(func() { s.followPartition(ctx, brokers, topic, p, t, caughtUp, log) })
 	}
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
@@ -242,19 +234,44 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 		}
 	}
 	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
-	return errors.Join(all...)
 }
 
 // partitionRange is a partition's first offset and its end when the store
 // started.
 type partitionRange struct{ first, end int64 }
 
-func (s *statusStore) followPartition(ctx context.Context, brokers []string, topic string, partition int, t partitionRange, caughtUp func()) error {
+func (s *statusStore) followPartition(ctx context.Context, brokers []string, topic string, partition int, t partitionRange, caughtUp func(), log *slog.Logger) {
+	behind := t.end > t.first
+	if !behind {
+		caughtUp()
+	}
+	next := kgo.FirstOffset
+	backoff := 500 * time.Millisecond
+	for {
+		err := s.readPartition(ctx, brokers, topic, partition, &next, func(offset int64) {
+			if behind && offset+1 >= t.end {
+				behind = false
+				caughtUp()
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		// The broker went away or moved the partition: read on from where
+		// this left off once it is back, rather than stop the service.
+		log.Warn("status store: reading again", "topic", topic, "partition", partition, "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// readPartition applies the partition's records from *next on until an
+// error, moving *next past each one and telling read its offset.
+func (s *statusStore) readPartition(ctx context.Context, brokers []string, topic string, partition int, next *int64, read func(offset int64)) error {
 	r := kgo.NewReader(kgo.ReaderConfig{
 		Brokers:   brokers,
 		Topic:     topic,
@@ -264,26 +281,17 @@ func (s *statusStore) followPartition(ctx context.Context, brokers []string, top
 		MaxWait:   250 * time.Millisecond,
 	})
 	defer r.Close()
-	if err := r.SetOffset(kgo.FirstOffset); err != nil {
+	if err := r.SetOffset(*next); err != nil {
 		return fmt.Errorf("follow %s/%d: %w", topic, partition, err)
-	}
-	behind := t.end > t.first
-	if !behind {
-		caughtUp()
 	}
 	for {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			return fmt.Errorf("follow %s/%d: %w", topic, partition, err)
 		}
 		s.applyRecord(m.Key, m.Value)
-		if behind && m.Offset+1 >= t.end {
-			behind = false
-			caughtUp()
-		}
+		*next = m.Offset + 1
+		read(m.Offset)
 	}
 }
 

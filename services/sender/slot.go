@@ -34,12 +34,21 @@ const (
 	drainTimeout  = 5 * time.Second
 	unbindTimeout = 2 * time.Second
 	healthEvery   = 10 * time.Second
-	// publishAhead bounds a slot's messages whose submits are answered and
-	// whose results are being written to Kafka. With the window, it bounds
-	// what a crash can leave answered but unrecorded, hence resent.
-	publishAhead  = 256
-	maxRetryDelay = 10 * time.Minute
+	// minPublishAhead is the fewest messages a slot lets wait for Kafka once
+	// answered, so that small windows still overlap submits and writes.
+	minPublishAhead = 64
+	maxRetryDelay   = 10 * time.Minute
 )
+
+// publishAhead bounds a slot's messages whose submits are answered and whose
+// results are being written to Kafka.
+func publishAhead(c config.Carrier) int { return max(c.Window, minPublishAhead) }
+
+// Unrecorded is the most submits of a carrier that a crash of every sender
+// can leave sent but not recorded in Kafka, hence sent again after the
+// restart: per bind, the window in flight and the answered ones waiting
+// for Kafka.
+func Unrecorded(c config.Carrier) int { return c.Binds * (c.Window + publishAhead(c)) }
 
 // Lanes of a slot, in the order they are served.
 const (
@@ -101,7 +110,7 @@ func (s *slot) run(ctx context.Context) error {
 	// submitted, then a publish ticket while its results are written to
 	// Kafka, so that Kafka's latency does not stall the SMPP window.
 	submitting := make(chan struct{}, s.carrier.Window)
-	publishing := make(chan struct{}, publishAhead)
+	publishing := make(chan struct{}, publishAhead(s.carrier))
 	commitTick := time.NewTicker(commitInterval)
 	defer commitTick.Stop()
 	var committed [laneCount]int64
