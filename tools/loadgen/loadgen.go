@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -105,25 +106,51 @@ func (c Campaign) text(rng *rand.Rand, i int) string {
 	return base
 }
 
-// Publish writes the requests to topic in chunks, calling progress with the
-// number written so far.
+// Publish writes the requests to topic in chunks as fast as the broker takes
+// them, calling progress with the number written so far.
 func Publish(ctx context.Context, p *kafka.Producer, topic string, reqs []message.Request, progress func(done int)) error {
-	const chunk = 1000
-	for start := 0; start < len(reqs); start += chunk {
-		end := min(start+chunk, len(reqs))
-		msgs := make([]kafka.Message, 0, end-start)
-		for _, r := range reqs[start:end] {
+	return PublishPaced(ctx, p, topic, reqs, 0, func(done int, _ []message.Request, _ time.Time) {
+		if progress != nil {
+			progress(done)
+		}
+	})
+}
+
+// PublishPaced writes the requests to topic at rate messages a second (0: as
+// fast as the broker takes them). sent gets each chunk once the broker has
+// acknowledged it, with the number written so far and the time the chunk was
+// handed to the producer.
+func PublishPaced(ctx context.Context, p *kafka.Producer, topic string, reqs []message.Request, rate float64, sent func(done int, chunk []message.Request, at time.Time)) error {
+	chunk := 1000
+	if rate > 0 {
+		// About twenty chunks a second keeps the pace smooth.
+		chunk = max(1, min(chunk, int(rate/20)))
+	}
+	start := time.Now()
+	for lo := 0; lo < len(reqs); lo += chunk {
+		hi := min(lo+chunk, len(reqs))
+		if rate > 0 {
+			due := start.Add(time.Duration(float64(lo) / rate * float64(time.Second)))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(due)):
+			}
+		}
+		msgs := make([]kafka.Message, 0, hi-lo)
+		for _, r := range reqs[lo:hi] {
 			v, err := json.Marshal(r)
 			if err != nil {
 				return fmt.Errorf("encode request: %w", err)
 			}
 			msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(r.Tenant + "/" + r.ClientRef), Value: v})
 		}
+		at := time.Now()
 		if err := p.Produce(ctx, msgs...); err != nil {
 			return err
 		}
-		if progress != nil {
-			progress(end)
+		if sent != nil {
+			sent(hi, reqs[lo:hi], at)
 		}
 	}
 	return nil
@@ -134,20 +161,39 @@ type Tally struct {
 	mu          sync.Mutex
 	want        map[string]bool
 	final       map[string]string // message id -> its first final status
-	Statuses    map[string]int    // final statuses by name
-	Events      int               // events of the campaign's messages, copies included
-	Conflicts   int               // a second, different final status for a message
+	published   map[string]time.Time
+	accepted    map[string]time.Time
+	submitted   map[string]time.Time
+	finalAt     map[string]time.Time
+	Statuses    map[string]int // final statuses by name
+	Events      int            // events of the campaign's messages, copies included
+	FinalEvents int            // final-status events, copies included
+	Conflicts   int            // a second, different final status for a message
 	FirstAt     time.Time
 	LastFinalAt time.Time
 }
 
 // NewTally follows the messages of reqs.
 func NewTally(reqs []message.Request) *Tally {
-	t := &Tally{want: map[string]bool{}, final: map[string]string{}, Statuses: map[string]int{}}
+	t := &Tally{
+		want: map[string]bool{}, final: map[string]string{}, Statuses: map[string]int{},
+		published: map[string]time.Time{}, accepted: map[string]time.Time{},
+		submitted: map[string]time.Time{}, finalAt: map[string]time.Time{},
+	}
 	for _, r := range reqs {
 		t.want[message.IDForClientRef(r.Tenant, r.ClientRef)] = true
 	}
 	return t
+}
+
+// Published records that reqs were handed to the broker at at: the start of
+// their latencies.
+func (t *Tally) Published(reqs []message.Request, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range reqs {
+		t.published[message.IDForClientRef(r.Tenant, r.ClientRef)] = at
+	}
 }
 
 // Final returns how many of the followed messages have a final status.
@@ -164,28 +210,73 @@ func (t *Tally) FinalStatus(id string) string {
 	return t.final[id]
 }
 
-func (t *Tally) add(st message.Status) {
+// Missing returns the ids of the followed messages without a final status, sorted.
+func (t *Tally) Missing() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.want[st.MessageID] {
+	var ids []string
+	for id := range t.want {
+		if _, ok := t.final[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Progress is a snapshot of how far a campaign has got.
+type Progress struct{ Published, Accepted, Submitted, Final int }
+
+// Progress returns how many messages have reached each stage.
+func (t *Tally) Progress() Progress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return Progress{len(t.published), len(t.accepted), len(t.submitted), len(t.final)}
+}
+
+func (t *Tally) add(st message.Status) { t.addAt(st, time.Now()) }
+
+// addAt counts one status event seen at now. A stage's time is the first time
+// it was seen; submitted uses the event's own submitted_at when it has one.
+func (t *Tally) addAt(st message.Status, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id := st.MessageID
+	if !t.want[id] {
 		return
 	}
 	t.Events++
 	if t.FirstAt.IsZero() {
-		t.FirstAt = time.Now()
+		t.FirstAt = now
+	}
+	switch st.Status {
+	case message.StatusAccepted:
+		if _, ok := t.accepted[id]; !ok {
+			t.accepted[id] = now
+		}
+	case message.StatusSubmitted:
+		if _, ok := t.submitted[id]; !ok {
+			at := now
+			if st.SubmittedAt != nil {
+				at = *st.SubmittedAt
+			}
+			t.submitted[id] = at
+		}
 	}
 	if !message.IsFinal(st.Status) {
 		return
 	}
-	if prev, ok := t.final[st.MessageID]; ok {
+	t.FinalEvents++
+	if prev, ok := t.final[id]; ok {
 		if prev != st.Status {
 			t.Conflicts++
 		}
 		return
 	}
-	t.final[st.MessageID] = st.Status
+	t.final[id] = st.Status
+	t.finalAt[id] = now
 	t.Statuses[st.Status]++
-	t.LastFinalAt = time.Now()
+	t.LastFinalAt = now
 }
 
 // Follow reads the status topic from its start until every followed message
