@@ -165,10 +165,12 @@ type Tally struct {
 	accepted    map[string]time.Time
 	submitted   map[string]time.Time
 	finalAt     map[string]time.Time
-	Statuses    map[string]int // final statuses by name
-	Events      int            // events of the campaign's messages, copies included
-	FinalEvents int            // final-status events, copies included
-	Conflicts   int            // a second, different final status for a message
+	last        map[string]string // message id -> its latest status seen
+	conflicts   []string          // "id: first then second", the first few
+	Statuses    map[string]int    // final statuses by name
+	Events      int               // events of the campaign's messages, copies included
+	FinalEvents int               // final-status events, copies included
+	Conflicts   int               // a second, different final status for a message
 	FirstAt     time.Time
 	LastFinalAt time.Time
 }
@@ -179,6 +181,7 @@ func NewTally(reqs []message.Request) *Tally {
 		want: map[string]bool{}, final: map[string]string{}, Statuses: map[string]int{},
 		published: map[string]time.Time{}, accepted: map[string]time.Time{},
 		submitted: map[string]time.Time{}, finalAt: map[string]time.Time{},
+		last: map[string]string{},
 	}
 	for _, r := range reqs {
 		t.want[message.IDForClientRef(r.Tenant, r.ClientRef)] = true
@@ -224,6 +227,23 @@ func (t *Tally) Missing() []string {
 	return ids
 }
 
+// Unfinished describes up to max messages without a final status, each with
+// the latest status seen for it ("none" if nothing), and up to max messages
+// with two different final statuses: what a failed run is to be debugged by.
+func (t *Tally) Unfinished(max int) (missing, conflicts []string) {
+	ids := t.Missing()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range ids[:min(max, len(ids))] {
+		last := t.last[id]
+		if last == "" {
+			last = "none"
+		}
+		missing = append(missing, id+": last "+last)
+	}
+	return missing, t.conflicts[:min(max, len(t.conflicts))]
+}
+
 // Progress is a snapshot of how far a campaign has got.
 type Progress struct{ Published, Accepted, Submitted, Final int }
 
@@ -246,6 +266,7 @@ func (t *Tally) addAt(st message.Status, now time.Time) {
 		return
 	}
 	t.Events++
+	t.last[id] = st.Status
 	if t.FirstAt.IsZero() {
 		t.FirstAt = now
 	}
@@ -270,6 +291,9 @@ func (t *Tally) addAt(st message.Status, now time.Time) {
 	if prev, ok := t.final[id]; ok {
 		if prev != st.Status {
 			t.Conflicts++
+			if len(t.conflicts) < 10 {
+				t.conflicts = append(t.conflicts, fmt.Sprintf("%s: %s then %s", id, prev, st.Status))
+			}
 		}
 		return
 	}

@@ -1,0 +1,154 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-sms/sluice/pkg/testenv"
+	"github.com/sluice-sms/sluice/tools/loadgen"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// full is set by `make chaos` (SLUICE_CHAOS=full): bigger campaigns and a
+// baseline run without faults. `make test` runs the short form.
+var full = os.Getenv("SLUICE_CHAOS") == "full"
+
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// binaries builds the four services once per test binary.
+func binaries(t testing.TB) string {
+	t.Helper()
+	built.once.Do(func() {
+		// Not t.TempDir(): the binaries outlive this test; os.TempDir's
+		// files are the machine's to clean.
+		if built.dir, built.err = os.MkdirTemp("", "sluice-chaos-bin-"); built.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		built.err = Build(ctx, built.dir)
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.dir
+}
+
+// startStack runs the four services as processes against the test's Kafka
+// topics and ClickHouse database; their logs are shown if the test fails.
+func startStack(t testing.TB) *Stack {
+	t.Helper()
+	bin := binaries(t)
+	chAddr, db := testenv.ClickHouseDatabase(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Options{
+		BinDir: bin, Dir: dir,
+		Brokers: testenv.Kafka(t), TopicPrefix: testenv.TopicPrefix(t),
+		ClickHouseAddr: chAddr, ClickHouseDB: db,
+		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("stack: %v", err)
+		}
+		if t.Failed() {
+			for _, name := range Services {
+				logTail(t, s.LogPath(name))
+			}
+		}
+	})
+	return s
+}
+
+func logTail(t testing.TB, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("%s: %v", path, err)
+		return
+	}
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	t.Logf("%s (tail):\n%s", path, b)
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestKill9EachService kills each service in turn with SIGKILL while a
+// campaign is flowing, restarts it a second later, and checks that every
+// message still ends in exactly one final status and one ClickHouse row and
+// that the carriers saw at most the in-flight window twice.
+func TestKill9EachService(t *testing.T) {
+	n, rate := 1200, 400.0
+	faults := KillFaults(time.Second)
+	if full {
+		n, rate = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000))
+		faults = append([]Fault{{}}, faults...)
+	}
+	s := startStack(t)
+	var results []Result
+	for i, f := range faults {
+		name := strings.ReplaceAll(f.Name, " ", "_")
+		if name == "" {
+			name = "none"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c := loadgen.Campaign{Tenant: "demo", ID: fmt.Sprintf("chaos-%d", i), Count: n, Seed: uint64(i + 1),
+				Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+			res, err := s.Run(ctx, f, c, rate, nil)
+			results = append(results, res)
+			checkResult(t, res)
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	var b strings.Builder
+	if err := PrintResults(&b, results); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fault suite (%d messages per fault at %.0f msg/s; window %d):\n%s", n, rate, s.Window(), b.String())
+}
+
+func checkResult(t *testing.T, r Result) {
+	t.Helper()
+	if r.Report.Missing != 0 {
+		t.Errorf("%d of %d messages without a final status on sms.status, e.g. %q", r.Report.Missing, r.Messages, r.Missing)
+	}
+	if r.Report.Conflicts != 0 {
+		t.Errorf("%d messages with two different final statuses, e.g. %q", r.Report.Conflicts, r.Conflicting)
+	}
+	if r.Rows != r.Messages || r.DistinctRows != r.Messages {
+		t.Errorf("messages table: %d rows, %d distinct ids; want %d of each", r.Rows, r.DistinctRows, r.Messages)
+	}
+	if r.Mismatched != 0 {
+		t.Errorf("%d ClickHouse rows disagree with the final status on sms.status", r.Mismatched)
+	}
+	if r.Duplicated > r.Window {
+		t.Errorf("carriers received %d submits twice, more than the in-flight window %d", r.Duplicated, r.Window)
+	}
+}
