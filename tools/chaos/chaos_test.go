@@ -101,10 +101,10 @@ func envInt(name string, def int) int {
 // message still ends in exactly one final status and one ClickHouse row and
 // that the carriers saw at most the in-flight window twice.
 func TestKill9EachService(t *testing.T) {
-	n, rate := 1200, 400.0
+	n, rate, timeout := 1200, 400.0, time.Minute
 	faults := KillFaults(time.Second)
 	if full {
-		n, rate = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000))
+		n, rate, timeout = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000)), 5*time.Minute
 		faults = append([]Fault{{}}, faults...)
 	}
 	s := startStack(t)
@@ -115,7 +115,7 @@ func TestKill9EachService(t *testing.T) {
 			name = "none"
 		}
 		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			c := loadgen.Campaign{Tenant: "demo", ID: fmt.Sprintf("chaos-%d", i), Count: n, Seed: uint64(i + 1),
 				Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
