@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-sms/sluice/pkg/chlocal"
 	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/tools/loadgen"
 )
@@ -50,8 +51,13 @@ func binaries(t testing.TB) string {
 // topics and ClickHouse database; their logs are shown if the test fails.
 func startStack(t testing.TB) *Stack {
 	t.Helper()
-	bin := binaries(t)
 	chAddr, db := testenv.ClickHouseDatabase(t)
+	return startStackOn(t, chAddr, db)
+}
+
+func startStackOn(t testing.TB, chAddr, db string) *Stack {
+	t.Helper()
+	bin := binaries(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -151,4 +157,70 @@ func checkResult(t *testing.T, r Result) {
 	if r.Duplicated > r.Window {
 		t.Errorf("carriers received %d submits twice, more than the in-flight window %d", r.Duplicated, r.Window)
 	}
+}
+
+// TestClickHouseAway stops a ClickHouse server of the test's own mid-stream
+// and starts it again on the same port and data: sms.status must not wait
+// for it, and every message must still get its one row once it is back.
+func TestClickHouseAway(t *testing.T) {
+	n, rate, down, timeout := 1200, 400.0, 5*time.Second, 2*time.Minute
+	if full {
+		n, rate, down, timeout = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000)), time.Minute, 5*time.Minute
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := chlocal.Options{Dir: t.TempDir(), TCPPort: ports[0], HTTPPort: ports[1]}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var mu sync.Mutex
+	srv, err := chlocal.Start(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		srv.Stop()
+	})
+	conn, err := chlocal.Open(srv.Addr(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = conn.Exec(ctx, "CREATE DATABASE sluice")
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startStackOn(t, srv.Addr(), "sluice")
+	f := Fault{
+		Name: fmt.Sprintf("clickhouse away %s", down), Down: down,
+		Stop: func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			srv.Stop()
+			return nil
+		},
+		Start: func(ctx context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			next, err := chlocal.Start(ctx, opt)
+			if err == nil {
+				srv = next
+			}
+			return err
+		},
+	}
+	c := loadgen.Campaign{Tenant: "demo", ID: "chaos-clickhouse", Count: n, Seed: 7, Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+	res, err := s.Run(ctx, f, c, rate, nil)
+	checkResult(t, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := PrintResults(&b, []Result{res}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", b.String())
 }

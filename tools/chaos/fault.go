@@ -15,10 +15,13 @@ import (
 // Fault is one thing that goes wrong mid-stream.
 type Fault struct {
 	Name string
-	// Service is killed with SIGKILL and restarted after Down; "" injects
-	// nothing (a clean run, the baseline and the benchmark).
+	// Service is killed with SIGKILL and restarted after Down.
 	Service string
 	Down    time.Duration
+	// Stop and Start, when Service is "", take a dependency away (Stop) and
+	// bring it back after Down (Start). Without either, nothing is
+	// injected: a clean run, the baseline and the benchmark.
+	Stop, Start func(context.Context) error
 }
 
 // KillFaults are kill -9 of each service in turn.
@@ -74,7 +77,7 @@ func (s *Stack) Run(ctx context.Context, f Fault, c loadgen.Campaign, rate float
 	faultErr := make(chan error, 1)
 	go func() {
 		var err error
-		if f.Service != "" {
+		if f.Service != "" || f.Stop != nil {
 			// Not cancelled when the campaign ends first: the service is
 			// restarted in any case.
 			res.Recovery, err = s.inject(ctx, f, tally, len(reqs))
@@ -112,12 +115,27 @@ func (s *Stack) Run(ctx context.Context, f Fault, c loadgen.Campaign, rate float
 
 // inject kills f.Service once a third of the campaign is published, restarts
 // it after f.Down and returns how long from the kill until the stage the
-// service feeds moved again.
+// service feeds moved again. For a dependency (f.Stop) it returns how long
+// the dependency was away.
 func (s *Stack) inject(ctx context.Context, f Fault, t *loadgen.Tally, n int) (time.Duration, error) {
 	if err := poll(ctx, func() bool { return t.Progress().Published >= n/3 }); err != nil {
 		return 0, err
 	}
 	killed := time.Now()
+	if f.Service == "" {
+		if err := f.Stop(ctx); err != nil {
+			return 0, fmt.Errorf("%s: stop: %w", f.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(f.Down):
+		}
+		if err := f.Start(ctx); err != nil {
+			return 0, fmt.Errorf("%s: start: %w", f.Name, err)
+		}
+		return time.Since(killed), nil
+	}
 	if err := s.Kill(f.Service); err != nil {
 		return 0, err
 	}
