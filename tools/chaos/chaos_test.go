@@ -52,10 +52,10 @@ func binaries(t testing.TB) string {
 func startStack(t testing.TB) *Stack {
 	t.Helper()
 	chAddr, db := testenv.ClickHouseDatabase(t)
-	return startStackOn(t, chAddr, db)
+	return startStackOn(t, testenv.Kafka(t), chAddr, db)
 }
 
-func startStackOn(t testing.TB, chAddr, db string) *Stack {
+func startStackOn(t testing.TB, brokers []string, chAddr, db string) *Stack {
 	t.Helper()
 	bin := binaries(t)
 	dir := t.TempDir()
@@ -63,7 +63,7 @@ func startStackOn(t testing.TB, chAddr, db string) *Stack {
 	defer cancel()
 	s, err := Start(ctx, Options{
 		BinDir: bin, Dir: dir,
-		Brokers: testenv.Kafka(t), TopicPrefix: testenv.TopicPrefix(t),
+		Brokers: brokers, TopicPrefix: testenv.TopicPrefix(t),
 		ClickHouseAddr: chAddr, ClickHouseDB: db,
 		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -142,6 +142,9 @@ func TestKill9EachService(t *testing.T) {
 
 func checkResult(t *testing.T, r Result) {
 	t.Helper()
+	if len(r.Crashes) > 0 {
+		t.Errorf("services exited on their own (and were restarted): %q", r.Crashes)
+	}
 	if r.Report.Missing != 0 {
 		t.Errorf("%d of %d messages without a final status on sms.status, e.g. %q", r.Report.Missing, r.Messages, r.Missing)
 	}
@@ -193,7 +196,7 @@ func TestClickHouseAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startStackOn(t, srv.Addr(), "sluice")
+	s := startStackOn(t, testenv.Kafka(t), srv.Addr(), "sluice")
 	f := Fault{
 		Name: fmt.Sprintf("clickhouse away %s", down), Down: down,
 		Stop: func(context.Context) error {

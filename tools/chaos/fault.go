@@ -51,6 +51,8 @@ type Result struct {
 	// again after its restart (0 without a fault).
 	Recovery time.Duration
 	Elapsed  time.Duration
+	// Crashes are the services' exits nobody asked for (they were restarted).
+	Crashes []string
 	// Missing and Conflicting describe the first few messages without a
 	// final status and with two different ones.
 	Missing, Conflicting []string
@@ -58,7 +60,7 @@ type Result struct {
 
 // OK reports whether the run kept every promise.
 func (r Result) OK() bool {
-	return r.Lost == 0 && r.Report.Conflicts == 0 && r.Rows == r.Messages && r.DistinctRows == r.Messages &&
+	return len(r.Crashes) == 0 && r.Lost == 0 && r.Report.Conflicts == 0 && r.Rows == r.Messages && r.DistinctRows == r.Messages &&
 		r.Mismatched == 0 && r.Duplicated <= r.Window
 }
 
@@ -110,7 +112,8 @@ func (s *Stack) Run(ctx context.Context, f Fault, c loadgen.Campaign, rate float
 	rowsErr := s.checkRows(ctx, c.ID, tally, &res)
 	res.Lost = max(rep.Missing, res.Messages-res.DistinctRows)
 	res.Elapsed = time.Since(start)
-	return res, errors.Join(runErr, rowsErr, s.Exited())
+	res.Crashes = s.Crashes()
+	return res, errors.Join(runErr, rowsErr)
 }
 
 // inject kills f.Service once a third of the campaign is published, restarts
@@ -227,9 +230,9 @@ func poll(ctx context.Context, done func() bool) error {
 // PrintResults writes one line per fault.
 func PrintResults(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "fault\tmessages\tlost\tconflicts\trows\tdup finals\tdup submits\twindow\trecovery\telapsed\tok")
+	fmt.Fprintln(tw, "fault\tmessages\tcrashes\tlost\tconflicts\trows\tdup finals\tdup submits\twindow\trecovery\telapsed\tok")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%v\n", r.Fault, r.Messages, r.Lost, r.Report.Conflicts,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%v\n", r.Fault, r.Messages, len(r.Crashes), r.Lost, r.Report.Conflicts,
 			r.DistinctRows, r.Report.DuplicateFinals, r.Duplicated, r.Window,
 			r.Recovery.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond), r.OK())
 	}

@@ -78,6 +78,8 @@ type Stack struct {
 	cfgPath string
 	mu      sync.Mutex
 	procs   map[string]*proc
+	closed  bool
+	crashes []string // services that exited on their own, with why
 }
 
 type proc struct {
@@ -191,26 +193,68 @@ func (s *Stack) adminAddr(name string) string {
 func (s *Stack) LogPath(name string) string { return filepath.Join(s.opt.Dir, name+".log") }
 
 // StartService starts one service's process and waits until it is ready.
+// A process that exits on its own is restarted a second later, as an
+// orchestrator would, and recorded (Crashes).
 func (s *Stack) StartService(ctx context.Context, name string) error {
+	p, err := s.spawn(name)
+	if err != nil {
+		return err
+	}
+	return s.waitReady(ctx, name, p)
+}
+
+func (s *Stack) spawn(name string) (*proc, error) {
 	logf, err := os.OpenFile(s.LogPath(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("%s log: %w", name, err)
+		return nil, fmt.Errorf("%s log: %w", name, err)
 	}
 	defer logf.Close() // the child has its own copy
 	cmd := exec.Command(filepath.Join(s.opt.BinDir, "sluice-"+name), "-config", s.cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("start %s: the stack is closed", name)
+	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
+		s.supervise(name, p)
 	}()
-	s.mu.Lock()
 	s.procs[name] = p
+	return p, nil
+}
+
+// supervise restarts a service that exited while it was meant to run.
+func (s *Stack) supervise(name string, p *proc) {
+	s.mu.Lock()
+	if s.closed || s.procs[name] != p {
+		s.mu.Unlock()
+		return // killed or stopped on purpose
+	}
+	delete(s.procs, name)
+	s.crashes = append(s.crashes, fmt.Sprintf("%s exited (%v) at %s", name, p.err, time.Now().UTC().Format(time.TimeOnly)))
 	s.mu.Unlock()
-	return s.waitReady(ctx, name, p)
+	time.Sleep(time.Second)
+	if _, err := s.spawn(name); err != nil {
+		s.mu.Lock()
+		s.crashes = append(s.crashes, fmt.Sprintf("%s not restarted: %v", name, err))
+		s.mu.Unlock()
+	}
+}
+
+// Crashes returns the services' exits that nobody asked for since the last
+// call (see the logs under LogPath).
+func (s *Stack) Crashes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.crashes
+	s.crashes = nil
+	return c
 }
 
 func (s *Stack) waitReady(ctx context.Context, name string, p *proc) error {
@@ -252,25 +296,11 @@ func (s *Stack) Kill(name string) error {
 	return nil
 }
 
-// Exited returns the services that have stopped on their own, with why.
-func (s *Stack) Exited() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var errs []error
-	for name, p := range s.procs {
-		select {
-		case <-p.done:
-			errs = append(errs, fmt.Errorf("%s exited: %v (log %s)", name, p.err, s.LogPath(name)))
-		default:
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // Close stops the services with SIGTERM (SIGKILL after 20 s), then the
 // simulator. It returns the services that did not stop cleanly.
 func (s *Stack) Close() error {
 	s.mu.Lock()
+	s.closed = true
 	procs := s.procs
 	s.procs = map[string]*proc{}
 	s.mu.Unlock()

@@ -119,7 +119,8 @@ func Publish(ctx context.Context, p *kafka.Producer, topic string, reqs []messag
 // PublishPaced writes the requests to topic at rate messages a second (0: as
 // fast as the broker takes them). sent gets each chunk once the broker has
 // acknowledged it, with the number written so far and the time the chunk was
-// handed to the producer.
+// first handed to the producer. A chunk the broker refuses is sent again
+// until ctx ends.
 func PublishPaced(ctx context.Context, p *kafka.Producer, topic string, reqs []message.Request, rate float64, sent func(done int, chunk []message.Request, at time.Time)) error {
 	chunk := 1000
 	if rate > 0 {
@@ -146,8 +147,14 @@ func PublishPaced(ctx context.Context, p *kafka.Producer, topic string, reqs []m
 			msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(r.Tenant + "/" + r.ClientRef), Value: v})
 		}
 		at := time.Now()
-		if err := p.Produce(ctx, msgs...); err != nil {
-			return err
+		// A broker that is away is waited for: resending a chunk is safe,
+		// ingest drops copies of a (tenant, client_ref) it has accepted.
+		for err := p.Produce(ctx, msgs...); err != nil; err = p.Produce(ctx, msgs...) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("publish: %w (last error: %w)", ctx.Err(), err)
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
 		if sent != nil {
 			sent(hi, reqs[lo:hi], at)
