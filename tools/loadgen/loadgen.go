@@ -5,7 +5,6 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -311,7 +310,8 @@ func (t *Tally) addAt(st message.Status, now time.Time) {
 }
 
 // Follow reads the status topic from its start until every followed message
-// has a final status or ctx ends, calling progress now and then.
+// has a final status or ctx ends, calling progress now and then. Broker
+// errors are waited out until ctx ends.
 func Follow(ctx context.Context, brokers []string, topic string, t *Tally, progress func(final int)) error {
 	r := kgo.NewReader(kgo.ReaderConfig{
 		Brokers:     brokers,
@@ -337,8 +337,14 @@ func Follow(ctx context.Context, brokers []string, topic string, t *Tally, progr
 		default:
 		}
 		m, err := r.FetchMessage(ctx)
-		if kerr := (kgo.Error)(0); errors.As(err, &kerr) && kerr.Temporary() {
-			continue // a new or busy broker: leadership moves, the reader catches up
+		if err != nil && ctx.Err() == nil {
+			// A broker away, restarting or moving leadership: the reader
+			// reconnects and resumes from its position.
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("follow %s: %d of %d final: %w", topic, t.Final(), len(t.want), err)
