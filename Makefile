@@ -56,8 +56,7 @@ bench:
 
 ## chaos: the whole-pipeline fault suite in full (the four services as processes, kill -9 of
 ## each mid-stream, ClickHouse away for a minute, the broker restarted, bigger campaigns, a
-## baseline); `make test`
-## runs its short form in `unit`
+## baseline); `make test` runs its short form in `unit`
 CHAOS_N    ?= 10000
 CHAOS_RATE ?= 2000
 chaos:
