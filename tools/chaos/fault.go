@@ -86,7 +86,12 @@ func (s *Stack) Run(ctx context.Context, f Fault, c loadgen.Campaign, rate float
 		}
 		faultErr <- err
 	}()
-	rep, runErr := loadgen.Run(ctx, loadgen.RunOptions{
+	// Give up on a campaign that has stopped moving: what is missing then
+	// is lost, and waiting out ctx would only make the suite slow.
+	rctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	go watchStall(rctx, tally, len(reqs), stopRun)
+	rep, runErr := loadgen.Run(rctx, loadgen.RunOptions{
 		Brokers:     s.Cfg.Kafka.Brokers,
 		TopicPrefix: s.Cfg.Kafka.TopicPrefix,
 		Requests:    reqs,
@@ -101,6 +106,9 @@ func (s *Stack) Run(ctx context.Context, f Fault, c loadgen.Campaign, rate float
 		},
 		Progress: progress,
 	})
+	if cause := context.Cause(rctx); runErr != nil && cause != nil {
+		runErr = fmt.Errorf("%w (%w)", runErr, cause)
+	}
 	if err := <-faultErr; err != nil {
 		runErr = errors.Join(runErr, err)
 	}
@@ -213,6 +221,30 @@ func (s *Stack) checkRows(ctx context.Context, campaign string, t *loadgen.Tally
 	}
 	res.DistinctRows = len(seen)
 	return errors.Join(err, rows.Err())
+}
+
+// StallTimeout is how long a campaign may go without any message reaching a
+// new stage, once it is all published, before the run gives up on it.
+const StallTimeout = 30 * time.Second
+
+func watchStall(ctx context.Context, t *loadgen.Tally, n int, stop context.CancelCauseFunc) {
+	last, since := t.Progress(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		p := t.Progress()
+		if p != last || p.Published < n {
+			last, since = p, time.Now()
+			continue
+		}
+		if time.Since(since) > StallTimeout {
+			stop(fmt.Errorf("no progress for %s: %+v of %d", StallTimeout, p, n))
+			return
+		}
+	}
 }
 
 // poll calls done every 50 ms until it returns true or ctx ends.
