@@ -41,6 +41,15 @@ func BenchmarkPipeline(b *testing.B) {
 		if err := r.Print(os.Stdout); err != nil {
 			b.Fatal(err)
 		}
+		cpu, err := s.CPU()
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Print("\nCPU time per service (the hottest stage):")
+		for _, name := range Services {
+			fmt.Printf("  %s %s", name, cpu[name].Round(10*time.Millisecond))
+		}
+		fmt.Println()
 		if !res.OK() {
 			b.Errorf("the run lost or duplicated messages: %+v", res)
 		}
