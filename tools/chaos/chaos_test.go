@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,11 +33,14 @@ var built struct {
 func binaries(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
-		// Not t.TempDir(): the binaries outlive this test; os.TempDir's
-		// files are the machine's to clean.
-		if built.dir, built.err = os.MkdirTemp("", "sluice-chaos-bin-"); built.err != nil {
+		// A cache, not t.TempDir(): the binaries serve every test of the
+		// run, and the next run's go build only relinks what changed.
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			built.err = err
 			return
 		}
+		built.dir = filepath.Join(cache, "sluice", "chaos-bin")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		built.err = Build(ctx, built.dir)

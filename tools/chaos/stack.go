@@ -35,6 +35,9 @@ var Services = []string{"ingest", "router", "sender", "dlr"}
 
 // Build compiles the four service binaries into dir (sluice-<name>).
 func Build(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("binaries dir: %w", err)
+	}
 	args := []string{"build", "-o", dir}
 	for _, s := range Services {
 		args = append(args, "github.com/sluice-sms/sluice/services/"+s+"/cmd/sluice-"+s)
