@@ -12,7 +12,7 @@ COMMANDS := services/ingest/cmd/sluice-ingest services/router/cmd/sluice-router 
 GOTEST   ?= go test -count=1 -timeout 20m
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit vet fuzz bench demo proto testenv-up testenv-down clean helm-check images images-check
+.PHONY: all build test unit vet fuzz bench chaos demo proto testenv-up testenv-down clean helm-check images images-check
 
 all: build
 
@@ -53,6 +53,18 @@ fuzz:
 ## bench: the benchmarks, printing their figures
 bench:
 	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
+
+## chaos: the whole-pipeline fault suite in full (the four services as processes, kill -9 of
+## each mid-stream, ClickHouse away for a minute, the broker restarted, bigger campaigns, a
+## baseline); `make test` runs its short form in `unit`
+CHAOS_N    ?= 10000
+CHAOS_RATE ?= 2000
+chaos:
+	trap 'tools/testenv/down.sh' EXIT; \
+	tools/testenv/up.sh; \
+	source .testenv/env.sh; \
+	cd tools && SLUICE_CHAOS=full SLUICE_CHAOS_N=$(CHAOS_N) SLUICE_CHAOS_RATE=$(CHAOS_RATE) \
+		$(GOTEST) -v -run '^(TestKill9|TestClickHouseAway|TestBrokerRestart)' ./chaos
 
 ## demo: a sample campaign through all four services on embedded defaults
 demo:

@@ -5,9 +5,9 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -105,25 +105,58 @@ func (c Campaign) text(rng *rand.Rand, i int) string {
 	return base
 }
 
-// Publish writes the requests to topic in chunks, calling progress with the
-// number written so far.
+// Publish writes the requests to topic in chunks as fast as the broker takes
+// them, calling progress with the number written so far.
 func Publish(ctx context.Context, p *kafka.Producer, topic string, reqs []message.Request, progress func(done int)) error {
-	const chunk = 1000
-	for start := 0; start < len(reqs); start += chunk {
-		end := min(start+chunk, len(reqs))
-		msgs := make([]kafka.Message, 0, end-start)
-		for _, r := range reqs[start:end] {
+	return PublishPaced(ctx, p, topic, reqs, 0, func(done int, _ []message.Request, _ time.Time) {
+		if progress != nil {
+			progress(done)
+		}
+	})
+}
+
+// PublishPaced writes the requests to topic at rate messages a second (0: as
+// fast as the broker takes them). sent gets each chunk once the broker has
+// acknowledged it, with the number written so far and the time the chunk was
+// first handed to the producer. A chunk the broker refuses is sent again
+// until ctx ends.
+func PublishPaced(ctx context.Context, p *kafka.Producer, topic string, reqs []message.Request, rate float64, sent func(done int, chunk []message.Request, at time.Time)) error {
+	chunk := 1000
+	if rate > 0 {
+		// About twenty chunks a second keeps the pace smooth.
+		chunk = max(1, min(chunk, int(rate/20)))
+	}
+	start := time.Now()
+	for lo := 0; lo < len(reqs); lo += chunk {
+		hi := min(lo+chunk, len(reqs))
+		if rate > 0 {
+			due := start.Add(time.Duration(float64(lo) / rate * float64(time.Second)))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(due)):
+			}
+		}
+		msgs := make([]kafka.Message, 0, hi-lo)
+		for _, r := range reqs[lo:hi] {
 			v, err := json.Marshal(r)
 			if err != nil {
 				return fmt.Errorf("encode request: %w", err)
 			}
 			msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(r.Tenant + "/" + r.ClientRef), Value: v})
 		}
-		if err := p.Produce(ctx, msgs...); err != nil {
-			return err
+		at := time.Now()
+		// A broker that is away is waited for: resending a chunk is safe,
+		// ingest drops copies of a (tenant, client_ref) it has accepted.
+		for err := p.Produce(ctx, msgs...); err != nil; err = p.Produce(ctx, msgs...) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("publish: %w (last error: %w)", ctx.Err(), err)
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
-		if progress != nil {
-			progress(end)
+		if sent != nil {
+			sent(hi, reqs[lo:hi], at)
 		}
 	}
 	return nil
@@ -134,8 +167,15 @@ type Tally struct {
 	mu          sync.Mutex
 	want        map[string]bool
 	final       map[string]string // message id -> its first final status
+	published   map[string]time.Time
+	accepted    map[string]time.Time
+	submitted   map[string]time.Time
+	finalAt     map[string]time.Time
+	last        map[string]string // message id -> its latest status seen
+	conflicts   []string          // "id: first then second", the first few
 	Statuses    map[string]int    // final statuses by name
 	Events      int               // events of the campaign's messages, copies included
+	FinalEvents int               // final-status events, copies included
 	Conflicts   int               // a second, different final status for a message
 	FirstAt     time.Time
 	LastFinalAt time.Time
@@ -143,11 +183,26 @@ type Tally struct {
 
 // NewTally follows the messages of reqs.
 func NewTally(reqs []message.Request) *Tally {
-	t := &Tally{want: map[string]bool{}, final: map[string]string{}, Statuses: map[string]int{}}
+	t := &Tally{
+		want: map[string]bool{}, final: map[string]string{}, Statuses: map[string]int{},
+		published: map[string]time.Time{}, accepted: map[string]time.Time{},
+		submitted: map[string]time.Time{}, finalAt: map[string]time.Time{},
+		last: map[string]string{},
+	}
 	for _, r := range reqs {
 		t.want[message.IDForClientRef(r.Tenant, r.ClientRef)] = true
 	}
 	return t
+}
+
+// Published records that reqs were handed to the broker at at: the start of
+// their latencies.
+func (t *Tally) Published(reqs []message.Request, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range reqs {
+		t.published[message.IDForClientRef(r.Tenant, r.ClientRef)] = at
+	}
 }
 
 // Final returns how many of the followed messages have a final status.
@@ -164,32 +219,99 @@ func (t *Tally) FinalStatus(id string) string {
 	return t.final[id]
 }
 
-func (t *Tally) add(st message.Status) {
+// Missing returns the ids of the followed messages without a final status, sorted.
+func (t *Tally) Missing() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.want[st.MessageID] {
+	var ids []string
+	for id := range t.want {
+		if _, ok := t.final[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Unfinished describes up to max messages without a final status, each with
+// the latest status seen for it ("none" if nothing), and up to max messages
+// with two different final statuses: what a failed run is to be debugged by.
+func (t *Tally) Unfinished(max int) (missing, conflicts []string) {
+	ids := t.Missing()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range ids[:min(max, len(ids))] {
+		last := t.last[id]
+		if last == "" {
+			last = "none"
+		}
+		missing = append(missing, id+": last "+last)
+	}
+	return missing, t.conflicts[:min(max, len(t.conflicts))]
+}
+
+// Progress is a snapshot of how far a campaign has got.
+type Progress struct{ Published, Accepted, Submitted, Final int }
+
+// Progress returns how many messages have reached each stage.
+func (t *Tally) Progress() Progress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return Progress{len(t.published), len(t.accepted), len(t.submitted), len(t.final)}
+}
+
+func (t *Tally) add(st message.Status) { t.addAt(st, time.Now()) }
+
+// addAt counts one status event seen at now. A stage's time is the first time
+// it was seen; submitted uses the event's own submitted_at when it has one.
+func (t *Tally) addAt(st message.Status, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id := st.MessageID
+	if !t.want[id] {
 		return
 	}
 	t.Events++
+	t.last[id] = st.Status
 	if t.FirstAt.IsZero() {
-		t.FirstAt = time.Now()
+		t.FirstAt = now
+	}
+	switch st.Status {
+	case message.StatusAccepted:
+		if _, ok := t.accepted[id]; !ok {
+			t.accepted[id] = now
+		}
+	case message.StatusSubmitted:
+		if _, ok := t.submitted[id]; !ok {
+			at := now
+			if st.SubmittedAt != nil {
+				at = *st.SubmittedAt
+			}
+			t.submitted[id] = at
+		}
 	}
 	if !message.IsFinal(st.Status) {
 		return
 	}
-	if prev, ok := t.final[st.MessageID]; ok {
+	t.FinalEvents++
+	if prev, ok := t.final[id]; ok {
 		if prev != st.Status {
 			t.Conflicts++
+			if len(t.conflicts) < 10 {
+				t.conflicts = append(t.conflicts, fmt.Sprintf("%s: %s then %s", id, prev, st.Status))
+			}
 		}
 		return
 	}
-	t.final[st.MessageID] = st.Status
+	t.final[id] = st.Status
+	t.finalAt[id] = now
 	t.Statuses[st.Status]++
-	t.LastFinalAt = time.Now()
+	t.LastFinalAt = now
 }
 
 // Follow reads the status topic from its start until every followed message
-// has a final status or ctx ends, calling progress now and then.
+// has a final status or ctx ends, calling progress now and then. Broker
+// errors are waited out until ctx ends.
 func Follow(ctx context.Context, brokers []string, topic string, t *Tally, progress func(final int)) error {
 	r := kgo.NewReader(kgo.ReaderConfig{
 		Brokers:     brokers,
@@ -215,8 +337,14 @@ func Follow(ctx context.Context, brokers []string, topic string, t *Tally, progr
 		default:
 		}
 		m, err := r.FetchMessage(ctx)
-		if kerr := (kgo.Error)(0); errors.As(err, &kerr) && kerr.Temporary() {
-			continue // a new or busy broker: leadership moves, the reader catches up
+		if err != nil && ctx.Err() == nil {
+			// A broker away, restarting or moving leadership: the reader
+			// reconnects and resumes from its position.
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("follow %s: %d of %d final: %w", topic, t.Final(), len(t.want), err)

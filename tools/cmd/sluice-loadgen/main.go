@@ -1,23 +1,21 @@
-// Command sluice-loadgen publishes a campaign of requests to sms.requests,
-// follows sms.status until every message has a final status and prints what
-// it saw as a table.
+// Command sluice-loadgen publishes a campaign of requests to sms.requests at a
+// target rate (or as fast as the broker takes them), follows sms.status until
+// every message has a final status and prints what it saw as a table:
+// accepted, final statuses, throughput per stage, latencies, the simulator's
+// duplicates and the messages missing. It exits 1 when any message is missing.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
-	"github.com/sluice-sms/sluice/pkg/kafka"
-	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/tools/loadgen"
 )
 
@@ -40,7 +38,9 @@ func run() error {
 	flag.Float64Var(&c.Unicode, "unicode", 0.1, "share of UCS-2 texts")
 	flag.Float64Var(&c.OTP, "otp", 0.2, "share of otp messages")
 	flag.Float64Var(&c.Marketing, "marketing", 0.5, "share of marketing messages")
-	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long")
+	rate := flag.Float64("rate", 0, "messages a second to publish; 0: as fast as the broker takes them")
+	simStats := flag.String("sim-stats", "", "smsc-sim stats URL (e.g. http://127.0.0.1:8095/stats) for the duplicates it saw")
+	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long and report what is missing")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -48,45 +48,26 @@ func run() error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	addrs := strings.Split(*brokers, ",")
-	reqs := c.Requests()
-	tally := loadgen.NewTally(reqs)
-	start := time.Now()
-	var published atomic.Int64
-	followErr := make(chan error, 1)
-	go func() {
-		followErr <- loadgen.Follow(ctx, addrs, *prefix+schemas.TopicStatus, tally, func(final int) {
-			fmt.Fprintf(os.Stderr, "\rpublished %d/%d  final %d/%d  %.0f msg/s   ",
-				published.Load(), len(reqs), final, len(reqs), float64(final)/time.Since(start).Seconds())
-		})
-	}()
-	p := kafka.NewProducer(addrs, 5*time.Millisecond)
-	err := loadgen.Publish(ctx, p, *prefix+schemas.TopicRequests, reqs, func(done int) { published.Store(int64(done)) })
-	publishedIn := time.Since(start)
-	if cerr := p.Close(); err == nil {
-		err = cerr
+	o := loadgen.RunOptions{
+		Brokers:     strings.Split(*brokers, ","),
+		TopicPrefix: *prefix,
+		Requests:    c.Requests(),
+		Rate:        *rate,
+		Progress:    os.Stderr,
+	}
+	if *simStats != "" {
+		o.SimStats = func(ctx context.Context) (loadgen.SimStats, error) { return loadgen.FetchSimStats(ctx, *simStats) }
+	}
+	r, err := loadgen.Run(ctx, o)
+	fmt.Printf("campaign %s\n", c.ID)
+	if perr := r.Print(os.Stdout); perr != nil {
+		return errors.Join(err, perr)
 	}
 	if err != nil {
 		return err
 	}
-	if err := <-followErr; err != nil {
-		return err
+	if r.Missing > 0 {
+		return fmt.Errorf("%d messages without a final status", r.Missing)
 	}
-	fmt.Fprintln(os.Stderr)
-	elapsed := time.Since(start)
-
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "campaign\t%s\t\n", c.ID)
-	fmt.Fprintf(tw, "published\t%d in %s (%.0f msg/s)\t\n", len(reqs), publishedIn.Round(time.Millisecond), float64(len(reqs))/publishedIn.Seconds())
-	fmt.Fprintf(tw, "final\t%d in %s (%.0f msg/s)\t\n", tally.Final(), elapsed.Round(time.Millisecond), float64(tally.Final())/elapsed.Seconds())
-	names := make([]string, 0, len(tally.Statuses))
-	for s := range tally.Statuses {
-		names = append(names, s)
-	}
-	slices.Sort(names)
-	for _, s := range names {
-		fmt.Fprintf(tw, "  %s\t%d\t\n", s, tally.Statuses[s])
-	}
-	fmt.Fprintf(tw, "conflicting finals\t%d\t\n", tally.Conflicts)
-	return tw.Flush()
+	return nil
 }

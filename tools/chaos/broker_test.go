@@ -1,0 +1,176 @@
+package chaos
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-sms/sluice/pkg/testenv"
+	"github.com/sluice-sms/sluice/tools/loadgen"
+)
+
+// kafkaBroker is a one-node KRaft Apache Kafka of the test's own, run from
+// the jars tools/testenv/up.sh caches, so that it can be stopped and started
+// again on the same port and data (the embedded broker keeps its data in
+// memory and the shared one must not be stopped).
+type kafkaBroker struct {
+	dir, lib    string
+	port, cport int
+	mu          sync.Mutex
+	cmd         *exec.Cmd
+	done        chan struct{}
+}
+
+func kafkaJars(t testing.TB) string {
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache = filepath.Join(home, ".cache")
+	}
+	version := os.Getenv("SLUICE_TESTENV_KAFKA_VERSION")
+	if version == "" {
+		version = "4.4.0"
+	}
+	lib := filepath.Join(cache, "sluice", "kafka-"+version, "lib")
+	if _, err := os.Stat(filepath.Join(lib, ".complete")); err != nil {
+		t.Fatalf("Kafka jars not in %s: tools/testenv/up.sh fetches them (make test runs it): %v", lib, err)
+	}
+	return lib
+}
+
+func startKafka(t testing.TB) *kafkaBroker {
+	t.Helper()
+	ports, err := freePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &kafkaBroker{dir: t.TempDir(), lib: kafkaJars(t), port: ports[0], cport: ports[1]}
+	props := fmt.Sprintf(`process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:%[2]d
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
+advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=%[3]s
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+`, k.port, k.cport, filepath.Join(k.dir, "data"))
+	if err := os.WriteFile(filepath.Join(k.dir, "server.properties"), []byte(props), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	format := k.java("kafka.tools.StorageTool", "format", "-t", base64.RawURLEncoding.EncodeToString(id), "-c", filepath.Join(k.dir, "server.properties"))
+	if out, err := format.CombinedOutput(); err != nil {
+		t.Fatalf("format Kafka storage: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := k.start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.stop)
+	return k
+}
+
+func (k *kafkaBroker) addrs() []string { return []string{fmt.Sprintf("127.0.0.1:%d", k.port)} }
+
+func (k *kafkaBroker) java(args ...string) *exec.Cmd {
+	return exec.Command("java", append([]string{"-Xms512m", "-Xmx512m", "-Djava.awt.headless=true", "-cp", k.lib + "/*"}, args...)...)
+}
+
+// start runs the broker on its data and waits until it serves metadata.
+func (k *kafkaBroker) start(ctx context.Context) error {
+	logf, err := os.OpenFile(filepath.Join(k.dir, "kafka.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := k.java("kafka.Kafka", filepath.Join(k.dir, "server.properties"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start kafka: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	k.mu.Lock()
+	k.cmd, k.done = cmd, done
+	k.mu.Unlock()
+	if err := testenv.WaitKafka(ctx, k.addrs()); err != nil {
+		return fmt.Errorf("kafka on %v: %w (log %s)", k.addrs(), err, filepath.Join(k.dir, "kafka.log"))
+	}
+	return nil
+}
+
+// stop ends the broker with SIGTERM (SIGKILL after 30 s) and waits.
+func (k *kafkaBroker) stop() {
+	k.mu.Lock()
+	cmd, done := k.cmd, k.done
+	k.cmd = nil
+	k.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// TestBrokerRestart stops the Kafka broker mid-stream and starts it again on
+// the same port and data: every service must ride it out (none may exit),
+// and every message must still end in one final status and one row.
+func TestBrokerRestart(t *testing.T) {
+	n, rate, down, timeout := 1200, 400.0, 5*time.Second, 3*time.Minute
+	if full {
+		n, rate, down, timeout = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000)), 30*time.Second, 6*time.Minute
+	}
+	k := startKafka(t)
+	chAddr, db := testenv.ClickHouseDatabase(t)
+	s := startStackOn(t, k.addrs(), chAddr, db)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	f := Fault{
+		Name: fmt.Sprintf("kafka broker stopped %s", down), Down: down,
+		Stop:  func(context.Context) error { k.stop(); return nil },
+		Start: k.start,
+	}
+	c := loadgen.Campaign{Tenant: "demo", ID: "chaos-broker", Count: n, Seed: 11, Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+	res, err := s.Run(ctx, f, c, rate, nil)
+	checkResult(t, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := PrintResults(&b, []Result{res}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", b.String())
+}

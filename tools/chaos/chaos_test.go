@@ -1,0 +1,233 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-sms/sluice/pkg/chlocal"
+	"github.com/sluice-sms/sluice/pkg/testenv"
+	"github.com/sluice-sms/sluice/tools/loadgen"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// full is set by `make chaos` (SLUICE_CHAOS=full): bigger campaigns and a
+// baseline run without faults. `make test` runs the short form.
+var full = os.Getenv("SLUICE_CHAOS") == "full"
+
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// binaries builds the four services once per test binary.
+func binaries(t testing.TB) string {
+	t.Helper()
+	built.once.Do(func() {
+		// A cache, not t.TempDir(): the binaries serve every test of the
+		// run, and the next run's go build only relinks what changed.
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.dir = filepath.Join(cache, "sluice", "chaos-bin")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		built.err = Build(ctx, built.dir)
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.dir
+}
+
+// startStack runs the four services as processes against the test's Kafka
+// topics and ClickHouse database; their logs are shown if the test fails.
+func startStack(t testing.TB) *Stack {
+	t.Helper()
+	chAddr, db := testenv.ClickHouseDatabase(t)
+	return startStackOn(t, testenv.Kafka(t), chAddr, db)
+}
+
+func startStackOn(t testing.TB, brokers []string, chAddr, db string) *Stack {
+	t.Helper()
+	bin := binaries(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Options{
+		BinDir: bin, Dir: dir,
+		Brokers: brokers, TopicPrefix: testenv.TopicPrefix(t),
+		ClickHouseAddr: chAddr, ClickHouseDB: db,
+		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("stack: %v", err)
+		}
+		if t.Failed() {
+			for _, name := range Services {
+				logTail(t, s.LogPath(name))
+			}
+		}
+	})
+	return s
+}
+
+func logTail(t testing.TB, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("%s: %v", path, err)
+		return
+	}
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	t.Logf("%s (tail):\n%s", path, b)
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestKill9EachService kills each service in turn with SIGKILL while a
+// campaign is flowing, restarts it a second later, and checks that every
+// message still ends in exactly one final status and one ClickHouse row and
+// that the carriers saw at most the in-flight window twice.
+func TestKill9EachService(t *testing.T) {
+	n, rate, timeout := 1200, 400.0, time.Minute
+	faults := KillFaults(time.Second)
+	if full {
+		n, rate, timeout = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000)), 5*time.Minute
+		faults = append([]Fault{{}}, faults...)
+	}
+	s := startStack(t)
+	var results []Result
+	for i, f := range faults {
+		name := strings.ReplaceAll(f.Name, " ", "_")
+		if name == "" {
+			name = "none"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			c := loadgen.Campaign{Tenant: "demo", ID: fmt.Sprintf("chaos-%d", i), Count: n, Seed: uint64(i + 1),
+				Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+			res, err := s.Run(ctx, f, c, rate, nil)
+			results = append(results, res)
+			checkResult(t, res)
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	var b strings.Builder
+	if err := PrintResults(&b, results); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fault suite (%d messages per fault at %.0f msg/s; window %d):\n%s", n, rate, s.Window(), b.String())
+}
+
+func checkResult(t *testing.T, r Result) {
+	t.Helper()
+	if len(r.Crashes) > 0 {
+		t.Errorf("services exited on their own (and were restarted): %q", r.Crashes)
+	}
+	if r.Report.Missing != 0 {
+		t.Errorf("%d of %d messages without a final status on sms.status, e.g. %q", r.Report.Missing, r.Messages, r.Missing)
+	}
+	if r.Report.Conflicts != 0 {
+		t.Errorf("%d messages with two different final statuses, e.g. %q", r.Report.Conflicts, r.Conflicting)
+	}
+	if r.Rows != r.Messages || r.DistinctRows != r.Messages {
+		t.Errorf("messages table: %d rows, %d distinct ids; want %d of each", r.Rows, r.DistinctRows, r.Messages)
+	}
+	if r.Mismatched != 0 {
+		t.Errorf("%d ClickHouse rows disagree with the final status on sms.status", r.Mismatched)
+	}
+	if r.Duplicated > r.Window {
+		t.Errorf("carriers received %d submits twice, more than the in-flight window %d", r.Duplicated, r.Window)
+	}
+}
+
+// TestClickHouseAway stops a ClickHouse server of the test's own mid-stream
+// and starts it again on the same port and data: sms.status must not wait
+// for it, and every message must still get its one row once it is back.
+func TestClickHouseAway(t *testing.T) {
+	n, rate, down, timeout := 1200, 400.0, 5*time.Second, 2*time.Minute
+	if full {
+		n, rate, down, timeout = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000)), time.Minute, 5*time.Minute
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := chlocal.Options{Dir: t.TempDir(), TCPPort: ports[0], HTTPPort: ports[1]}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var mu sync.Mutex
+	srv, err := chlocal.Start(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		srv.Stop()
+	})
+	conn, err := chlocal.Open(srv.Addr(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = conn.Exec(ctx, "CREATE DATABASE sluice")
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startStackOn(t, testenv.Kafka(t), srv.Addr(), "sluice")
+	f := Fault{
+		Name: fmt.Sprintf("clickhouse away %s", down), Down: down,
+		Stop: func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			srv.Stop()
+			return nil
+		},
+		Start: func(ctx context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			next, err := chlocal.Start(ctx, opt)
+			if err == nil {
+				srv = next
+			}
+			return err
+		},
+	}
+	c := loadgen.Campaign{Tenant: "demo", ID: "chaos-clickhouse", Count: n, Seed: 7, Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+	res, err := s.Run(ctx, f, c, rate, nil)
+	checkResult(t, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := PrintResults(&b, []Result{res}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", b.String())
+}

@@ -1,0 +1,272 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluice-sms/sluice/pkg/analytics"
+	"github.com/sluice-sms/sluice/tools/loadgen"
+)
+
+// Fault is one thing that goes wrong mid-stream.
+type Fault struct {
+	Name string
+	// Service is killed with SIGKILL and restarted after Down.
+	Service string
+	Down    time.Duration
+	// Stop and Start, when Service is "", take a dependency away (Stop) and
+	// bring it back after Down (Start). Without either, nothing is
+	// injected: a clean run, the baseline and the benchmark.
+	Stop, Start func(context.Context) error
+}
+
+// KillFaults are kill -9 of each service in turn.
+func KillFaults(down time.Duration) []Fault {
+	fs := make([]Fault, len(Services))
+	for i, s := range Services {
+		fs[i] = Fault{Name: "kill -9 " + s, Service: s, Down: down}
+	}
+	return fs
+}
+
+// Result is what a campaign under one fault amounted to.
+type Result struct {
+	Fault    string
+	Messages int
+	Report   loadgen.Report
+	// Lost counts messages without a final status on sms.status or without a
+	// final row in ClickHouse.
+	Lost int
+	// Rows and DistinctRows are the campaign's rows in messages FINAL;
+	// Mismatched the rows whose status differs from the one on sms.status.
+	Rows, DistinctRows, Mismatched int
+	// Duplicated is what the simulated carriers received twice; Window the
+	// most that may be (the in-flight window of every bind).
+	Duplicated, Window int
+	// Recovery runs from the kill until the stage the service feeds moves
+	// again after its restart (0 without a fault).
+	Recovery time.Duration
+	Elapsed  time.Duration
+	// Crashes are the services' exits nobody asked for (they were restarted).
+	Crashes []string
+	// Missing and Conflicting describe the first few messages without a
+	// final status and with two different ones.
+	Missing, Conflicting []string
+}
+
+// OK reports whether the run kept every promise.
+func (r Result) OK() bool {
+	return len(r.Crashes) == 0 && r.Lost == 0 && r.Report.Conflicts == 0 && r.Rows == r.Messages && r.DistinctRows == r.Messages &&
+		r.Mismatched == 0 && r.Duplicated <= r.Window
+}
+
+// Run drives a campaign of c through the stack at rate messages a second,
+// injects f once a third of it is published, waits (until ctx ends) for every
+// message's final status and ClickHouse row, and returns what it saw.
+func (s *Stack) Run(ctx context.Context, f Fault, c loadgen.Campaign, rate float64, progress io.Writer) (Result, error) {
+	start := time.Now()
+	reqs := c.Requests()
+	tally := loadgen.NewTally(reqs)
+	res := Result{Fault: f.Name, Messages: len(reqs), Window: s.Window()}
+	if f.Name == "" {
+		res.Fault = "none"
+	}
+
+	faultErr := make(chan error, 1)
+	go func() {
+		var err error
+		if f.Service != "" || f.Stop != nil {
+			// Not cancelled when the campaign ends first: the service is
+			// restarted in any case.
+			res.Recovery, err = s.inject(ctx, f, tally, len(reqs))
+		}
+		faultErr <- err
+	}()
+	// Give up on a campaign that has stopped moving: what is missing then
+	// is lost, and waiting out ctx would only make the suite slow.
+	rctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	go watchStall(rctx, tally, len(reqs), stopRun)
+	rep, runErr := loadgen.Run(rctx, loadgen.RunOptions{
+		Brokers:     s.Cfg.Kafka.Brokers,
+		TopicPrefix: s.Cfg.Kafka.TopicPrefix,
+		Requests:    reqs,
+		Rate:        rate,
+		Tally:       tally,
+		SimStats: func(context.Context) (loadgen.SimStats, error) {
+			per := map[string]loadgen.SimStats{}
+			for id, st := range s.Sim.Stats() {
+				per[id] = loadgen.SimStats{Submits: st.Submits, UniqueSubmits: st.UniqueSubmits, DuplicateSubmits: st.DuplicateSubmits, Throttled: st.Throttled}
+			}
+			return loadgen.SumSimStats(per), nil
+		},
+		Progress: progress,
+	})
+	if cause := context.Cause(rctx); runErr != nil && cause != nil {
+		runErr = fmt.Errorf("%w (%w)", runErr, cause)
+	}
+	if err := <-faultErr; err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	res.Report = rep
+	if rep.Sim != nil {
+		res.Duplicated = int(rep.Sim.DuplicateSubmits)
+	}
+	res.Missing, res.Conflicting = tally.Unfinished(5)
+	rowsErr := s.checkRows(ctx, c.ID, tally, &res)
+	res.Lost = max(rep.Missing, res.Messages-res.DistinctRows)
+	res.Elapsed = time.Since(start)
+	res.Crashes = s.Crashes()
+	return res, errors.Join(runErr, rowsErr)
+}
+
+// inject kills f.Service once a third of the campaign is published, restarts
+// it after f.Down and returns how long from the kill until the stage the
+// service feeds moved again. For a dependency (f.Stop) it returns how long
+// the dependency was away.
+func (s *Stack) inject(ctx context.Context, f Fault, t *loadgen.Tally, n int) (time.Duration, error) {
+	if err := poll(ctx, func() bool { return t.Progress().Published >= n/3 }); err != nil {
+		return 0, err
+	}
+	killed := time.Now()
+	if f.Service == "" {
+		if err := f.Stop(ctx); err != nil {
+			return 0, fmt.Errorf("%s: stop: %w", f.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(f.Down):
+		}
+		if err := f.Start(ctx); err != nil {
+			return 0, fmt.Errorf("%s: start: %w", f.Name, err)
+		}
+		return time.Since(killed), nil
+	}
+	if err := s.Kill(f.Service); err != nil {
+		return 0, err
+	}
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(f.Down):
+	}
+	stage := stageFed(f.Service)
+	before := stage(t.Progress())
+	if err := s.StartService(ctx, f.Service); err != nil {
+		return 0, err
+	}
+	if err := poll(ctx, func() bool { p := t.Progress(); return stage(p) > before || p.Final == n }); err != nil {
+		return 0, err
+	}
+	return time.Since(killed), nil
+}
+
+// stageFed returns the first stage visible on sms.status that waits for the
+// service: ingest emits accepted, the router feeds the sender, the sender's
+// submits become submitted, and the dlr service emits final statuses.
+func stageFed(service string) func(loadgen.Progress) int {
+	switch service {
+	case "ingest":
+		return func(p loadgen.Progress) int { return p.Accepted }
+	case "router", "sender":
+		return func(p loadgen.Progress) int { return p.Submitted }
+	default:
+		return func(p loadgen.Progress) int { return p.Final }
+	}
+}
+
+// checkRows waits until ClickHouse holds a final row for every message the
+// run saw end (the dlr service writes about once a second), then counts the
+// campaign's rows and compares their statuses with sms.status.
+func (s *Stack) checkRows(ctx context.Context, campaign string, t *loadgen.Tally, res *Result) error {
+	// Count even after ctx ends: the figures say what is missing.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	conn, err := analytics.Open(cctx, s.Cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	db := s.Cfg.ClickHouse.Database
+	want := t.Final()
+	q := fmt.Sprintf(`SELECT count() FROM %s.messages FINAL WHERE campaign_id = ? AND status IN ('delivered','undelivered','expired','failed','unknown','rejected')`, db)
+	err = poll(ctx, func() bool {
+		var got uint64
+		return conn.QueryRow(ctx, q, campaign).Scan(&got) == nil && int(got) >= want
+	})
+	if err != nil {
+		err = fmt.Errorf("waiting for %d final rows in ClickHouse: %w", want, err)
+	}
+	rows, qerr := conn.Query(cctx, fmt.Sprintf(`SELECT message_id, status FROM %s.messages FINAL WHERE campaign_id = ?`, db), campaign)
+	if qerr != nil {
+		return errors.Join(err, fmt.Errorf("read rows: %w", qerr))
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var id, status string
+		if serr := rows.Scan(&id, &status); serr != nil {
+			return errors.Join(err, fmt.Errorf("read rows: %w", serr))
+		}
+		res.Rows++
+		seen[id] = true
+		if status != t.FinalStatus(id) {
+			res.Mismatched++
+		}
+	}
+	res.DistinctRows = len(seen)
+	return errors.Join(err, rows.Err())
+}
+
+// StallTimeout is how long a campaign may go without any message reaching a
+// new stage, once it is all published, before the run gives up on it.
+const StallTimeout = 30 * time.Second
+
+func watchStall(ctx context.Context, t *loadgen.Tally, n int, stop context.CancelCauseFunc) {
+	last, since := t.Progress(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		p := t.Progress()
+		if p != last || p.Published < n {
+			last, since = p, time.Now()
+			continue
+		}
+		if time.Since(since) > StallTimeout {
+			stop(fmt.Errorf("no progress for %s: %+v of %d", StallTimeout, p, n))
+			return
+		}
+	}
+}
+
+// poll calls done every 50 ms until it returns true or ctx ends.
+func poll(ctx context.Context, done func() bool) error {
+	for !done() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// PrintResults writes one line per fault.
+func PrintResults(w io.Writer, results []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "fault\tmessages\tcrashes\tlost\tconflicts\trows\tdup finals\tdup submits\twindow\trecovery\telapsed\tok")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%v\n", r.Fault, r.Messages, len(r.Crashes), r.Lost, r.Report.Conflicts,
+			r.DistinctRows, r.Report.DuplicateFinals, r.Duplicated, r.Window,
+			r.Recovery.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond), r.OK())
+	}
+	return tw.Flush()
+}
