@@ -14,6 +14,7 @@ import (
 
 	kgo "github.com/segmentio/kafka-go"
 
+	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 )
 
@@ -245,54 +246,13 @@ func (s *statusStore) followPartition(ctx context.Context, brokers []string, top
 	if !behind {
 		caughtUp()
 	}
-	next := kgo.FirstOffset
-	backoff := 500 * time.Millisecond
-	for {
-		err := s.readPartition(ctx, brokers, topic, partition, &next, func(offset int64) {
-			if behind && offset+1 >= t.end {
-				behind = false
-				caughtUp()
-			}
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		// The broker went away or moved the partition: read on from where
-		// this left off once it is back, rather than stop the service.
-		log.Warn("status store: reading again", "topic", topic, "partition", partition, "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-}
-
-// readPartition applies the partition's records from *next on until an
-// error, moving *next past each one and telling read its offset.
-func (s *statusStore) readPartition(ctx context.Context, brokers []string, topic string, partition int, next *int64, read func(offset int64)) error {
-	r := kgo.NewReader(kgo.ReaderConfig{
-		Brokers:   brokers,
-		Topic:     topic,
-		Partition: partition,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		MaxWait:   250 * time.Millisecond,
-	})
-	defer r.Close()
-	if err := r.SetOffset(*next); err != nil {
-		return fmt.Errorf("follow %s/%d: %w", topic, partition, err)
-	}
-	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			return fmt.Errorf("follow %s/%d: %w", topic, partition, err)
-		}
+	kafka.FollowPartition(ctx, brokers, topic, partition, kgo.FirstOffset, func(m kafka.Message) {
 		s.applyRecord(m.Key, m.Value)
-		*next = m.Offset + 1
-		read(m.Offset)
-	}
+		if behind && m.Offset+1 >= t.end {
+			behind = false
+			caughtUp()
+		}
+	}, log)
 }
 
 // endOffsets returns the offset range of every partition of topic.

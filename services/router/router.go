@@ -82,10 +82,10 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, reload <-ch
 	brokers := cfg.Kafka.Brokers
 	optCaught, healthCaught := make(chan struct{}), make(chan struct{})
 	run("opt-out list", func() error {
-		return tail(ctx, brokers, env.Topic(schemas.TopicOptOut), r.optOuts.apply, optCaught)
+		return tail(ctx, brokers, env.Topic(schemas.TopicOptOut), r.optOuts.apply, optCaught, log)
 	})
 	run("carrier health", func() error {
-		return tail(ctx, brokers, env.Topic(schemas.TopicCarrierHealth), r.health.apply, healthCaught)
+		return tail(ctx, brokers, env.Topic(schemas.TopicCarrierHealth), r.health.apply, healthCaught, log)
 	})
 	// Decide only with the whole opt-out list and the carriers' state known.
 	for _, caught := range []chan struct{}{optCaught, healthCaught} {

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	kgo "github.com/segmentio/kafka-go"
@@ -11,37 +12,26 @@ import (
 )
 
 // tail reads every record of partition 0 of a small compacted topic from the
-// start and keeps following it, handing each record to apply. caught is
-// closed once the records there were at the start have been applied, so
-// that routing begins with a complete view.
-func tail(ctx context.Context, brokers []string, topic string, apply func(kafka.Message), caught chan<- struct{}) error {
+// start and keeps following it, through broker outages, handing each record
+// to apply. caught is closed once the records there were at the start have
+// been applied, so that routing begins with a complete view.
+func tail(ctx context.Context, brokers []string, topic string, apply func(kafka.Message), caught chan<- struct{}, log *slog.Logger) error {
 	first, last, err := offsets(ctx, brokers, topic, 0)
 	if err != nil {
 		return err
-	}
-	r := newReader(brokers, topic, 0)
-	defer r.Close()
-	if err := r.SetOffset(first); err != nil {
-		return fmt.Errorf("tail %s: %w", topic, err)
 	}
 	if last <= first {
 		close(caught)
 		caught = nil
 	}
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("tail %s: %w", topic, err)
-		}
+	kafka.FollowPartition(ctx, brokers, topic, 0, first, func(m kafka.Message) {
 		apply(m)
 		if caught != nil && m.Offset >= last-1 {
 			close(caught)
 			caught = nil
 		}
-	}
+	}, log)
+	return nil
 }
 
 // readRange hands fn the records of a partition from offset from (a

@@ -27,6 +27,7 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/service"
+	"github.com/sluice-sms/sluice/services/sender"
 	"github.com/sluice-sms/sluice/tools/smscsim"
 )
 
@@ -169,12 +170,12 @@ func (s *Stack) config() (config.Config, error) {
 	return cfg, cfg.Validate()
 }
 
-// Window is the most submits that can be in flight at once, all carriers
-// together: what a crash may send twice.
+// Window is the most submits a crash may send twice, all carriers together:
+// per bind, the window in flight and the answered submits not yet recorded.
 func (s *Stack) Window() int {
 	n := 0
 	for _, c := range s.Cfg.Carriers {
-		n += c.Binds * c.Window
+		n += sender.Unrecorded(c)
 	}
 	return n
 }
