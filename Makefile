@@ -50,9 +50,12 @@ fuzz:
 			done; done); \
 	done
 
-## bench: the benchmarks, printing their figures
+## bench: the benchmarks, printing their figures, against the real Kafka and ClickHouse test servers (Kannel installed by up.sh for the comparison)
 bench:
-	@for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
+	trap 'tools/testenv/down.sh' EXIT; \
+	tools/testenv/up.sh; \
+	source .testenv/env.sh; \
+	for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
 
 ## chaos: the whole-pipeline fault suite in full (the four services as processes, kill -9 of
 ## each mid-stream, ClickHouse away for a minute, the broker restarted, bigger campaigns, a
