@@ -28,6 +28,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/service"
 	"github.com/sluice-sms/sluice/services/sender"
+	"github.com/sluice-sms/sluice/tools/devstack"
 	"github.com/sluice-sms/sluice/tools/smscsim"
 )
 
@@ -58,19 +59,8 @@ type Options struct {
 	ClickHouseAddr string
 	ClickHouseDB   string
 	TopicPrefix    string
-	Carriers       []smscsim.CarrierConfig // default DefaultCarriers
+	Carriers       []smscsim.CarrierConfig // default devstack.DefaultCarriers
 	Log            *slog.Logger            // the simulator's log; nil: discarded
-}
-
-// DefaultCarriers are three simulated carriers (two for GB, one for FR and
-// DE) answering at once with a realistic mix of receipts.
-func DefaultCarriers() []smscsim.CarrierConfig {
-	mix := map[string]int{"DELIVRD": 90, "UNDELIV": 6, "EXPIRED": 2, "REJECTD": 2}
-	return []smscsim.CarrierConfig{
-		{ID: "sim-a", SystemID: "sluice", Password: "sim-a-pass", Addr: "127.0.0.1:0", DLRDelay: 200 * time.Millisecond, Outcomes: mix},
-		{ID: "sim-b", SystemID: "sluice", Password: "sim-b-pass", Addr: "127.0.0.1:0", DLRDelay: 300 * time.Millisecond, Outcomes: mix},
-		{ID: "sim-c", SystemID: "sluice", Password: "sim-c-pass", Addr: "127.0.0.1:0", DLRDelay: 200 * time.Millisecond, Outcomes: mix},
-	}
 }
 
 // Stack is the running pipeline.
@@ -96,7 +86,7 @@ type proc struct {
 // starts the four services, returning once every one is ready.
 func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 	if len(opt.Carriers) == 0 {
-		opt.Carriers = DefaultCarriers()
+		opt.Carriers = devstack.DefaultCarriers()
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -148,25 +138,10 @@ func (s *Stack) config() (config.Config, error) {
 	cfg.Ingest.HTTPAddr = addr(ports[4])
 	cfg.DLR.StateDir = filepath.Join(s.opt.Dir, "dlr-state")
 	cfg.Tenants = []config.Tenant{{ID: "demo"}}
-	for _, c := range s.opt.Carriers {
-		host, port, err := net.SplitHostPort(s.Sim.Addr(c.ID))
-		if err != nil {
-			return cfg, fmt.Errorf("carrier %s address: %w", c.ID, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return cfg, fmt.Errorf("carrier %s port: %w", c.ID, err)
-		}
-		cfg.Carriers = append(cfg.Carriers, config.Carrier{
-			ID: c.ID, Host: host, Port: p, SystemID: c.SystemID, Password: c.Password,
-			Binds: 2, TPS: 5000, Window: 50,
-		})
+	if cfg.Carriers, err = devstack.SimCarriers(s.Sim, s.opt.Carriers); err != nil {
+		return cfg, err
 	}
-	cfg.Routes = []config.Route{
-		{Prefix: "+44", Carriers: []config.RouteCarrier{{ID: "sim-a", Weight: 70}, {ID: "sim-b", Weight: 30}}},
-		{Prefix: "+33", Carriers: []config.RouteCarrier{{ID: "sim-c", Weight: 1}}},
-		{Prefix: "+49", Carriers: []config.RouteCarrier{{ID: "sim-c", Weight: 1}}},
-	}
+	cfg.Routes = devstack.Routes()
 	return cfg, cfg.Validate()
 }
 

@@ -144,23 +144,43 @@ func (s *Stack) config(opt Options, brokers []string, chAddr string) (config.Con
 			"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	}
 	cfg.Tenants = []config.Tenant{{ID: "demo"}}
-	for _, c := range opt.Carriers {
-		host, port, err := net.SplitHostPort(s.Sim.Addr(c.ID))
+	var err error
+	if cfg.Carriers, err = SimCarriers(s.Sim, opt.Carriers); err != nil {
+		return cfg, err
+	}
+	cfg.Routes = Routes()
+	return cfg, cfg.Validate()
+}
+
+// SimCarriers are the carriers of sluice.yaml for the simulated ones, at the
+// addresses sim listens on: 2 binds, 5,000 parts/s and a window of 50 each.
+func SimCarriers(sim *smscsim.Sim, carriers []smscsim.CarrierConfig) ([]config.Carrier, error) {
+	out := make([]config.Carrier, 0, len(carriers))
+	for _, c := range carriers {
+		host, port, err := net.SplitHostPort(sim.Addr(c.ID))
 		if err != nil {
-			return cfg, fmt.Errorf("carrier %s address: %w", c.ID, err)
+			return nil, fmt.Errorf("carrier %s address: %w", c.ID, err)
 		}
-		p, _ := strconv.Atoi(port)
-		cfg.Carriers = append(cfg.Carriers, config.Carrier{
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("carrier %s port: %w", c.ID, err)
+		}
+		out = append(out, config.Carrier{
 			ID: c.ID, Host: host, Port: p, SystemID: c.SystemID, Password: c.Password,
 			Binds: 2, TPS: 5000, Window: 50,
 		})
 	}
-	cfg.Routes = []config.Route{
+	return out, nil
+}
+
+// Routes send the DefaultCarriers' countries to them: GB 70/30 over sim-a
+// and sim-b, FR and DE to sim-c.
+func Routes() []config.Route {
+	return []config.Route{
 		{Prefix: "+44", Carriers: []config.RouteCarrier{{ID: "sim-a", Weight: 70}, {ID: "sim-b", Weight: 30}}},
 		{Prefix: "+33", Carriers: []config.RouteCarrier{{ID: "sim-c", Weight: 1}}},
 		{Prefix: "+49", Carriers: []config.RouteCarrier{{ID: "sim-c", Weight: 1}}},
 	}
-	return cfg, cfg.Validate()
 }
 
 // Close stops the services (they drain and commit), then the simulator,
