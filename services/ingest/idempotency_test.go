@@ -150,8 +150,8 @@ func TestTopicBadRecords(t *testing.T) {
 			h[x.Key] = string(x.Value)
 		}
 		want := (&FieldError{Code: c.code, Field: c.field, Message: c.message}).Error()
-		if string(d.Value) != c.body || h[HeaderErrorCode] != c.code || h[HeaderError] != want {
-			t.Errorf("%s: dead letter %q with %s / %s, want the record unchanged with %s / %s", c.name, d.Value, h[HeaderErrorCode], h[HeaderError], c.code, want)
+		if string(d.Value) != c.body || h[schemas.HeaderErrorCode] != c.code || h[schemas.HeaderError] != want {
+			t.Errorf("%s: dead letter %q with %s / %s, want the record unchanged with %s / %s", c.name, d.Value, h[schemas.HeaderErrorCode], h[schemas.HeaderError], c.code, want)
 		}
 		if _, named := rejectedStatus([]byte(c.body), &FieldError{}, now); named && c.code != CodeUnknownTenant {
 			wantRejected++

@@ -38,15 +38,6 @@ import (
 // Group is the consumer group of the sms.requests reader.
 const Group = "sluice-ingest"
 
-// DLQ headers.
-const (
-	HeaderErrorCode       = schemas.HeaderErrorCode
-	HeaderError           = schemas.HeaderError
-	HeaderSourceTopic     = schemas.HeaderSourceTopic
-	HeaderSourcePartition = schemas.HeaderSourcePartition
-	HeaderSourceOffset    = schemas.HeaderSourceOffset
-)
-
 // IdempotencyWindow is how long a (tenant, client_ref) is remembered: the
 // retention of sms.status, from which the record is rebuilt at start.
 const IdempotencyWindow = 168 * time.Hour
@@ -449,11 +440,11 @@ func (in *intake) reject(rec kafka.Message, ferr *FieldError, now time.Time) ([]
 func (in *intake) deadLetter(rec kafka.Message, ferr *FieldError) kafka.Message {
 	headers := append([]kafka.Header(nil), rec.Headers...)
 	headers = append(headers,
-		kafka.Header{Key: HeaderErrorCode, Value: []byte(ferr.Code)},
-		kafka.Header{Key: HeaderError, Value: []byte(ferr.Error())},
-		kafka.Header{Key: HeaderSourceTopic, Value: []byte(rec.Topic)},
-		kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(rec.Partition))},
-		kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+		kafka.Header{Key: schemas.HeaderErrorCode, Value: []byte(ferr.Code)},
+		kafka.Header{Key: schemas.HeaderError, Value: []byte(ferr.Error())},
+		kafka.Header{Key: schemas.HeaderSourceTopic, Value: []byte(rec.Topic)},
+		kafka.Header{Key: schemas.HeaderSourcePartition, Value: []byte(strconv.Itoa(rec.Partition))},
+		kafka.Header{Key: schemas.HeaderSourceOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
 	)
 	return kafka.Message{Topic: in.env.Topic(schemas.TopicRequestsDLQ), Key: rec.Key, Value: rec.Value, Headers: headers}
 }
