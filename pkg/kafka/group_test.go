@@ -493,3 +493,61 @@ func checkAssignments(t *testing.T, brokers []string, group string, topics []str
 		t.Errorf("broker assigns %v, workers hold %v", got, want)
 	}
 }
+
+// TestConcurrentCommits: the claims of a member commit at the same time (the
+// member joins their commits into shared requests); every commit lands, and
+// is on the broker by the time Commit returns.
+func TestConcurrentCommits(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	prefix := testenv.TopicPrefix(t)
+	topic, group := prefix+"in", prefix+"group"
+	const partitions, commits = 8, 100
+	ensureTopics(t, brokers, kafka.TopicSpec{Name: topic, Partitions: partitions})
+
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		finished = map[int]bool{}
+		problems []string
+	)
+	done := goRun(t, func() error {
+		return kafka.RunGroup(ctx, kafka.GroupConfig{Brokers: brokers, Group: group, Topics: []string{topic}}, func(ctx context.Context, c *kafka.Claim) error {
+			for next := int64(1); next <= commits; next++ {
+				if err := c.Commit(topic, next); err != nil {
+					return err
+				}
+			}
+			got, err := committedOffsets(ctx, brokers, group, topic, partitions)
+			mu.Lock()
+			if err != nil || got[c.Partition] != commits {
+				problems = append(problems, fmt.Sprintf("partition %d: committed %d after Commit returned (%v), want %d", c.Partition, got[c.Partition], err, commits))
+			}
+			finished[c.Partition] = true
+			mu.Unlock()
+			<-ctx.Done()
+			return nil
+		})
+	})
+	waitFor(t, 30*time.Second, "every partition's commits", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(finished) == partitions
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("RunGroup: %v", err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+	got, err := committedOffsets(t.Context(), brokers, group, topic, partitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range partitions {
+		if got[p] != commits {
+			t.Errorf("partition %d: committed offset %d, want %d", p, got[p], commits)
+		}
+	}
+}
