@@ -28,11 +28,13 @@ type Producer struct {
 // waits for company; kafka-go's 1 s default would add a second to every hop.
 func NewProducer(brokers []string, batchTimeout time.Duration) *Producer {
 	return &Producer{w: &kgo.Writer{
-		Addr:                   kgo.TCP(brokers...),
-		Balancer:               &kgo.Murmur2Balancer{}, // same partitions as Java clients
-		RequiredAcks:           kgo.RequireAll,
-		BatchTimeout:           batchTimeout,
-		BatchSize:              1000,
+		Addr:         kgo.TCP(brokers...),
+		Balancer:     &kgo.Murmur2Balancer{}, // same partitions as Java clients
+		RequiredAcks: kgo.RequireAll,
+		BatchTimeout: batchTimeout,
+		// kafka-go allocates and zeroes a BatchSize-record slice for every
+		// batch, however small: at 1000, 11% of the sender's CPU.
+		BatchSize:              100,
 		BatchBytes:             16 << 20,
 		MaxAttempts:            10,
 		WriteBackoffMin:        50 * time.Millisecond,

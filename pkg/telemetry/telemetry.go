@@ -1,6 +1,7 @@
 // Package telemetry sets up what every sluice service reports: OpenTelemetry
 // traces (exported over OTLP/HTTP when the standard OTEL_* variables say so),
 // metrics served to Prometheus at /metrics, health at /healthz and /readyz,
+// Go profiles at /debug/pprof/,
 // JSON logs carrying the trace id, and trace context in Kafka headers.
 package telemetry
 
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -107,6 +109,10 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger) (*Telemetry, error
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	// Profiles of a live process: what limits a stage under real load.
+	t.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	t.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	t.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return t, nil
 }
 

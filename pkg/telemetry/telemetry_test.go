@@ -80,6 +80,8 @@ func TestAdminEndpoints(t *testing.T) {
 		{"/healthz", nil, 200},
 		{"/readyz", ptr(false), http.StatusServiceUnavailable},
 		{"/healthz", nil, 200},
+		{"/debug/pprof/heap?debug=1", nil, 200},
+		{"/debug/pprof/goroutine?debug=1", nil, 200},
 		{"/nothing", nil, http.StatusNotFound},
 	}
 	for i, s := range steps {

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -23,9 +24,11 @@ func BenchmarkPipeline(b *testing.B) {
 	for b.Loop() {
 		i++
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		profiled := profileDuringRun(ctx, b, s)
 		c := loadgen.Campaign{Tenant: "demo", ID: fmt.Sprintf("bench-%d", i), Count: n, Seed: uint64(i),
 			Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
 		res, err := s.Run(ctx, Fault{}, c, 0, nil)
+		err = errors.Join(err, <-profiled)
 		cancel()
 		if err != nil {
 			b.Fatal(err)
@@ -54,4 +57,20 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Errorf("the run lost or duplicated messages: %+v", res)
 		}
 	}
+}
+
+// profileDuringRun takes CPU profiles of every service for the first
+// SLUICE_BENCH_PROFILE_SECONDS (default 8) of the campaign when
+// SLUICE_BENCH_PROFILE names a directory (`make bench PROFILE=dir`).
+func profileDuringRun(ctx context.Context, b *testing.B, s *Stack) <-chan error {
+	done := make(chan error, 1)
+	dir := os.Getenv("SLUICE_BENCH_PROFILE")
+	if dir == "" {
+		done <- nil
+		return done
+	}
+	d := time.Duration(envInt("SLUICE_BENCH_PROFILE_SECONDS", 8)) * time.Second
+	go func() { done <- s.Profile(ctx, dir, d) }()
+	b.Logf("CPU profiles of the services in %s", dir)
+	return done
 }

@@ -1,8 +1,13 @@
 package chaos
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -57,4 +62,46 @@ func cpuOfStat(stat string) (time.Duration, error) {
 		ticks += n
 	}
 	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// Profile saves a CPU profile of every service, taken over the next d, as
+// <dir>/<service>.pprof (read with `go tool pprof`).
+func (s *Stack) Profile(ctx context.Context, dir string, d time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	errs := make(chan error, len(Services))
+	for _, name := range Services {
+		go func() { errs <- s.profile(ctx, name, filepath.Join(dir, name+".pprof"), d) }()
+	}
+	var err error
+	for range Services {
+		err = errors.Join(err, <-errs)
+	}
+	return err
+}
+
+func (s *Stack) profile(ctx context.Context, name, path string, d time.Duration) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.adminAddr(name), int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", name, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("profile %s: %w", name, err)
+	}
+	return f.Close()
 }
