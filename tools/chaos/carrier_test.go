@@ -27,6 +27,14 @@ func TestCarrierFaults(t *testing.T) {
 	}
 	s := startStackWith(t, Options{RespTimeout: 2 * time.Second})
 	faults := s.CarrierFaults(carrier, down)
+	// Each fault leaves at most one window per bind of the carrier's submits
+	// without an answer, and only those are sent again.
+	var window int64
+	for _, c := range s.Cfg.Carriers {
+		if c.ID == carrier {
+			window = int64(c.Binds * c.Window)
+		}
+	}
 	// What each fault must have done to the carrier, in CarrierFaults' order.
 	hit := []func(before, after smscsim.CarrierStats) error{
 		func(b, a smscsim.CarrierStats) error {
@@ -62,6 +70,9 @@ func TestCarrierFaults(t *testing.T) {
 			checkResult(t, res)
 			if err := hit[i](before, after); err != nil {
 				t.Errorf("%s: %v", f.Name, err)
+			}
+			if dup := after.DuplicateSubmits - before.DuplicateSubmits; dup > window {
+				t.Errorf("%s received %d submits twice, more than its binds × window %d", carrier, dup, window)
 			}
 			if res.Retried != 0 {
 				t.Errorf("%d records went to a retry lane", res.Retried)
