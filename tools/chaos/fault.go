@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sluice-sms/sluice/pkg/analytics"
+	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/smpp"
 	"github.com/sluice-sms/sluice/tools/loadgen"
 	"github.com/sluice-sms/sluice/tools/smscsim"
@@ -295,9 +297,13 @@ func PrintResults(w io.Writer, results []Result) error {
 	return tw.Flush()
 }
 
-// CarrierFaults make one simulated carrier misbehave while the campaign
-// flows across all of them, each fault switched off again (no faults) after
-// its period:
+// CarrierFaultKinds are the ways CarrierFault makes a simulated carrier
+// misbehave.
+var CarrierFaultKinds = []string{"disconnects", "stalls", "throttles"}
+
+// CarrierFault makes one simulated carrier misbehave while the campaign
+// flows across all of them, and switches it back to no faults after its
+// period:
 //   - disconnects: it drops every bound session and refuses binds for down;
 //   - stalls: it takes every submit but answers only after twice the
 //     carriers' resp_timeout, so the sender sees outcome unknown, for three
@@ -307,24 +313,29 @@ func PrintResults(w io.Writer, results []Result) error {
 //
 // Recovery runs from switching the fault on until the carrier accepts
 // submits again after it is switched off.
-func (s *Stack) CarrierFaults(carrier string, down time.Duration) []Fault {
-	var respTimeout time.Duration
-	for _, c := range s.Cfg.Carriers {
-		if c.ID == carrier {
-			respTimeout = c.WithDefaults().RespTimeout
-		}
+func (s *Stack) CarrierFault(carrier, kind string, down time.Duration) (Fault, error) {
+	i := slices.IndexFunc(s.Cfg.Carriers, func(c config.Carrier) bool { return c.ID == carrier })
+	if i < 0 {
+		return Fault{}, fmt.Errorf("no carrier %q", carrier)
 	}
-	stall := respTimeout * 3 / 4
+	respTimeout := s.Cfg.Carriers[i].WithDefaults().RespTimeout
+	var on smscsim.Faults
+	switch kind {
+	case "disconnects":
+		on = smscsim.Faults{Down: true}
+	case "stalls":
+		on, down = smscsim.Faults{StallRate: 1, Stall: 2 * respTimeout}, respTimeout*3/4
+	case "throttles":
+		on = smscsim.Faults{Errors: map[uint32]float64{smpp.StatusThrottled: 0.8}}
+	default:
+		return Fault{}, fmt.Errorf("carrier fault %q: want one of %v", kind, CarrierFaultKinds)
+	}
 	set := func(f smscsim.Faults) func(context.Context) error {
 		return func(context.Context) error { return s.Sim.SetFaults(carrier, f) }
 	}
-	moved := func() int64 { return s.Sim.Stats()[carrier].Submits }
-	fault := func(name string, down time.Duration, f smscsim.Faults) Fault {
-		return Fault{Name: fmt.Sprintf("%s %s %s", carrier, name, down), Down: down, Stop: set(f), Start: set(smscsim.Faults{}), Moved: moved}
-	}
-	return []Fault{
-		fault("disconnects", down, smscsim.Faults{Down: true}),
-		fault("stalls", stall, smscsim.Faults{StallRate: 1, Stall: 2 * respTimeout}),
-		fault("throttles", down, smscsim.Faults{Errors: map[uint32]float64{smpp.StatusThrottled: 0.8}}),
-	}
+	return Fault{
+		Name: fmt.Sprintf("%s %s %s", carrier, kind, down), Down: down,
+		Stop: set(on), Start: set(smscsim.Faults{}),
+		Moved: func() int64 { return s.Sim.Stats()[carrier].Submits },
+	}, nil
 }

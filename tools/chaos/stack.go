@@ -1,7 +1,8 @@
 // Package chaos runs the whole pipeline as it is deployed — the four services
 // as separate processes built from this repository, against a real Kafka
 // broker, ClickHouse and the simulated carriers — drives campaigns through it
-// with the load generator, injects faults (kill -9 of a service mid-stream)
+// with the load generator, injects faults mid-stream (kill -9 of a service, a
+// carrier that disconnects, stalls or throttles, ClickHouse or the broker away)
 // and checks what must survive them: every accepted message reaches exactly
 // one final status and one ClickHouse row, and the carriers see at most the
 // in-flight window twice.
