@@ -46,7 +46,7 @@ func run() error {
 	down := flag.Duration("down", time.Second, "how long a killed service stays down")
 	carrier := flag.String("carrier", "sim-c", "the simulated carrier that misbehaves")
 	carrierDown := flag.Duration("carrier-down", 10*time.Second, "how long the carrier disconnects or throttles (it stalls for ¾ of -resp-timeout)")
-	respTimeout := flag.Duration("resp-timeout", 2*time.Second, "the carriers' resp_timeout")
+	respTimeout := flag.Duration("resp-timeout", 0, "the carriers' resp_timeout; 0: the sender's default")
 	timeout := flag.Duration("timeout", 10*time.Minute, "per fault")
 	flag.Parse()
 
