@@ -57,7 +57,9 @@ type Result struct {
 	// Retried counts the records written to the carriers' retry lanes.
 	Retried int64
 	// Recovery runs from the kill until the stage the service feeds moves
-	// again after its restart (0 without a fault).
+	// again after its restart; for a dependency taken away, until it is
+	// back or, with Fault.Moved, until its work moves again after that (a
+	// carrier's accepted submits); 0 without a fault.
 	Recovery time.Duration
 	Elapsed  time.Duration
 	// Crashes are the services' exits nobody asked for (they were restarted).
