@@ -60,8 +60,9 @@ bench:
 	for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
 
 ## chaos: the whole-pipeline fault suite in full (the four services as processes, kill -9 of
-## each mid-stream, ClickHouse away for a minute, the broker restarted, bigger campaigns, a
-## baseline); `make test` runs its short form in `unit`
+## each mid-stream, a carrier that disconnects, stalls and throttles, ClickHouse away for a
+## minute, the broker restarted, bigger campaigns, a baseline); `make test` runs its short
+## form in `unit`
 CHAOS_N    ?= 10000
 CHAOS_RATE ?= 2000
 chaos:
@@ -69,7 +70,7 @@ chaos:
 	tools/testenv/up.sh; \
 	source .testenv/env.sh; \
 	cd tools && SLUICE_CHAOS=full SLUICE_CHAOS_N=$(CHAOS_N) SLUICE_CHAOS_RATE=$(CHAOS_RATE) \
-		$(GOTEST) -v -run '^(TestKill9|TestClickHouseAway|TestBrokerRestart)' ./chaos
+		$(GOTEST) -v -run '^(TestKill9|TestCarrierFaults|TestClickHouseAway|TestBrokerRestart)' ./chaos
 
 ## demo: a sample campaign through all four services on embedded defaults
 demo:

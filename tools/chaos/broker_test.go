@@ -153,8 +153,7 @@ func TestBrokerRestart(t *testing.T) {
 		n, rate, down, timeout = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000)), 30*time.Second, 6*time.Minute
 	}
 	k := startKafka(t)
-	chAddr, db := testenv.ClickHouseDatabase(t)
-	s := startStackOn(t, k.addrs(), chAddr, db)
+	s := startStackWith(t, Options{Brokers: k.addrs()})
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	f := Fault{

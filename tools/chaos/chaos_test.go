@@ -55,22 +55,24 @@ func binaries(t testing.TB) string {
 // topics and ClickHouse database; their logs are shown if the test fails.
 func startStack(t testing.TB) *Stack {
 	t.Helper()
-	chAddr, db := testenv.ClickHouseDatabase(t)
-	return startStackOn(t, testenv.Kafka(t), chAddr, db)
+	return startStackWith(t, Options{})
 }
 
-func startStackOn(t testing.TB, brokers []string, chAddr, db string) *Stack {
+// startStackWith starts the stack with opt's brokers and ClickHouse (the
+// shared test servers when not set) and its carrier settings.
+func startStackWith(t testing.TB, opt Options) *Stack {
 	t.Helper()
-	bin := binaries(t)
-	dir := t.TempDir()
+	if len(opt.Brokers) == 0 {
+		opt.Brokers = testenv.Kafka(t)
+	}
+	if opt.ClickHouseAddr == "" {
+		opt.ClickHouseAddr, opt.ClickHouseDB = testenv.ClickHouseDatabase(t)
+	}
+	opt.BinDir, opt.Dir, opt.TopicPrefix = binaries(t), t.TempDir(), testenv.TopicPrefix(t)
+	opt.Log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := Start(ctx, Options{
-		BinDir: bin, Dir: dir,
-		Brokers: brokers, TopicPrefix: testenv.TopicPrefix(t),
-		ClickHouseAddr: chAddr, ClickHouseDB: db,
-		Log: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	s, err := Start(ctx, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +202,7 @@ func TestClickHouseAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startStackOn(t, testenv.Kafka(t), srv.Addr(), "sluice")
+	s := startStackWith(t, Options{ClickHouseAddr: srv.Addr(), ClickHouseDB: "sluice"})
 	f := Fault{
 		Name: fmt.Sprintf("clickhouse away %s", down), Down: down,
 		Stop: func(context.Context) error {

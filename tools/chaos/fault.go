@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sluice-sms/sluice/pkg/analytics"
+	"github.com/sluice-sms/sluice/pkg/config"
+	"github.com/sluice-sms/sluice/pkg/smpp"
 	"github.com/sluice-sms/sluice/tools/loadgen"
+	"github.com/sluice-sms/sluice/tools/smscsim"
 )
 
 // Fault is one thing that goes wrong mid-stream.
@@ -22,6 +26,9 @@ type Fault struct {
 	// bring it back after Down (Start). Without either, nothing is
 	// injected: a clean run, the baseline and the benchmark.
 	Stop, Start func(context.Context) error
+	// Moved, when set, counts the work of the part Stop affects: recovery
+	// then runs until it grows after Start, not just until Start returns.
+	Moved func() int64
 }
 
 // KillFaults are kill -9 of each service in turn.
@@ -47,8 +54,12 @@ type Result struct {
 	// Duplicated is what the simulated carriers received twice; Window the
 	// most that may be (the in-flight window of every bind).
 	Duplicated, Window int
+	// Retried counts the records written to the carriers' retry lanes.
+	Retried int64
 	// Recovery runs from the kill until the stage the service feeds moves
-	// again after its restart (0 without a fault).
+	// again after its restart; for a dependency taken away, until it is
+	// back or, with Fault.Moved, until its work moves again after that (a
+	// carrier's accepted submits); 0 without a fault.
 	Recovery time.Duration
 	Elapsed  time.Duration
 	// Crashes are the services' exits nobody asked for (they were restarted).
@@ -76,6 +87,10 @@ func (s *Stack) Run(ctx context.Context, f Fault, c loadgen.Campaign, rate float
 		res.Fault = "none"
 	}
 
+	retriedBefore, err := s.RetryRecords(ctx)
+	if err != nil {
+		return res, err
+	}
 	faultErr := make(chan error, 1)
 	go func() {
 		var err error
@@ -118,6 +133,9 @@ func (s *Stack) Run(ctx context.Context, f Fault, c loadgen.Campaign, rate float
 	}
 	res.Missing, res.Conflicting = tally.Unfinished(5)
 	rowsErr := s.checkRows(ctx, c.ID, tally, &res)
+	retriedAfter, err := s.RetryRecords(context.WithoutCancel(ctx))
+	res.Retried = retriedAfter - retriedBefore
+	rowsErr = errors.Join(rowsErr, err)
 	res.Lost = max(rep.Missing, res.Messages-res.DistinctRows)
 	res.Elapsed = time.Since(start)
 	res.Crashes = s.Crashes()
@@ -127,7 +145,8 @@ func (s *Stack) Run(ctx context.Context, f Fault, c loadgen.Campaign, rate float
 // inject kills f.Service once a third of the campaign is published, restarts
 // it after f.Down and returns how long from the kill until the stage the
 // service feeds moved again. For a dependency (f.Stop) it returns how long
-// the dependency was away.
+// the dependency was away, or with f.Moved, how long until its work moved
+// again after it was back.
 func (s *Stack) inject(ctx context.Context, f Fault, t *loadgen.Tally, n int) (time.Duration, error) {
 	if err := poll(ctx, func() bool { return t.Progress().Published >= n/3 }); err != nil {
 		return 0, err
@@ -142,8 +161,17 @@ func (s *Stack) inject(ctx context.Context, f Fault, t *loadgen.Tally, n int) (t
 			return 0, ctx.Err()
 		case <-time.After(f.Down):
 		}
+		var before int64
+		if f.Moved != nil {
+			before = f.Moved()
+		}
 		if err := f.Start(ctx); err != nil {
 			return 0, fmt.Errorf("%s: start: %w", f.Name, err)
+		}
+		if f.Moved != nil {
+			if err := poll(ctx, func() bool { return f.Moved() > before || t.Progress().Final == n }); err != nil {
+				return 0, err
+			}
 		}
 		return time.Since(killed), nil
 	}
@@ -262,11 +290,54 @@ func poll(ctx context.Context, done func() bool) error {
 // PrintResults writes one line per fault.
 func PrintResults(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "fault\tmessages\tcrashes\tlost\tconflicts\trows\tdup finals\tdup submits\twindow\trecovery\telapsed\tok")
+	fmt.Fprintln(tw, "fault\tmessages\tcrashes\tlost\tconflicts\trows\tdup finals\tdup submits\twindow\tretried\trecovery\telapsed\tok")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%v\n", r.Fault, r.Messages, len(r.Crashes), r.Lost, r.Report.Conflicts,
-			r.DistinctRows, r.Report.DuplicateFinals, r.Duplicated, r.Window,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%v\n", r.Fault, r.Messages, len(r.Crashes), r.Lost, r.Report.Conflicts,
+			r.DistinctRows, r.Report.DuplicateFinals, r.Duplicated, r.Window, r.Retried,
 			r.Recovery.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond), r.OK())
 	}
 	return tw.Flush()
+}
+
+// CarrierFaultKinds are the ways CarrierFault makes a simulated carrier
+// misbehave.
+var CarrierFaultKinds = []string{"disconnects", "stalls", "throttles"}
+
+// CarrierFault makes one simulated carrier misbehave while the campaign
+// flows across all of them, and switches it back to no faults after its
+// period:
+//   - disconnects: it drops every bound session and refuses binds for down;
+//   - stalls: it takes every submit but answers only after twice the
+//     carriers' resp_timeout, so the sender sees outcome unknown, for three
+//     quarters of resp_timeout, so that one window per bind times out (a
+//     longer stall times out a window per resp_timeout);
+//   - throttles: it refuses 80 % of submits with ESME_RTHROTTLED for down.
+//
+// Recovery runs from switching the fault on until the carrier accepts
+// submits again after it is switched off.
+func (s *Stack) CarrierFault(carrier, kind string, down time.Duration) (Fault, error) {
+	i := slices.IndexFunc(s.Cfg.Carriers, func(c config.Carrier) bool { return c.ID == carrier })
+	if i < 0 {
+		return Fault{}, fmt.Errorf("no carrier %q", carrier)
+	}
+	respTimeout := s.Cfg.Carriers[i].WithDefaults().RespTimeout
+	var on smscsim.Faults
+	switch kind {
+	case "disconnects":
+		on = smscsim.Faults{Down: true}
+	case "stalls":
+		on, down = smscsim.Faults{StallRate: 1, Stall: 2 * respTimeout}, respTimeout*3/4
+	case "throttles":
+		on = smscsim.Faults{Errors: map[uint32]float64{smpp.StatusThrottled: 0.8}}
+	default:
+		return Fault{}, fmt.Errorf("carrier fault %q: want one of %v", kind, CarrierFaultKinds)
+	}
+	set := func(f smscsim.Faults) func(context.Context) error {
+		return func(context.Context) error { return s.Sim.SetFaults(carrier, f) }
+	}
+	return Fault{
+		Name: fmt.Sprintf("%s %s %s", carrier, kind, down), Down: down,
+		Stop: set(on), Start: set(smscsim.Faults{}),
+		Moved: func() int64 { return s.Sim.Stats()[carrier].Submits },
+	}, nil
 }

@@ -1,7 +1,8 @@
 // Package chaos runs the whole pipeline as it is deployed — the four services
 // as separate processes built from this repository, against a real Kafka
 // broker, ClickHouse and the simulated carriers — drives campaigns through it
-// with the load generator, injects faults (kill -9 of a service mid-stream)
+// with the load generator, injects faults mid-stream (kill -9 of a service, a
+// carrier that disconnects, stalls or throttles, ClickHouse or the broker away)
 // and checks what must survive them: every accepted message reaches exactly
 // one final status and one ClickHouse row, and the carriers see at most the
 // in-flight window twice.
@@ -23,10 +24,13 @@ import (
 	"syscall"
 	"time"
 
+	kgo "github.com/segmentio/kafka-go"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-sms/sluice/pkg/config"
+	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/service"
+	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/services/sender"
 	"github.com/sluice-sms/sluice/tools/devstack"
 	"github.com/sluice-sms/sluice/tools/smscsim"
@@ -61,6 +65,8 @@ type Options struct {
 	TopicPrefix    string
 	Carriers       []smscsim.CarrierConfig // default devstack.DefaultCarriers
 	Log            *slog.Logger            // the simulator's log; nil: discarded
+	// RespTimeout is the carriers' resp_timeout; 0: the sender's default.
+	RespTimeout time.Duration
 }
 
 // Stack is the running pipeline.
@@ -141,6 +147,9 @@ func (s *Stack) config() (config.Config, error) {
 	if cfg.Carriers, err = devstack.SimCarriers(s.Sim, s.opt.Carriers); err != nil {
 		return cfg, err
 	}
+	for i := range cfg.Carriers {
+		cfg.Carriers[i].RespTimeout = s.opt.RespTimeout
+	}
 	cfg.Routes = devstack.Routes()
 	return cfg, cfg.Validate()
 }
@@ -153,6 +162,37 @@ func (s *Stack) Window() int {
 		n += sender.Unrecorded(c)
 	}
 	return n
+}
+
+// RetryRecords counts the records ever written to the carriers' retry lanes.
+func (s *Stack) RetryRecords(ctx context.Context) (int64, error) {
+	brokers := s.Cfg.Kafka.Brokers
+	req := &kgo.ListOffsetsRequest{Topics: map[string][]kgo.OffsetRequest{}}
+	for _, c := range s.Cfg.Carriers {
+		topic := schemas.OutboundTopic(s.Cfg.Kafka.TopicPrefix, c.ID, schemas.LaneRetry)
+		n, err := kafka.PartitionCount(ctx, brokers, topic)
+		if err != nil {
+			return 0, err
+		}
+		for p := range n {
+			req.Topics[topic] = append(req.Topics[topic], kgo.LastOffsetOf(p))
+		}
+	}
+	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}
+	resp, err := client.ListOffsets(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("retry lanes: list offsets: %w", err)
+	}
+	var total int64
+	for topic, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				return 0, fmt.Errorf("retry lane %s/%d: %w", topic, p.Partition, p.Error)
+			}
+			total += p.LastOffset
+		}
+	}
+	return total, nil
 }
 
 func (s *Stack) adminAddr(name string) string {

@@ -1,7 +1,8 @@
 // Command sluice-chaos runs the whole-pipeline fault suite (package chaos)
 // against a Kafka broker and a ClickHouse server you give it: it builds the
 // four services, runs them as processes, drives a campaign per fault
-// (kill -9 of a service mid-stream, or none), and prints a table of what was
+// (kill -9 of a service mid-stream, a simulated carrier that disconnects,
+// stalls or throttles, or none), and prints a table of what was
 // lost, duplicated and how long recovery took. It exits 1 when a fault broke
 // a promise. Run it from inside the repository (it calls go build).
 //
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -40,8 +42,11 @@ func run() error {
 	prefix := flag.String("topic-prefix", fmt.Sprintf("chaos-%d.", stamp), "topic prefix of the run")
 	n := flag.Int("n", 10000, "messages per fault")
 	rate := flag.Float64("rate", 2000, "messages a second to publish; 0: as fast as possible")
-	faults := flag.String("faults", "none,ingest,router,sender,dlr", "faults in order: none, or a service to kill -9")
+	faults := flag.String("faults", "none,ingest,router,sender,dlr", "faults in order: none, a service to kill -9, or what -carrier does: disconnects, stalls, throttles")
 	down := flag.Duration("down", time.Second, "how long a killed service stays down")
+	carrier := flag.String("carrier", "sim-c", "the simulated carrier that misbehaves")
+	carrierDown := flag.Duration("carrier-down", 10*time.Second, "how long the carrier disconnects or throttles (it stalls for ¾ of -resp-timeout)")
+	respTimeout := flag.Duration("resp-timeout", 0, "the carriers' resp_timeout; 0: the sender's default")
 	timeout := flag.Duration("timeout", 10*time.Minute, "per fault")
 	flag.Parse()
 
@@ -66,7 +71,7 @@ func run() error {
 	}
 	s, err := chaos.Start(ctx, chaos.Options{
 		BinDir: dir + "/bin", Dir: dir, Brokers: strings.Split(*brokers, ","), TopicPrefix: *prefix,
-		ClickHouseAddr: *chAddr, ClickHouseDB: *db,
+		ClickHouseAddr: *chAddr, ClickHouseDB: *db, RespTimeout: *respTimeout,
 	})
 	if err != nil {
 		return err
@@ -74,7 +79,13 @@ func run() error {
 	var results []chaos.Result
 	for i, name := range strings.Split(*faults, ",") {
 		f := chaos.Fault{Name: "none"}
-		if name != "none" {
+		switch {
+		case slices.Contains(chaos.CarrierFaultKinds, name):
+			if f, err = s.CarrierFault(*carrier, name, *carrierDown); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		case name != "none":
 			f = chaos.Fault{Name: "kill -9 " + name, Service: name, Down: *down}
 		}
 		fmt.Fprintf(os.Stderr, "== %s\n", f.Name)
