@@ -30,6 +30,7 @@ type metrics struct {
 	submits   metric.Int64Counter
 	throttles metric.Int64Counter
 	retries   metric.Int64Counter
+	copies    metric.Int64Counter
 	dlrs      metric.Int64Counter
 	binds     metric.Int64UpDownCounter
 	window    metric.Int64UpDownCounter
@@ -38,7 +39,7 @@ type metrics struct {
 
 func newMetrics(m metric.Meter) (*metrics, error) {
 	var out metrics
-	var errs [7]error
+	var errs [8]error
 	out.submits, errs[0] = m.Int64Counter("sluice_sender_submits_total", metric.WithDescription("submit_sm outcomes, by carrier, lane and result (ok, rejected, retry_later, outcome_unknown)"))
 	out.throttles, errs[1] = m.Int64Counter("sluice_sender_throttled_total", metric.WithDescription("ESME_RTHROTTLED / ESME_RMSGQFUL answers, each resubmitted after slowing the bind down"))
 	out.retries, errs[2] = m.Int64Counter("sluice_sender_retries_total", metric.WithDescription("Messages put on the retry lane after a retry-later status"))
@@ -47,6 +48,7 @@ func newMetrics(m metric.Meter) (*metrics, error) {
 	out.window, errs[5] = m.Int64UpDownCounter("sluice_sender_window_inflight", metric.WithDescription("submit_sm written and not answered yet (window occupancy), all binds of the carrier"))
 	out.latency, errs[6] = m.Float64Histogram("sluice_sender_submit_seconds", metric.WithDescription("submit_sm to submit_sm_resp"), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	out.copies, errs[7] = m.Int64Counter("sluice_sender_copies_skipped_total", metric.WithDescription("Copies of a message the slot had already taken on (written twice upstream), not submitted again"))
 	for _, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
@@ -143,6 +145,7 @@ func serveSlot(ctx context.Context, c config.Carrier, lanes [laneCount]string, c
 		env:     ce,
 		pace:    newPacer(float64(c.TPS)/float64(c.Binds), ce.now),
 		attrs:   newSlotAttrs(c.ID),
+		recent:  newRecentIDs(recentCapacity),
 		log:     slog,
 	}
 	attrs := metric.WithAttributes(attribute.String("carrier", c.ID))

@@ -69,6 +69,7 @@ type slot struct {
 	binder  *binder // the bind submits go through
 	rx      *binder // with bind_mode transmitter_receiver, the receiver bind; else nil
 	attrs   slotAttrs
+	recent  *recentIDs
 	log     *slog.Logger
 }
 
@@ -267,6 +268,11 @@ func (s *slot) deliver(ctx context.Context, lr laneRecord, tk *ticket) error {
 	if err := proto.Unmarshal(lr.rec.Value, &m); err != nil {
 		// Nothing can be sent or reported without the message: skip it, loudly.
 		s.log.Error("undecodable outbound record skipped", "topic", lr.rec.Topic, "offset", lr.rec.Offset, "err", err)
+		return nil
+	}
+	if !s.recent.add(m.Id, m.Attempt) {
+		s.env.m.copies.Add(ctx, 1, s.carrierAttr())
+		s.log.Info("copy of a message already taken on; not submitted again", "message_id", m.Id, "attempt", m.Attempt, "offset", lr.rec.Offset)
 		return nil
 	}
 	ctx = telemetry.Extract(ctx, lr.rec.Headers)

@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 	"github.com/sluice-sms/sluice/tools/smscsim"
+	"google.golang.org/protobuf/proto"
 )
 
 func carrier(binds, tps, window int) config.Carrier {
@@ -180,5 +181,44 @@ func TestRoutingErrorsGoBackToTheRouter(t *testing.T) {
 	}
 	if st := h.sim.Stats()["sim-a"]; st.Received != n {
 		t.Errorf("carrier received %d submit_sm, want one per message (%d)", st.Received, n)
+	}
+}
+
+// A message written twice to the outbound lanes (the router replays its
+// uncommitted input after a crash) reaches the carrier once, and the copies
+// are committed with the rest: a restarted sender does not send them again.
+// A retry of the same message (a higher attempt) is sent.
+func TestCopiesAreSubmittedOnce(t *testing.T) {
+	const n = 100
+	h := newHarness(t, []smscsim.CarrierConfig{simCarrier("sim-a", 0, 0)}, []config.Carrier{carrier(2, 1000, 20)})
+	batch := func(name string) []*sluicepb.Message {
+		out := make([]*sluicepb.Message, n)
+		for i := range out {
+			id := fmt.Sprintf("%s-%d", name, i)
+			out[i] = message(id, "sim-a", sluicepb.Priority_PRIORITY_TRANSACTIONAL, "text of "+id) // the simulator tells messages apart by text
+		}
+		return out
+	}
+	stop := h.runSender()
+	first := batch("first")
+	h.send(first...)
+	h.waitSim("sim-a", "the first copies submitted", func(st smscsim.CarrierStats) bool { return st.Submits >= n })
+	h.send(first...)
+	retry := proto.Clone(first[0]).(*sluicepb.Message)
+	retry.Attempt = 1
+	h.send(retry)
+	// Records behind the copies in both partitions: once they are sent, the
+	// copies have been read.
+	h.send(batch("behind")...)
+	h.waitSim("sim-a", "the records behind the copies submitted", func(st smscsim.CarrierStats) bool { return st.Submits >= 2*n+1 })
+	stop()
+
+	// A restarted sender resumes after the copies.
+	h.runSender()
+	h.send(batch("after")...)
+	st := h.waitSim("sim-a", "the records after the restart submitted", func(st smscsim.CarrierStats) bool { return st.Submits >= 3*n+1 })
+	if st.Submits != 3*n+1 || st.UniqueSubmits != 3*n || st.DuplicateSubmits != 1 {
+		t.Errorf("carrier got %d submits of %d distinct messages, %d twice; want %d of %d, only the retry twice: the copies were sent (stats %+v)",
+			st.Submits, st.UniqueSubmits, st.DuplicateSubmits, 3*n+1, 3*n, st)
 	}
 }
