@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-sms/sluice/pkg/testenv/freeport"
 )
 
 // Config says what bearerbox binds to and how.
@@ -63,7 +65,7 @@ func Start(ctx context.Context, t testing.TB, cfg Config) *Kannel {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	k := &Kannel{BoxPort: freePort(t), sendsmsPort: freePort(t)}
+	k := &Kannel{BoxPort: freeport.Port(t), sendsmsPort: freeport.Port(t)}
 	var conf strings.Builder
 	fmt.Fprintf(&conf, `group = core
 admin-port = %d
@@ -72,7 +74,7 @@ smsbox-port = %d
 box-allow-ip = 127.0.0.1
 dlr-storage = internal
 log-level = %d
-`, freePort(t), k.BoxPort, cfg.LogLevel)
+`, freeport.Port(t), k.BoxPort, cfg.LogLevel)
 	if cfg.StoreFile {
 		fmt.Fprintf(&conf, "store-type = file\nstore-location = %q\n", filepath.Join(dir, "kannel.store"))
 	}
@@ -162,14 +164,4 @@ func start(ctx context.Context, t testing.TB, dir, box, confPath string) {
 			t.Logf("%s log (tail):\n%s", box, out[max(0, len(out)-10000):])
 		}
 	})
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
