@@ -14,17 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-)
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+	"github.com/sluice-sms/sluice/pkg/testenv/freeport"
+)
 
 func start(t *testing.T, opt Options) *Server {
 	t.Helper()
@@ -57,7 +49,7 @@ func TestStartStop(t *testing.T) {
 	if _, err := exec.LookPath("clickhouse-server"); err != nil {
 		t.Fatal(ErrNotInstalled)
 	}
-	tcpPort, httpPort := freePort(t), freePort(t)
+	tcpPort, httpPort := freeport.Port(t), freeport.Port(t)
 	ownDir := filepath.Join(t.TempDir(), "not", "yet")
 	tests := []struct {
 		name     string

@@ -58,21 +58,10 @@ func TestConsumeBatches(t *testing.T) {
 		return nil
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
 	group := prefix + "group"
-	done := goRun(t, func() error {
+	consumeUntil(t, &mu, func() bool { return len(seen) == n }, func(ctx context.Context) error {
 		return kafka.ConsumeBatches(ctx, kafka.GroupConfig{Brokers: brokers, Group: group, Topics: []string{topic}}, opt, handle)
 	})
-	waitFor(t, 20*time.Second, "every record handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(seen) == n
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("ConsumeBatches: %v", err)
-	}
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -139,21 +128,10 @@ func TestConsumeBatchesRetriesFailedBatch(t *testing.T) {
 		return nil
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	done := goRun(t, func() error {
+	consumeUntil(t, &mu, func() bool { return len(handled) == n }, func(ctx context.Context) error {
 		return kafka.ConsumeBatches(ctx, kafka.GroupConfig{Brokers: brokers, Group: group, Topics: []string{topic}},
 			kafka.BatchOptions{Max: 4, Linger: 10 * time.Millisecond}, handle)
 	})
-	waitFor(t, 20*time.Second, "every record handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(handled) == n
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("ConsumeBatches: %v", err)
-	}
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -284,21 +262,10 @@ func TestConsumeClaimsRestartsFailedWorker(t *testing.T) {
 		}, nil
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	done := goRun(t, func() error {
+	consumeUntil(t, &mu, func() bool { return len(handled) == n }, func(ctx context.Context) error {
 		return kafka.ConsumeClaims(ctx, kafka.GroupConfig{Brokers: brokers, Group: group, Topics: []string{topic}},
 			kafka.BatchOptions{Max: 10, Linger: 10 * time.Millisecond}, open)
 	})
-	waitFor(t, 20*time.Second, "every record handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(handled) == n
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("ConsumeClaims: %v", err)
-	}
 	for k, times := range handled {
 		if times != 1 {
 			t.Errorf("%s handled %d times", k, times)

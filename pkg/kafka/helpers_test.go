@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,6 +115,24 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// consumeUntil runs consume (a group's loop) until every record is
+// handled, as cond says under mu, then stops it: it must return nil.
+func consumeUntil(t *testing.T, mu *sync.Mutex, cond func() bool, consume func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	done := goRun(t, func() error { return consume(ctx) })
+	waitFor(t, 20*time.Second, "every record handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return cond()
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("consumer group: %v", err)
 	}
 }
 

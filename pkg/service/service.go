@@ -76,6 +76,17 @@ func Start(ctx context.Context, name, adminAddr string, cfg config.Config, log *
 // Topic returns the full name of a catalogue topic.
 func (e *Env) Topic(name string) string { return e.Cfg.Kafka.TopicPrefix + name }
 
+// Group returns the config of the service's consumer group name on the
+// catalogue topics; the group name takes the topic prefix, so that
+// deployments sharing a cluster keep their offsets apart.
+func (e *Env) Group(name string, topics ...string) kafka.GroupConfig {
+	full := make([]string, len(topics))
+	for i, t := range topics {
+		full[i] = e.Topic(t)
+	}
+	return kafka.GroupConfig{Brokers: e.Cfg.Kafka.Brokers, Group: e.Cfg.Kafka.TopicPrefix + name, Topics: full, Logger: e.Log}
+}
+
 // Close flushes the producer and telemetry and stops the admin server.
 func (e *Env) Close() {
 	e.Tel.SetReady(false)

@@ -1,109 +1,20 @@
 package smpp
 
 import (
-	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/sluice-sms/sluice/pkg/smpp/nodesmpp"
 	"github.com/sluice-sms/sluice/pkg/text"
 )
 
-// node-smpp (npm "smpp", pinned in testdata/interop/package-lock.json) is an
-// independent SMPP implementation; these tests run it as the SMSC against our
-// client and as the ESME against our server.
-
-const interopDir = "testdata/interop"
-
-// nodeSMPP installs node-smpp from its lock file when it is missing and
-// returns the command that runs script with args.
-func nodeSMPP(t *testing.T, script string, args ...string) *exec.Cmd {
-	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatalf("node is required for the interop tests: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(interopDir, "node_modules", "smpp")); err != nil {
-		out, err := exec.Command("npm", "ci", "--prefix", interopDir, "--no-audit", "--no-fund").CombinedOutput()
-		if err != nil {
-			t.Fatalf("npm ci: %v\n%s", err, out)
-		}
-	}
-	cmd := exec.CommandContext(testCtx(t), "node", append([]string{filepath.Join(interopDir, script)}, args...)...)
-	cmd.Stderr = os.Stderr
-	return cmd
-}
-
-// jsonLines starts cmd and delivers its stdout, one JSON object per line.
-func jsonLines(t *testing.T, cmd *exec.Cmd) *nodeOut {
-	t.Helper()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan map[string]any, 64)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(out)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var m map[string]any
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-				t.Errorf("node said %q: %v", sc.Text(), err)
-				continue
-			}
-			out <- m
-		}
-	})
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // the script may still be serving; its exit status is not under test
-		_, _ = io.Copy(io.Discard, stdout)
-		wg.Wait()
-		_ = cmd.Wait()
-	})
-	return &nodeOut{lines: out}
-}
-
-// nodeOut reads node's JSON lines by kind, keeping those of other kinds for later.
-type nodeOut struct {
-	lines   <-chan map[string]any
-	pending []map[string]any
-}
-
-// next returns the first line, in order, that has key.
-func (o *nodeOut) next(t *testing.T, key string) map[string]any {
-	t.Helper()
-	for i, m := range o.pending {
-		if _, ok := m[key]; ok {
-			o.pending = append(o.pending[:i], o.pending[i+1:]...)
-			return m
-		}
-	}
-	for {
-		select {
-		case m, ok := <-o.lines:
-			if !ok {
-				t.Fatalf("node exited before printing %q", key)
-			}
-			if _, ok := m[key]; ok {
-				return m
-			}
-			o.pending = append(o.pending, m)
-		case <-testCtx(t).Done():
-			t.Fatalf("no %q from node", key)
-		}
-	}
-}
+// node-smpp (package nodesmpp) is an independent SMPP implementation; these
+// tests run it as the SMSC against our client and as the ESME against our
+// server.
 
 // interopTexts are a GSM-7 text with extension characters and a long UCS-2
 // text with emoji (surrogate pairs), as sluice splits them.
@@ -113,8 +24,8 @@ var interopTexts = []string{
 }
 
 func TestNodeSMSCDecodesOurSubmitsAndWeReadItsReceipts(t *testing.T) {
-	lines := jsonLines(t, nodeSMPP(t, "smsc.js"))
-	port := lines.next(t, "listening")["listening"].(float64)
+	lines := nodesmpp.SMSC(testCtx(t), t)
+	port := lines.Next(t, "listening")["listening"].(float64)
 
 	receipts := make(chan *Deliver, 16)
 	s := dial(t, ClientConfig{Addr: fmt.Sprintf("127.0.0.1:%d", int(port)), SystemID: "sluice", Password: "pw",
@@ -137,7 +48,7 @@ func TestNodeSMSCDecodesOurSubmitsAndWeReadItsReceipts(t *testing.T) {
 			if err != nil || resp.Status != StatusOK {
 				t.Fatalf("submit part %d: %+v %v", i, resp, err)
 			}
-			got := lines.next(t, "submit")
+			got := lines.Next(t, "submit")
 			if got["submit"] != resp.MessageID {
 				t.Errorf("node gave id %v, our client read %q", got["submit"], resp.MessageID)
 			}
@@ -172,7 +83,7 @@ func TestNodeSMSCDecodesOurSubmitsAndWeReadItsReceipts(t *testing.T) {
 		}
 	}
 	for range ids {
-		if st := lines.next(t, "deliver_sm_resp"); st["deliver_sm_resp"].(float64) != 0 {
+		if st := lines.Next(t, "deliver_sm_resp"); st["deliver_sm_resp"].(float64) != 0 {
 			t.Errorf("node saw deliver_sm_resp status %v", st["deliver_sm_resp"])
 		}
 	}
@@ -198,13 +109,10 @@ func TestNodeESMESubmitsToOurServerAndReadsOurReceipts(t *testing.T) {
 	})
 
 	// node-smpp does not split messages: hand it sluice's parts.
-	type part struct {
-		UDH        string `json:"udh,omitempty"`
-		Message    string `json:"message"`
-		DataCoding uint8  `json:"data_coding"`
-		text       int    // which of interopTexts it is part of
-	}
-	var parts []part
+	var (
+		parts  []nodesmpp.Submit
+		textOf []int // which of interopTexts each part is part of
+	)
 	for m, msg := range interopTexts {
 		enc, ps, err := text.Split(msg, 0x17, 10)
 		if err != nil {
@@ -215,14 +123,15 @@ func TestNodeESMESubmitsToOurServerAndReadsOurReceipts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			parts = append(parts, part{UDH: hex.EncodeToString(p.UDH), Message: s, DataCoding: text.DataCoding(enc), text: m})
+			parts = append(parts, nodesmpp.Submit{DestAddr: "447700900123", UDH: hex.EncodeToString(p.UDH), Message: s,
+				DataCoding: text.DataCoding(enc), RegisteredDelivery: 1})
+			textOf = append(textOf, m)
 		}
 	}
-	arg, err := json.Marshal(parts)
-	if err != nil {
-		t.Fatal(err)
+	lines := nodesmpp.ESME(testCtx(t), t, nodesmpp.ESMEConfig{Addr: addr, SystemID: "node", Password: "pw", Submits: parts, Delivers: len(parts)})
+	if b := lines.Next(t, "bind"); b["bind"] != 0.0 {
+		t.Fatalf("node's bind: %v", b)
 	}
-	lines := jsonLines(t, nodeSMPP(t, "esme.js", addr, string(arg), fmt.Sprint(len(parts))))
 
 	// node submits all parts at once, and our server answers them as they come:
 	// match them to the parts by their headers.
@@ -252,11 +161,11 @@ func TestNodeESMESubmitsToOurServerAndReadsOurReceipts(t *testing.T) {
 		if err != nil || s.sm.DataCoding != p.DataCoding || s.sm.RegisteredDelivery != 1 {
 			t.Fatalf("part %d: data_coding %d, registered_delivery %d, % x: %v", i, s.sm.DataCoding, s.sm.RegisteredDelivery, body, err)
 		}
-		got[p.text].WriteString(decoded)
+		got[textOf[i]].WriteString(decoded)
 	}
 	for range parts {
-		resp := lines.next(t, "submit_resp")
-		if id, _ := resp["submit_resp"].(string); resp["status"].(float64) != 0 || !ids[id] {
+		resp := lines.Next(t, "submit_resp")
+		if id, _ := resp["id"].(string); resp["status"].(float64) != 0 || !ids[id] {
 			t.Errorf("node read submit_sm_resp %v, want one of %v", resp, ids)
 		}
 	}
@@ -275,7 +184,7 @@ func TestNodeESMESubmitsToOurServerAndReadsOurReceipts(t *testing.T) {
 		}
 	}
 	for range ids {
-		d := lines.next(t, "deliver")
+		d := lines.Next(t, "deliver")
 		id, _ := d["deliver"].(string)
 		if d["message_state"].(float64) != float64(MessageStateDelivered) || d["esm_class"].(float64) != float64(ESMClassDeliveryReceipt) || d["message"] != receipts[id] {
 			t.Errorf("node read receipt %v, want one of %v", d, receipts)

@@ -145,12 +145,7 @@ func runAnalytics(ctx context.Context, env *service.Env, m *metrics) error {
 		stop()
 		wg.Wait()
 	}()
-	return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
-		Brokers: env.Cfg.Kafka.Brokers,
-		Group:   env.Cfg.Kafka.TopicPrefix + GroupAnalytics,
-		Topics:  []string{env.Topic(schemas.TopicStatus)},
-		Logger:  env.Log,
-	}, kafka.BatchOptions{Max: ch.BatchSize, Linger: min(ch.FlushInterval, 50*time.Millisecond)}, func(ctx context.Context, _ string, batch []kafka.Message) error {
+	return kafka.ConsumeBatches(ctx, env.Group(GroupAnalytics, schemas.TopicStatus), kafka.BatchOptions{Max: ch.BatchSize, Linger: min(ch.FlushInterval, 50*time.Millisecond)}, func(ctx context.Context, _ string, batch []kafka.Message) error {
 		events := make([]message.Status, 0, len(batch))
 		for _, rec := range batch {
 			var st message.Status

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -244,16 +243,6 @@ func waitDrained(t testing.TB, cfg config.Config) {
 		}
 		return true, nil
 	})
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func msg(id, carrier string, segments uint32) *sluicepb.Message {

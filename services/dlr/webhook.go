@@ -101,12 +101,7 @@ func (w *webhooks) run(ctx context.Context) error {
 // runFirst tries each event once, a batch's deliveries in parallel.
 func (w *webhooks) runFirst(ctx context.Context) error {
 	retryTopic := w.env.Topic(schemas.TopicWebhookRetry)
-	return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
-		Brokers: w.env.Cfg.Kafka.Brokers,
-		Group:   w.env.Cfg.Kafka.TopicPrefix + GroupWebhooks,
-		Topics:  []string{w.env.Topic(schemas.TopicStatus)},
-		Logger:  w.env.Log,
-	}, kafka.BatchOptions{Max: 500, Linger: 5 * time.Millisecond}, func(ctx context.Context, _ string, batch []kafka.Message) error {
+	return kafka.ConsumeBatches(ctx, w.env.Group(GroupWebhooks, schemas.TopicStatus), kafka.BatchOptions{Max: 500, Linger: 5 * time.Millisecond}, func(ctx context.Context, _ string, batch []kafka.Message) error {
 		var (
 			mu      sync.Mutex
 			retries []kafka.Message
@@ -140,12 +135,7 @@ func (w *webhooks) runFirst(ctx context.Context) error {
 // time; a failure goes back to the topic with the next due time.
 func (w *webhooks) runRetries(ctx context.Context) error {
 	topic := w.env.Topic(schemas.TopicWebhookRetry)
-	return kafka.RunGroup(ctx, kafka.GroupConfig{
-		Brokers: w.env.Cfg.Kafka.Brokers,
-		Group:   w.env.Cfg.Kafka.TopicPrefix + GroupWebhookRetry,
-		Topics:  []string{topic},
-		Logger:  w.env.Log,
-	}, func(ctx context.Context, c *kafka.Claim) error {
+	return kafka.RunGroup(ctx, w.env.Group(GroupWebhookRetry, schemas.TopicWebhookRetry), func(ctx context.Context, c *kafka.Claim) error {
 		for ctx.Err() == nil {
 			batch, err := c.FetchBatch(ctx, topic, time.Second, kafka.BatchOptions{Max: 100, Linger: time.Millisecond})
 			if err != nil {

@@ -127,12 +127,8 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		wg.Go(func() { fail(serveSMPP(ctx, in, cfg, h.smppReady)) })
 	}
 	env.Tel.SetReady(true)
-	err = kafka.ConsumeBatches(ctx, kafka.GroupConfig{
-		Brokers: cfg.Kafka.Brokers,
-		Group:   cfg.Kafka.TopicPrefix + Group,
-		Topics:  []string{env.Topic(schemas.TopicRequests)},
-		Logger:  log,
-	}, kafka.BatchOptions{Max: 1000, Linger: 2 * time.Millisecond}, in.handle)
+	err = kafka.ConsumeBatches(ctx, env.Group(Group, schemas.TopicRequests),
+		kafka.BatchOptions{Max: 1000, Linger: 2 * time.Millisecond}, in.handle)
 	if cause := context.Cause(ctx); err == nil && !errors.Is(cause, context.Canceled) {
 		err = cause
 	}

@@ -2,7 +2,6 @@ package router
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-sms/sluice/pkg/config"
+	"github.com/sluice-sms/sluice/pkg/testenv/freeport"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
@@ -17,14 +17,7 @@ import (
 // The router's metrics count what it did: routed by carrier and lane,
 // rejected by reason, and the messages it holds.
 func TestMetrics(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := freeport.Addr(t)
 	h := newHarness(t, func(c *config.Config) { c.Router.AdminAddr = addr })
 	otpLane, bulkLane := h.outbound("a", schemas.LaneOTP), h.outbound("a", schemas.LaneBulk)
 	w := h.watch(otpLane, bulkLane)

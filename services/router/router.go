@@ -96,29 +96,20 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, reload <-ch
 	}
 	if ctx.Err() == nil {
 		run("intake", func() error {
-			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
-				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + Group,
-				Topics: []string{env.Topic(schemas.TopicAccepted)}, Logger: env.Log,
-			}, kafka.BatchOptions{Max: 5000, Linger: 5 * time.Millisecond}, r.intake(false))
+			return kafka.ConsumeBatches(ctx, env.Group(Group, schemas.TopicAccepted),
+				kafka.BatchOptions{Max: 5000, Linger: 5 * time.Millisecond}, r.intake(false))
 		})
 		run("otp intake", func() error {
-			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
-				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + GroupOTP,
-				Topics: []string{env.Topic(schemas.TopicAccepted)}, Logger: env.Log,
-			}, kafka.BatchOptions{Max: 10000, Linger: 5 * time.Millisecond}, r.intake(true))
+			return kafka.ConsumeBatches(ctx, env.Group(GroupOTP, schemas.TopicAccepted),
+				kafka.BatchOptions{Max: 10000, Linger: 5 * time.Millisecond}, r.intake(true))
 		})
 		run("partitions", func() error {
-			return kafka.RunGroup(ctx, kafka.GroupConfig{
-				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + GroupPartitions,
-				Topics: []string{env.Topic(schemas.TopicRouterOTP), env.Topic(schemas.TopicRouterBulk), env.Topic(schemas.TopicRouterSched)},
-				Logger: env.Log,
-			}, r.runPartition)
+			return kafka.RunGroup(ctx, env.Group(GroupPartitions, schemas.TopicRouterOTP, schemas.TopicRouterBulk, schemas.TopicRouterSched),
+				r.runPartition)
 		})
 		run("mo", func() error {
-			return kafka.ConsumeBatches(ctx, kafka.GroupConfig{
-				Brokers: brokers, Group: cfg.Kafka.TopicPrefix + GroupMO,
-				Topics: []string{env.Topic(schemas.TopicMO)}, Logger: env.Log,
-			}, kafka.BatchOptions{Max: 500, Linger: 5 * time.Millisecond}, r.handleMO)
+			return kafka.ConsumeBatches(ctx, env.Group(GroupMO, schemas.TopicMO),
+				kafka.BatchOptions{Max: 500, Linger: 5 * time.Millisecond}, r.handleMO)
 		})
 		run("reload", func() error { r.reloads(ctx, reload); return nil })
 		env.Tel.SetReady(true)

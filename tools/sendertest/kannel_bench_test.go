@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-sms/sluice/pkg/testenv/kannel"
 	"github.com/sluice-sms/sluice/tools/smscsim"
 )
 
@@ -49,63 +49,13 @@ func benchKannel(b *testing.B, binds, window int) float64 {
 		b.Fatal(err)
 	}
 	defer sim.Close()
-	host, port, err := net.SplitHostPort(sim.Addr("sim-a"))
-	if err != nil {
-		b.Fatal(err)
-	}
-
-	dir := b.TempDir()
-	admin, smsbox, sendsms := freePort(b), freePort(b), freePort(b)
-	conf := fmt.Sprintf(`group = core
-admin-port = %d
-admin-password = bench
-smsbox-port = %d
-box-allow-ip = 127.0.0.1
-store-type = file
-store-location = %q
-dlr-storage = internal
-log-level = 4
-
-group = smsbox
-bearerbox-host = 127.0.0.1
-sendsms-port = %d
-
-group = smsc
-smsc = smpp
-smsc-id = sim
-host = %s
-port = %s
-transceiver-mode = true
-smsc-username = %s
-smsc-password = %s
-system-type = ""
-instances = %d
-max-pending-submits = %d
-`, admin, smsbox, filepath.Join(dir, "kannel.store"), sendsms, host, port, simCfg.SystemID, simCfg.Password, binds, window)
-	confPath := filepath.Join(dir, "kannel.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	bearer := exec.CommandContext(ctx, "bearerbox", confPath)
-	logf, err := os.Create(filepath.Join(dir, "bearerbox.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer logf.Close()
-	bearer.Stdout, bearer.Stderr = logf, logf
-	if err := bearer.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		_ = bearer.Process.Kill() // a benchmark peer: its exit status means nothing here
-		_ = bearer.Wait()
-		if b.Failed() {
-			out, _ := os.ReadFile(logf.Name())
-			b.Logf("bearerbox log (tail):\n%s", tail(out, 3000))
-		}
-	}()
+	k := kannel.Start(ctx, b, kannel.Config{
+		SMSCAddr: sim.Addr("sim-a"), SystemID: simCfg.SystemID, Password: simCfg.Password,
+		Binds: binds, Window: window, StoreFile: true, LogLevel: 4,
+	})
 	waitStats(ctx, b, sim, "bearerbox bound", func(st smscsim.CarrierStats) bool { return st.BindsOpen == int64(binds) })
 
+	dir := b.TempDir()
 	content, receivers := filepath.Join(dir, "content"), filepath.Join(dir, "receivers")
 	var rcpts strings.Builder
 	for i := range b.N {
@@ -119,7 +69,7 @@ max-pending-submits = %d
 	}
 	b.StartTimer()
 	start := time.Now()
-	mt := exec.CommandContext(ctx, "mtbatch", "-v", "4", "-b", "127.0.0.1", "-p", fmt.Sprint(smsbox), "-f", "12345", "-D", "1", "-u", "http://127.0.0.1/dlr", content, receivers)
+	mt := exec.CommandContext(ctx, "mtbatch", "-v", "4", "-b", "127.0.0.1", "-p", fmt.Sprint(k.BoxPort), "-f", "12345", "-D", "1", "-u", "http://127.0.0.1/dlr", content, receivers)
 	if out, err := mt.CombinedOutput(); err != nil {
 		b.Fatalf("mtbatch: %v\n%s", err, tail(out, 2000))
 	}
@@ -127,15 +77,6 @@ max-pending-submits = %d
 	elapsed := time.Since(start)
 	b.StopTimer()
 	return float64(b.N) / elapsed.Seconds()
-}
-
-func freePort(b *testing.B) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func waitStats(ctx context.Context, b *testing.B, sim *smscsim.Sim, what string, cond func(smscsim.CarrierStats) bool) {

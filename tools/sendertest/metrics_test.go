@@ -2,7 +2,6 @@ package sendertest
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -12,20 +11,10 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/pkg/testenv/freeport"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 	"github.com/sluice-sms/sluice/tools/smscsim"
 )
-
-// freeAddr is a loopback address nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // The sender's metrics on /metrics, per carrier: submits by result and lane,
 // throttles, open binds, window occupancy and the submit latency histogram.
@@ -33,7 +22,7 @@ func TestSenderMetrics(t *testing.T) {
 	sim := simCarrier("sim-a", 0, 0)
 	sim.Errors = map[uint32]float64{smpp.StatusInvDstAddr: 0.5}
 	h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{carrier(2, 1000, 10)})
-	h.cfg.Sender.AdminAddr = freeAddr(t)
+	h.cfg.Sender.AdminAddr = freeport.Addr(t)
 	outs := outcomes(h)
 	subs := submits(h)
 	h.runSender()

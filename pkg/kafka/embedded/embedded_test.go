@@ -1,30 +1,20 @@
 package embedded_test
 
 import (
-	"net"
 	"strconv"
 	"testing"
 
 	kgo "github.com/segmentio/kafka-go"
 
 	"github.com/sluice-sms/sluice/pkg/kafka/embedded"
+	"github.com/sluice-sms/sluice/pkg/testenv/freeport"
 )
 
 // The produce/consume/commit round trip on the embedded broker is tested in
 // pkg/testenv, next to the same test on a real broker.
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestOptions(t *testing.T) {
-	port := freePort(t)
+	port := freeport.Port(t)
 	tests := []struct {
 		name           string
 		opts           []embedded.Option
@@ -68,7 +58,7 @@ func TestOptions(t *testing.T) {
 }
 
 func TestCloseFreesPort(t *testing.T) {
-	port := freePort(t)
+	port := freeport.Port(t)
 	b, err := embedded.Start(embedded.WithPort(port))
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,9 @@
-// An ESME on node-smpp (an independent SMPP implementation) for the SMPP front
-// door's interop test. argv: address, system_id, password, the submits as JSON
-// (each {source, dest, udh: hex, message, data_coding, registered_delivery}),
-// and how many deliver_sm to wait for. Prints one JSON line per submit_sm_resp
-// and per deliver_sm, acknowledges each deliver_sm, unbinds after the last.
+// An ESME built on node-smpp. argv: address, system_id, password, the submits
+// as JSON and how many deliver_sm to wait for. Each submit is a submit_sm's
+// fields as node-smpp names them, with the short message as udh (hex) and
+// message. Binds as transceiver, prints the bind_resp status, then one JSON
+// line per submit_sm_resp and per deliver_sm as node-smpp decoded them,
+// acknowledges each deliver_sm, and unbinds after the last.
 const smpp = require('smpp');
 
 const [addr, systemID, password, submitsJSON, wantDelivers] = process.argv.slice(2);
@@ -26,16 +27,10 @@ session.on('deliver_sm', (pdu) => {
 session.bind_transceiver({system_id: systemID, password: password}, (pdu) => {
   console.log(JSON.stringify({bind: pdu.command_status}));
   if (pdu.command_status !== 0) process.exit(1);
-  submits.forEach((s, i) => {
-    const sm = {message: s.message};
-    if (s.udh) sm.udh = Buffer.from(s.udh, 'hex');
-    session.submit_sm({
-      source_addr: s.source,
-      destination_addr: s.dest,
-      dest_addr_ton: 1,
-      data_coding: s.data_coding,
-      registered_delivery: s.registered_delivery,
-      short_message: sm,
-    }, (resp) => console.log(JSON.stringify({submit: i, id: resp.message_id, status: resp.command_status})));
+  submits.forEach(({udh, message, ...fields}, i) => {
+    const sm = {message: message};
+    if (udh) sm.udh = Buffer.from(udh, 'hex');
+    session.submit_sm({...fields, short_message: sm},
+      (resp) => console.log(JSON.stringify({submit_resp: i, id: resp.message_id, status: resp.command_status})));
   });
 });
