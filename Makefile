@@ -52,12 +52,18 @@ fuzz:
 			done; done); \
 	done
 
-## bench: the benchmarks, printing their figures, against the real Kafka and ClickHouse test servers (Kannel installed by up.sh for the comparison)
+## bench: the benchmarks, printing their figures, against the real Kafka and ClickHouse test servers (Kannel installed by up.sh for the comparison);
+## the sender and whole-pipeline ones with BENCH_N messages, beside Kannel's rate for as many; PROFILE=dir saves CPU profiles of the four services
+BENCH_N ?= 20000
+PROFILE ?=
 bench:
 	trap 'tools/testenv/down.sh' EXIT; \
 	tools/testenv/up.sh; \
 	source .testenv/env.sh; \
-	for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done
+	for m in $(filter-out tools,$(MODULES)); do (cd $$m && go test -run '^$$' -bench . -benchmem ./...); done; \
+	cd tools; \
+	go test -run '^$$' -bench . -benchmem -benchtime $(BENCH_N)x $$(go list ./... | grep -v /chaos); \
+	SLUICE_BENCH_N=$(BENCH_N) SLUICE_BENCH_PROFILE=$(PROFILE) go test -run '^$$' -bench BenchmarkPipeline -benchtime 1x ./chaos/
 
 ## chaos: the whole-pipeline fault suite in full (the four services as processes, kill -9 of
 ## each mid-stream, a carrier that disconnects, stalls and throttles, ClickHouse away for a

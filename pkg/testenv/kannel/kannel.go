@@ -165,3 +165,30 @@ func start(ctx context.Context, t testing.TB, dir, box, confPath string) {
 		}
 	})
 }
+
+// MTBatch has Kannel's mtbatch send text to n numbers through bearerbox,
+// each asking for a delivery receipt, and returns when bearerbox has taken
+// them all (not when they are submitted: watch the SMSC for that).
+func (k *Kannel) MTBatch(ctx context.Context, t testing.TB, n int, text string) {
+	t.Helper()
+	if _, err := exec.LookPath("mtbatch"); err != nil {
+		t.Fatalf("mtbatch not found (apt-get install kannel): %v", err)
+	}
+	dir := t.TempDir()
+	content, receivers := filepath.Join(dir, "content"), filepath.Join(dir, "receivers")
+	var rcpts strings.Builder
+	for i := range n {
+		fmt.Fprintf(&rcpts, "4477%08d\n", i)
+	}
+	if err := os.WriteFile(content, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(receivers, []byte(rcpts.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mt := exec.CommandContext(ctx, "mtbatch", "-v", "4", "-b", "127.0.0.1", "-p", fmt.Sprint(k.BoxPort),
+		"-f", "12345", "-D", "1", "-u", "http://127.0.0.1/dlr", content, receivers)
+	if out, err := mt.CombinedOutput(); err != nil {
+		t.Fatalf("mtbatch: %v\n%s", err, out[max(0, len(out)-2000):])
+	}
+}
