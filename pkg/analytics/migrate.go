@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -90,8 +91,8 @@ func Migrations() ([]Migration, error) {
 // Migrate creates database if needed and applies the migrations it lacks, in
 // order. Applied ones are recorded in schema_migrations with their checksum;
 // a shipped migration that differs from the one applied is an error.
-// Statements are idempotent (IF NOT EXISTS), so two processes migrating at
-// once both succeed.
+// Statements are idempotent (IF NOT EXISTS; an ADD COLUMN that finds its
+// column there is done), so two processes migrating at once both succeed.
 func Migrate(ctx context.Context, conn driver.Conn, database string) error {
 	if err := checkDatabase(database); err != nil {
 		return err
@@ -136,6 +137,19 @@ func apply(ctx context.Context, conn driver.Conn, database string, m Migration) 
 		return fmt.Errorf("record migration %03d_%s: %w", m.Version, m.Name, err)
 	}
 	return nil
+}
+
+// errColumnExists is ClickHouse's ILLEGAL_COLUMN, which an ADD COLUMN of a
+// column the table has already gets.
+const errColumnExists = 44
+
+// columnThere tells whether err is an ADD COLUMN finding its column added
+// already (by another process migrating at the same time): old servers
+// have no ADD COLUMN IF NOT EXISTS.
+func columnThere(sql string, err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == errColumnExists && strings.Contains(sql, " ADD COLUMN ") &&
+		strings.Contains(ex.Message, "already exists")
 }
 
 // record adds m to schema_migrations. A batch, not Exec with arguments: the
@@ -192,7 +206,7 @@ func execRetry(ctx context.Context, conn driver.Conn, sql string) error {
 	const attempts = 5
 	var err error
 	for i := range attempts {
-		if err = conn.Exec(ctx, sql); err == nil {
+		if err = conn.Exec(ctx, sql); err == nil || columnThere(sql, err) {
 			return nil
 		}
 		if i == attempts-1 {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -108,6 +109,33 @@ func TestMigrateRace(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
+	}
+	checkSchema(t, conn, db)
+}
+
+// A process that added a column and died before recording its migration
+// leaves the next one an ADD COLUMN of a column that is there: done (old
+// servers have no ADD COLUMN IF NOT EXISTS).
+func TestMigrateAfterColumnAdded(t *testing.T) {
+	conn, db := open(t)
+	if err := analytics.Migrate(t.Context(), conn, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(t.Context(), "ALTER TABLE "+db+".schema_migrations DELETE WHERE version = 5"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var left uint64
+		if err := conn.QueryRow(t.Context(), "SELECT count() FROM "+db+".schema_migrations WHERE version = 5").Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // mutations run in the background on old servers
+	}
+	if err := analytics.Migrate(t.Context(), conn, db); err != nil {
+		t.Fatalf("migrating again over the added column: %v", err)
 	}
 	checkSchema(t, conn, db)
 }

@@ -29,10 +29,10 @@ func NewWriter(conn driver.Conn, database string) *Writer {
 		// Old servers need the column list, or the batch sees no columns.
 		insertEvents: "INSERT INTO " + db + ".message_events (event_id, event_time, message_id, tenant, " +
 			"campaign_id, client_ref, carrier, country, status, reason, error_code, segments, encoding, priority, " +
-			"accepted_at, submitted_at, done_at, submit_latency_ms, delivery_latency_ms)",
+			"accepted_at, submitted_at, done_at, submit_latency_ms, delivery_latency_ms, route_reason)",
 		insertMessages: "INSERT INTO " + db + ".messages (tenant, message_id, client_ref, campaign_id, carrier, " +
 			"country, status, reason, error_code, segments, encoding, priority, event_time, accepted_at, " +
-			"submitted_at, done_at, submit_latency_ms, delivery_latency_ms, version)",
+			"submitted_at, done_at, submit_latency_ms, delivery_latency_ms, version, route_reason)",
 	}
 }
 
@@ -73,7 +73,7 @@ func (w *Writer) Write(ctx context.Context, events []message.Status) error {
 		r := rowOf(e)
 		err := batch.Append(e.EventID, r.eventTime, e.MessageID, e.Tenant, e.CampaignID, e.ClientRef, e.Carrier,
 			e.Country, e.Status, e.Reason, e.ErrorCode, r.segments, e.Encoding, e.Priority,
-			r.acceptedAt, r.submittedAt, r.doneAt, r.submitLatency, r.deliveryLatency)
+			r.acceptedAt, r.submittedAt, r.doneAt, r.submitLatency, r.deliveryLatency, e.RouteReason)
 		if err != nil {
 			_ = batch.Abort() // the append error is the one worth reporting
 			return fmt.Errorf("append to message_events: %w", err)
@@ -92,7 +92,7 @@ func (w *Writer) Write(ctx context.Context, events []message.Status) error {
 		r := rowOf(e)
 		err := batch.Append(e.Tenant, e.MessageID, e.ClientRef, e.CampaignID, e.Carrier, e.Country, e.Status,
 			e.Reason, e.ErrorCode, r.segments, e.Encoding, e.Priority, r.eventTime, r.acceptedAt, r.submittedAt,
-			r.doneAt, r.submitLatency, r.deliveryLatency, Version(e))
+			r.doneAt, r.submitLatency, r.deliveryLatency, Version(e), e.RouteReason)
 		if err != nil {
 			_ = batch.Abort()
 			return fmt.Errorf("append to messages: %w", err)

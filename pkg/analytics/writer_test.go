@@ -20,6 +20,7 @@ import (
 // both the events it writes and every expected query answer.
 type spec struct {
 	id, tenant, campaign, carrier, country string
+	routeReason                            string
 	segments                               int
 	accepted, submitted, done              time.Time // zero: never happened
 	final, errorCode                       string    // "" while awaiting a receipt
@@ -44,9 +45,10 @@ func dataset(n int) []spec {
 			segments: 1 + rng.IntN(3),
 			accepted: base.Add(time.Duration(i)*(3*time.Hour/time.Duration(n)) + time.Duration(rng.IntN(1000))*time.Millisecond),
 		}
+		s.routeReason = []string{"prefix +44 weighted", "prefix +44 weighted among carriers up", "prefix +44 failover"}[i%3]
 		switch r := rng.IntN(20); {
 		case r == 0: // refused by the router: no carrier
-			s.carrier, s.final, s.errorCode = "", message.StatusRejected, "OPTOUT"
+			s.carrier, s.routeReason, s.final, s.errorCode = "", "", message.StatusRejected, "OPTOUT"
 			s.done = s.accepted.Add(10 * time.Millisecond)
 		case r <= 2: // still waiting for a receipt
 			s.submitMs = 50 + rng.Int64N(3000)
@@ -78,7 +80,7 @@ func dataset(n int) []spec {
 func (s spec) events() []message.Status {
 	m := &sluicepb.Message{
 		Id: s.id, Tenant: s.tenant, CampaignId: s.campaign, ClientRef: "ref-" + s.id, To: "+447700900123",
-		Carrier: s.carrier, Country: s.country, Segments: uint32(s.segments),
+		Carrier: s.carrier, RouteReason: s.routeReason, Country: s.country, Segments: uint32(s.segments),
 		Priority: sluicepb.Priority_PRIORITY_TRANSACTIONAL, AcceptedAtMs: s.accepted.UnixMilli(),
 	}
 	evs := []message.Status{message.StatusOf(m, message.StatusAccepted, s.accepted)}
@@ -181,6 +183,7 @@ func TestWriterAndQueries(t *testing.T) {
 		"campaign_funnel":    wantFunnel(specs, in),
 		"awaiting_dlr":       wantAwaiting(specs, in),
 		"carrier_report":     wantReport(specs, in),
+		"routing":            wantRouting(specs, in),
 	}
 	if len(names) != len(want) {
 		t.Errorf("queries %v; the test checks %d", names, len(want))
@@ -435,6 +438,42 @@ func wantReport(specs []spec, in func(time.Time) bool) [][]any {
 		c := n[carrier]
 		rows = append(rows, []any{carrier, c.sent, c.delivered, c.failed, c.unknown,
 			quantileExact(lat[carrier], 0.5), quantileExact(lat[carrier], 0.99)})
+	}
+	return rows
+}
+
+func wantRouting(specs []spec, in func(time.Time) bool) [][]any {
+	type key struct{ carrier, reason string }
+	type counts struct{ messages, finished, delivered uint64 }
+	n := map[key]*counts{}
+	for _, s := range specs {
+		if s.carrier == "" || !in(s.accepted) {
+			continue
+		}
+		k := key{s.carrier, s.routeReason}
+		if n[k] == nil {
+			n[k] = &counts{}
+		}
+		c := n[k]
+		c.messages++
+		if s.carrierOutcome() {
+			c.finished++
+		}
+		if s.final == message.StatusDelivered {
+			c.delivered++
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(n), func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.carrier, b.carrier), cmp.Compare(a.reason, b.reason))
+	})
+	var rows [][]any
+	for _, k := range keys {
+		c := n[k]
+		rate := 0.0
+		if c.finished > 0 {
+			rate = math.Round(float64(c.delivered)/float64(c.finished)*1e4) / 1e4
+		}
+		rows = append(rows, []any{k.carrier, k.reason, c.messages, c.finished, c.delivered, rate})
 	}
 	return rows
 }

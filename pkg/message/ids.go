@@ -58,20 +58,21 @@ func EncodingName(e sluicepb.Encoding) string {
 // StatusOf builds the status event that moves m to status at the given time.
 func StatusOf(m *sluicepb.Message, status string, at time.Time) Status {
 	s := Status{
-		EventID:    EventID(m.GetId(), status),
-		MessageID:  m.GetId(),
-		ClientRef:  m.GetClientRef(),
-		Tenant:     m.GetTenant(),
-		CampaignID: m.GetCampaignId(),
-		To:         m.GetTo(),
-		Carrier:    m.GetCarrier(),
-		Country:    m.GetCountry(),
-		Status:     status,
-		Segments:   int(m.GetSegments()),
-		Encoding:   EncodingName(m.GetEncoding()),
-		Priority:   PriorityName(m.GetPriority()),
-		EventTime:  at.UTC(),
-		Metadata:   m.GetMetadata(),
+		EventID:     EventID(m.GetId(), status),
+		MessageID:   m.GetId(),
+		ClientRef:   m.GetClientRef(),
+		Tenant:      m.GetTenant(),
+		CampaignID:  m.GetCampaignId(),
+		To:          m.GetTo(),
+		Carrier:     m.GetCarrier(),
+		RouteReason: m.GetRouteReason(),
+		Country:     m.GetCountry(),
+		Status:      status,
+		Segments:    int(m.GetSegments()),
+		Encoding:    EncodingName(m.GetEncoding()),
+		Priority:    PriorityName(m.GetPriority()),
+		EventTime:   at.UTC(),
+		Metadata:    m.GetMetadata(),
 	}
 	if ms := m.GetAcceptedAtMs(); ms > 0 {
 		t := time.UnixMilli(ms).UTC()

@@ -68,6 +68,7 @@ type Status struct {
 	CampaignID  string            `json:"campaign_id,omitempty"`
 	To          string            `json:"to,omitempty"`
 	Carrier     string            `json:"carrier,omitempty"`
+	RouteReason string            `json:"route_reason,omitempty"`
 	Country     string            `json:"country,omitempty"`
 	Status      string            `json:"status"`
 	Reason      string            `json:"reason,omitempty"`

@@ -89,6 +89,27 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("messages table: %d rows, %d distinct ids; want %d of each", rows, distinct, n)
 	}
 
+	// Each row says why the router chose its carrier: a route of the
+	// carrier's, weighted (every carrier is up).
+	q = fmt.Sprintf("SELECT carrier, route_reason, count() FROM %s.messages FINAL WHERE campaign_id = 'e2e' GROUP BY carrier, route_reason", db)
+	rr, err := conn.Query(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rr.Next() {
+		var carrier, reason string
+		var count uint64
+		if err := rr.Scan(&carrier, &reason, &count); err != nil {
+			t.Fatal(err)
+		}
+		if !routedBy(carrier, reason) {
+			t.Errorf("%d messages on carrier %q with route reason %q, which no route of the carrier's gives", count, carrier, reason)
+		}
+	}
+	if err := rr.Err(); err != nil {
+		t.Fatal(err)
+	}
+
 	// Per carrier: what ClickHouse says each carrier answered equals what the
 	// simulator says it answered.
 	type counts struct{ messages, parts, delivered, undelivered, expired uint64 }
@@ -135,4 +156,17 @@ func TestEndToEnd(t *testing.T) {
 	if total != n {
 		t.Errorf("carriers account for %d messages, want %d", total, n)
 	}
+}
+
+// routedBy tells whether one of the Routes sends messages to carrier with
+// reason, weighted.
+func routedBy(carrier, reason string) bool {
+	for _, r := range Routes() {
+		for _, c := range r.Carriers {
+			if c.ID == carrier && reason == "prefix "+r.Prefix+" weighted" {
+				return true
+			}
+		}
+	}
+	return false
 }
