@@ -10,6 +10,8 @@ package chaos
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +35,7 @@ import (
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/services/sender"
 	"github.com/sluice-sms/sluice/tools/devstack"
+	"github.com/sluice-sms/sluice/tools/loadgen"
 	"github.com/sluice-sms/sluice/tools/smscsim"
 )
 
@@ -143,7 +146,8 @@ func (s *Stack) config() (config.Config, error) {
 		addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[3])
 	cfg.Ingest.HTTPAddr = addr(ports[4])
 	cfg.DLR.StateDir = filepath.Join(s.opt.Dir, "dlr-state")
-	cfg.Tenants = []config.Tenant{{ID: "demo"}}
+	key := sha256.Sum256([]byte(APIKey))
+	cfg.Tenants = []config.Tenant{{ID: "demo", APIKeySHA256: []string{hex.EncodeToString(key[:])}}}
 	if cfg.Carriers, err = devstack.SimCarriers(s.Sim, s.opt.Carriers); err != nil {
 		return cfg, err
 	}
@@ -206,6 +210,14 @@ func (s *Stack) adminAddr(name string) string {
 	default:
 		return s.Cfg.DLR.AdminAddr
 	}
+}
+
+// APIKey is the key of the stack's tenant, demo, on ingest's HTTP API.
+const APIKey = "chaos-demo-key"
+
+// HTTP is ingest's HTTP front door, for campaigns sent through it.
+func (s *Stack) HTTP() loadgen.HTTPTarget {
+	return loadgen.HTTPTarget{URL: "http://" + s.Cfg.Ingest.HTTPAddr, APIKey: APIKey}
 }
 
 // LogPath is the file a service's stderr goes to (appended across restarts).

@@ -121,31 +121,15 @@ func Publish(ctx context.Context, p *kafka.Producer, topic string, reqs []messag
 // first handed to the producer. A chunk the broker refuses is sent again
 // until ctx ends.
 func PublishPaced(ctx context.Context, p *kafka.Producer, topic string, reqs []message.Request, rate float64, sent func(done int, chunk []message.Request, at time.Time)) error {
-	chunk := 1000
-	if rate > 0 {
-		// About twenty chunks a second keeps the pace smooth.
-		chunk = max(1, min(chunk, int(rate/20)))
-	}
-	start := time.Now()
-	for lo := 0; lo < len(reqs); lo += chunk {
-		hi := min(lo+chunk, len(reqs))
-		if rate > 0 {
-			due := start.Add(time.Duration(float64(lo) / rate * float64(time.Second)))
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Until(due)):
-			}
-		}
-		msgs := make([]kafka.Message, 0, hi-lo)
-		for _, r := range reqs[lo:hi] {
+	return pace(ctx, reqs, rate, 1000, 1, func(ctx context.Context, chunk []message.Request) error {
+		msgs := make([]kafka.Message, 0, len(chunk))
+		for _, r := range chunk {
 			v, err := json.Marshal(r)
 			if err != nil {
 				return fmt.Errorf("encode request: %w", err)
 			}
 			msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(r.Tenant + "/" + r.ClientRef), Value: v})
 		}
-		at := time.Now()
 		// A broker that is away is waited for: resending a chunk is safe,
 		// ingest drops copies of a (tenant, client_ref) it has accepted.
 		for err := p.Produce(ctx, msgs...); err != nil; err = p.Produce(ctx, msgs...) {
@@ -155,11 +139,66 @@ func PublishPaced(ctx context.Context, p *kafka.Producer, topic string, reqs []m
 			case <-time.After(500 * time.Millisecond):
 			}
 		}
-		if sent != nil {
-			sent(hi, reqs[lo:hi], at)
+		return nil
+	}, sent)
+}
+
+// pace hands the requests to send in chunks of up to size, from workers
+// goroutines, at rate messages a second (0: as fast as send goes), and
+// calls sent (from one goroutine at a time) for each chunk send finished,
+// with the number finished so far and the time the chunk was handed over.
+// It returns send's first error.
+func pace(ctx context.Context, reqs []message.Request, rate float64, size, workers int,
+	send func(context.Context, []message.Request) error, sent func(done int, chunk []message.Request, at time.Time)) error {
+	if rate > 0 {
+		// About twenty chunks a second keeps the pace smooth.
+		size = max(1, min(size, int(rate/20)))
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	chunks := make(chan []message.Request)
+	var (
+		mu   sync.Mutex
+		done int
+		wg   sync.WaitGroup
+	)
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for chunk := range chunks {
+				at := time.Now()
+				if err := send(ctx, chunk); err != nil {
+					cancel(err)
+					return
+				}
+				mu.Lock()
+				done += len(chunk)
+				if sent != nil {
+					sent(done, chunk, at)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	start := time.Now()
+dispatch:
+	for lo := 0; lo < len(reqs); lo += size {
+		if rate > 0 {
+			due := start.Add(time.Duration(float64(lo) / rate * float64(time.Second)))
+			select {
+			case <-ctx.Done():
+				break dispatch
+			case <-time.After(time.Until(due)):
+			}
+		}
+		select {
+		case chunks <- reqs[lo:min(lo+size, len(reqs))]:
+		case <-ctx.Done():
+			break dispatch
 		}
 	}
-	return nil
+	close(chunks)
+	wg.Wait()
+	return context.Cause(ctx)
 }
 
 // Tally is what Follow saw of a campaign.

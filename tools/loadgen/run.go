@@ -16,8 +16,11 @@ import (
 type RunOptions struct {
 	Brokers     []string
 	TopicPrefix string
-	Requests    []message.Request
-	Rate        float64 // messages a second; 0: as fast as the broker takes them
+	// HTTP, when set, sends the requests through ingest's HTTP API instead
+	// of sms.requests (sms.status is followed on Kafka either way).
+	HTTP     *HTTPTarget
+	Requests []message.Request
+	Rate     float64 // messages a second; 0: as fast as the broker takes them
 	// Tally follows the run; nil: a new one for Requests. Pass one to watch
 	// the run's progress from outside (the fault suite does).
 	Tally *Tally
@@ -28,7 +31,7 @@ type RunOptions struct {
 	Progress io.Writer
 }
 
-// Run publishes the requests to sms.requests, follows sms.status until every
+// Run publishes the requests to sms.requests (or over HTTP), follows sms.status until every
 // one has a final status or ctx ends, and reports. The report is filled in
 // even when the run ends early (its Missing says how many never ended).
 func Run(ctx context.Context, o RunOptions) (Report, error) {
@@ -68,12 +71,16 @@ func Run(ctx context.Context, o RunOptions) (Report, error) {
 		close(progressDone)
 	}
 
-	p := kafka.NewProducer(o.Brokers, 5*time.Millisecond)
-	err := PublishPaced(ctx, p, o.TopicPrefix+schemas.TopicRequests, o.Requests, o.Rate, func(_ int, chunk []message.Request, at time.Time) {
-		t.Published(chunk, at)
-	})
-	if cerr := p.Close(); err == nil {
-		err = cerr
+	published := func(_ int, chunk []message.Request, at time.Time) { t.Published(chunk, at) }
+	var err error
+	if o.HTTP != nil {
+		err = PublishHTTP(ctx, *o.HTTP, o.Requests, o.Rate, published)
+	} else {
+		p := kafka.NewProducer(o.Brokers, 5*time.Millisecond)
+		err = PublishPaced(ctx, p, o.TopicPrefix+schemas.TopicRequests, o.Requests, o.Rate, published)
+		if cerr := p.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err == nil {
 		err = <-followErr

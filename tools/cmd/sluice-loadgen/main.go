@@ -1,5 +1,5 @@
-// Command sluice-loadgen publishes a campaign of requests to sms.requests at a
-// target rate (or as fast as the broker takes them), follows sms.status until
+// Command sluice-loadgen publishes a campaign of requests to sms.requests (or
+// through ingest's HTTP API) at a target rate (or as fast as the broker takes them), follows sms.status until
 // every message has a final status and prints what it saw as a table:
 // accepted, final statuses, throughput per stage, latencies, the simulator's
 // duplicates and the messages missing. It exits 1 when any message is missing.
@@ -41,6 +41,9 @@ func run() error {
 	rate := flag.Float64("rate", 0, "messages a second to publish; 0: as fast as the broker takes them")
 	simStats := flag.String("sim-stats", "", "smsc-sim stats URL (e.g. http://127.0.0.1:8095/stats) for the duplicates it saw")
 	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long and report what is missing")
+	httpURL := flag.String("http", "", "send through ingest's HTTP API at this base URL (e.g. http://127.0.0.1:8080) instead of sms.requests; the tenant's API key in $SLUICE_API_KEY")
+	batch := flag.Int("batch", 100, "with -http: messages per POST /v1/messages (1: one message a request; at most 1000)")
+	concurrency := flag.Int("concurrency", 4, "with -http: requests in flight at once")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -54,6 +57,17 @@ func run() error {
 		Requests:    c.Requests(),
 		Rate:        *rate,
 		Progress:    os.Stderr,
+	}
+	if *httpURL != "" {
+		// From the environment, not a flag: a flag shows in the process list.
+		key := os.Getenv("SLUICE_API_KEY")
+		if key == "" {
+			return errors.New("-http needs the tenant's API key in $SLUICE_API_KEY")
+		}
+		if *batch < 1 || *batch > 1000 {
+			return fmt.Errorf("-batch %d: want 1 to 1000", *batch)
+		}
+		o.HTTP = &loadgen.HTTPTarget{URL: strings.TrimSuffix(*httpURL, "/"), APIKey: key, Batch: *batch, Concurrency: *concurrency}
 	}
 	if *simStats != "" {
 		o.SimStats = func(ctx context.Context) (loadgen.SimStats, error) { return loadgen.FetchSimStats(ctx, *simStats) }
