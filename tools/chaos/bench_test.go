@@ -35,8 +35,7 @@ func BenchmarkPipeline(b *testing.B) {
 		i++
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		profiled := profileDuringRun(ctx, b, s)
-		c := loadgen.Campaign{Tenant: "demo", ID: fmt.Sprintf("bench-%d", i), Count: n, Seed: uint64(i),
-			Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+		c := Campaign(fmt.Sprintf("bench-%d", i), n, uint64(i))
 		res, err := s.Run(ctx, Fault{}, c, 0, nil)
 		err = errors.Join(err, <-profiled)
 		cancel()

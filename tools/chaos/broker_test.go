@@ -8,14 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-sms/sluice/pkg/testenv"
-	"github.com/sluice-sms/sluice/tools/loadgen"
 )
 
 // kafkaBroker is a one-node KRaft Apache Kafka of the test's own, run from
@@ -161,15 +159,11 @@ func TestBrokerRestart(t *testing.T) {
 		Stop:  func(context.Context) error { k.stop(); return nil },
 		Start: k.start,
 	}
-	c := loadgen.Campaign{Tenant: "demo", ID: "chaos-broker", Count: n, Seed: 11, Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+	c := Campaign("chaos-broker", n, 11)
 	res, err := s.Run(ctx, f, c, rate, nil)
 	checkResult(t, res)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	if err := PrintResults(&b, []Result{res}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", b.String())
+	logResults(t, "broker restart", []Result{res})
 }

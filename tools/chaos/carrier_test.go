@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-sms/sluice/tools/loadgen"
 	"github.com/sluice-sms/sluice/tools/smscsim"
 )
 
@@ -64,8 +63,7 @@ func TestCarrierFaults(t *testing.T) {
 		t.Run(strings.ReplaceAll(f.Name, " ", "_"), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			c := loadgen.Campaign{Tenant: "demo", ID: fmt.Sprintf("chaos-carrier-%d", i), Count: n, Seed: uint64(100 + i),
-				Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+			c := Campaign(fmt.Sprintf("chaos-carrier-%d", i), n, uint64(100+i))
 			before := s.Sim.Stats()[carrier]
 			res, err := s.Run(ctx, f, c, rate, nil)
 			results = append(results, res)
@@ -88,9 +86,5 @@ func TestCarrierFaults(t *testing.T) {
 			}
 		})
 	}
-	var b strings.Builder
-	if err := PrintResults(&b, results); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("carrier faults (%d messages per fault at %.0f msg/s; window %d):\n%s", n, rate, s.Window(), b.String())
+	logResults(t, fmt.Sprintf("carrier faults (%d messages per fault at %.0f msg/s; window %d)", n, rate, s.Window()), results)
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/chlocal"
 	"github.com/sluice-sms/sluice/pkg/testenv"
-	"github.com/sluice-sms/sluice/tools/loadgen"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -129,8 +128,7 @@ func TestKill9EachService(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			c := loadgen.Campaign{Tenant: "demo", ID: fmt.Sprintf("chaos-%d", i), Count: n, Seed: uint64(i + 1),
-				Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+			c := Campaign(fmt.Sprintf("chaos-%d", i), n, uint64(i+1))
 			res, err := s.Run(ctx, f, c, rate, nil)
 			results = append(results, res)
 			checkResult(t, res)
@@ -139,11 +137,17 @@ func TestKill9EachService(t *testing.T) {
 			}
 		})
 	}
+	logResults(t, fmt.Sprintf("fault suite (%d messages per fault at %.0f msg/s; window %d)", n, rate, s.Window()), results)
+}
+
+// logResults logs the table of results under title.
+func logResults(t *testing.T, title string, results []Result) {
+	t.Helper()
 	var b strings.Builder
 	if err := PrintResults(&b, results); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("fault suite (%d messages per fault at %.0f msg/s; window %d):\n%s", n, rate, s.Window(), b.String())
+	t.Logf("%s:\n%s", title, b.String())
 }
 
 func checkResult(t *testing.T, r Result) {
@@ -221,15 +225,11 @@ func TestClickHouseAway(t *testing.T) {
 			return err
 		},
 	}
-	c := loadgen.Campaign{Tenant: "demo", ID: "chaos-clickhouse", Count: n, Seed: 7, Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+	c := Campaign("chaos-clickhouse", n, 7)
 	res, err := s.Run(ctx, f, c, rate, nil)
 	checkResult(t, res)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	if err := PrintResults(&b, []Result{res}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", b.String())
+	logResults(t, "ClickHouse away", []Result{res})
 }

@@ -40,6 +40,12 @@ func KillFaults(down time.Duration) []Fault {
 	return fs
 }
 
+// Campaign is the suite's campaign of n messages for tenant demo: 10 % long
+// and 10 % UCS-2 texts, 20 % otp and 40 % marketing.
+func Campaign(id string, n int, seed uint64) loadgen.Campaign {
+	return loadgen.Campaign{Tenant: "demo", ID: id, Count: n, Seed: seed, Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+}
+
 // Result is what a campaign under one fault amounted to.
 type Result struct {
 	Fault    string

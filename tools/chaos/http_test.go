@@ -24,8 +24,7 @@ func TestCampaignOverHTTP(t *testing.T) {
 	}
 	for _, tc := range []struct{ batch, n int }{{100, 500}, {1, 100}} {
 		t.Run(fmt.Sprintf("batch=%d", tc.batch), func(t *testing.T) {
-			c := loadgen.Campaign{Tenant: "demo", ID: fmt.Sprintf("http-%d", tc.batch), Count: tc.n, Seed: uint64(tc.batch),
-				Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+			c := Campaign(fmt.Sprintf("http-%d", tc.batch), tc.n, uint64(tc.batch))
 			target := s.HTTP()
 			target.Batch = tc.batch
 			rep, err := run(target, c)

@@ -24,7 +24,6 @@ import (
 	"github.com/sluice-sms/sluice/pkg/analytics"
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/tools/chaos"
-	"github.com/sluice-sms/sluice/tools/loadgen"
 )
 
 func main() {
@@ -90,8 +89,7 @@ func run() error {
 		}
 		fmt.Fprintf(os.Stderr, "== %s\n", f.Name)
 		fctx, cancel := context.WithTimeout(ctx, *timeout)
-		c := loadgen.Campaign{Tenant: "demo", ID: fmt.Sprintf("chaos-%d-%d", stamp, i), Count: *n, Seed: uint64(i + 1),
-			Long: 0.1, Unicode: 0.1, OTP: 0.2, Marketing: 0.4}
+		c := chaos.Campaign(fmt.Sprintf("chaos-%d-%d", stamp, i), *n, uint64(i+1))
 		res, err := s.Run(fctx, f, c, *rate, os.Stderr)
 		cancel()
 		results = append(results, res)
