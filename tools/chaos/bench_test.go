@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -36,8 +37,15 @@ func BenchmarkPipeline(b *testing.B) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		profiled := profileDuringRun(ctx, b, s)
 		c := Campaign(fmt.Sprintf("bench-%d", i), n, uint64(i))
+		cpu0, machine0, err := cpuNow(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
 		res, err := s.Run(ctx, Fault{}, c, 0, nil)
-		err = errors.Join(err, <-profiled)
+		elapsed := time.Since(start)
+		cpu1, machine1, cerr := cpuNow(s)
+		err = errors.Join(err, cerr, <-profiled)
 		cancel()
 		if err != nil {
 			b.Fatal(err)
@@ -54,17 +62,23 @@ func BenchmarkPipeline(b *testing.B) {
 		if err := r.Print(os.Stdout); err != nil {
 			b.Fatal(err)
 		}
-		cpu, err := s.CPU()
-		if err != nil {
+		fmt.Printf("\nCPU time over the run (%s; the machine has %d cores: %s available):\n", elapsed.Round(time.Millisecond), runtime.NumCPU(),
+			(elapsed * time.Duration(runtime.NumCPU())).Round(time.Millisecond))
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "process\tCPU\tµs/message")
+		perMsg := func(d time.Duration) int64 { return d.Microseconds() / int64(n) }
+		for _, name := range Services {
+			d := cpu1[name] - cpu0[name]
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", name, d.Round(10*time.Millisecond), perMsg(d))
+		}
+		whole := machine1 - machine0
+		fmt.Fprintf(tw, "the whole machine (Kafka, ClickHouse, simulator, loadgen too)\t%s\t%d\n", whole.Round(10*time.Millisecond), perMsg(whole))
+		if err := tw.Flush(); err != nil {
 			b.Fatal(err)
 		}
-		fmt.Print("\nCPU time per service (the hottest stage):")
-		for _, name := range Services {
-			fmt.Printf("  %s %s", name, cpu[name].Round(10*time.Millisecond))
-		}
-		fmt.Println()
+		b.ReportMetric(float64(perMsg(whole)), "machine-cpu-µs/msg")
 		fmt.Printf("\nBeside Kannel (same machine, same run, %d messages):\n", n)
-		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "what\tmsg/s\t× Kannel")
 		fmt.Fprintf(tw, "Kannel bearerbox, bare submits (%d binds, window %d, store-file)\t%.0f\t1\n", binds, window, kannelRate)
 		fmt.Fprintf(tw, "sluice, publish → submitted (4 services, Kafka acks=all)\t%.0f\t%.2f\n", submitted, submitted/kannelRate)
@@ -76,6 +90,16 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Errorf("the run lost or duplicated messages: %+v", res)
 		}
 	}
+}
+
+// cpuNow returns the CPU time of each service process and of the machine.
+func cpuNow(s *Stack) (map[string]time.Duration, time.Duration, error) {
+	services, err := s.CPU()
+	if err != nil {
+		return nil, 0, err
+	}
+	machine, err := MachineCPU()
+	return services, machine, err
 }
 
 // rate is the messages per second from the first publish until the last

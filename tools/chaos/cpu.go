@@ -41,6 +41,39 @@ func (s *Stack) CPU() (map[string]time.Duration, error) {
 	return out, nil
 }
 
+// MachineCPU returns the CPU time every process of the machine has used
+// since boot (all cores, /proc/stat without idle and iowait): the whole
+// cost of a run, brokers and databases included, on a machine doing
+// nothing else.
+func MachineCPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return busyOfStat(string(b))
+}
+
+// busyOfStat returns the busy time of /proc/stat's first line, "cpu user
+// nice system idle iowait irq softirq steal ...".
+func busyOfStat(stat string) (time.Duration, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, fmt.Errorf("malformed /proc/stat line %q", line)
+	}
+	var busy int64
+	for i, s := range f[1:] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("malformed /proc/stat line %q: %w", line, err)
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / userHZ, nil
+}
+
 // cpuOfStat returns utime + stime of a /proc/<pid>/stat line. The command
 // name (field 2) may hold spaces and parentheses, so fields are counted
 // from the last ')'.

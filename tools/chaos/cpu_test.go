@@ -24,3 +24,23 @@ func TestCPUOfStat(t *testing.T) {
 		})
 	}
 }
+
+func TestBusyOfStat(t *testing.T) {
+	for _, tc := range []struct {
+		name, stat string
+		want       time.Duration
+		err        bool
+	}{
+		// user 100 + nice 1 + system 50 + irq 2 + softirq 3 + steal 4; idle and iowait left out
+		{"plain", "cpu  100 1 50 9000 70 2 3 4 0 0\ncpu0 50 0 25 4500 35 1 1 2 0 0\n", 1600 * time.Millisecond, false},
+		{"not the cpu line", "intr 1 2 3 4 5 6\n", 0, true},
+		{"bad number", "cpu  1 x 3 4 5 6\n", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := busyOfStat(tc.stat)
+			if (err != nil) != tc.err || got != tc.want {
+				t.Errorf("busyOfStat = %v, %v; want %v, error %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
