@@ -41,7 +41,7 @@ func readPartition(ctx context.Context, brokers []string, topic string, partitio
 		Partition: partition,
 		MinBytes:  1,
 		MaxBytes:  16 << 20,
-		MaxWait:   250 * time.Millisecond,
+		MaxWait:   500 * time.Millisecond, // as Claim.Reader's
 	})
 	defer r.Close()
 	if err := r.SetOffset(*next); err != nil {
