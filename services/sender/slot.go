@@ -70,6 +70,7 @@ type slot struct {
 	rx      *binder // with bind_mode transmitter_receiver, the receiver bind; else nil
 	attrs   slotAttrs
 	recent  *recentIDs
+	pub     *publisher // results and receipts go to Kafka through it
 	log     *slog.Logger
 }
 
@@ -91,6 +92,12 @@ type laneRecord struct {
 // run serves the slot until ctx ends (a stop or a rebalance), then finishes
 // what is in flight, commits it and unbinds.
 func (s *slot) run(ctx context.Context) error {
+	// The publisher outlives the binds: receipts still arriving while the
+	// slot unbinds are stored before they are answered.
+	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
+	var pub sync.WaitGroup
+	pub.Go(func() { s.pub.run(pubCtx) })
+	defer func() { stopPub(); pub.Wait() }()
 	bindCtx, unbind := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	bg.Go(func() { s.binder.run(bindCtx, unbindTimeout) })
@@ -539,7 +546,7 @@ func (s *slot) finals(m *sluicepb.Message, from int, results []*sluicepb.SubmitR
 	return out
 }
 
-// record publishes, in one produce call, the results of the segments the SMSC
+// record publishes, in one batch, the results of the segments the SMSC
 // accepted (to correlate with DLRs), the submitted status when this run sent
 // the first segment, and tail: final outcomes or a retry record.
 func (s *slot) record(ctx context.Context, tk *ticket, m *sluicepb.Message, results []*sluicepb.SubmitResult, from int, tail []kafka.Message) error {
@@ -563,5 +570,5 @@ func (s *slot) record(ctx context.Context, tk *ticket, m *sluicepb.Message, resu
 		}
 		out = append(out, kafka.Message{Topic: s.env.prefix + schemas.TopicStatus, Key: []byte(m.Id), Value: v})
 	}
-	return s.env.producer.Produce(ctx, append(out, tail...)...)
+	return s.pub.publish(ctx, append(out, tail...)...)
 }
