@@ -16,9 +16,10 @@ const (
 	publishMaxRecords = 256
 )
 
-// producer writes records and returns once Kafka has them all.
+// producer writes records and returns once Kafka has them all, in one
+// request per broker rather than one per partition.
 type producer interface {
-	Produce(ctx context.Context, msgs ...kafka.Message) error
+	ProduceMany(ctx context.Context, msgs ...kafka.Message) error
 }
 
 // publisher joins the records of concurrently finishing messages (and
@@ -104,7 +105,7 @@ func (p *publisher) write(ctx context.Context, batch []*publishReq, n int) {
 			msgs = append(msgs, req.msgs...)
 		}
 	}
-	err := p.producer.Produce(ctx, msgs...)
+	err := p.producer.ProduceMany(ctx, msgs...)
 	for _, req := range batch {
 		req.done <- err
 	}

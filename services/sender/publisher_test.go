@@ -19,9 +19,9 @@ type countingProducer struct {
 	calls atomic.Int64
 }
 
-func (c *countingProducer) Produce(ctx context.Context, msgs ...kafka.Message) error {
+func (c *countingProducer) ProduceMany(ctx context.Context, msgs ...kafka.Message) error {
 	c.calls.Add(1)
-	return c.Producer.Produce(ctx, msgs...)
+	return c.Producer.ProduceMany(ctx, msgs...)
 }
 
 func TestPublisher(t *testing.T) {
