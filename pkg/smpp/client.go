@@ -145,22 +145,17 @@ func (s *Session) Submit(ctx context.Context, sm *SubmitSM) (SubmitResp, error) 
 	if !s.cfg.Mode.canSubmit() {
 		return SubmitResp{}, errors.New("smpp: submit_sm on a receiver bind")
 	}
-	b, err := newSubmitBody(sm.toShortMessage())
-	if err != nil {
-		return SubmitResp{}, err
+	if len(sm.ShortMessage) > maxShortMessage {
+		return SubmitResp{}, errMessageTooLong // before it takes a window slot
 	}
-	p, err := s.c.request(ctx, b, true)
+	p, err := s.c.requestEncoded(ctx, pdu.SubmitSMID, func(seq uint32) ([]byte, error) { return sm.appendPDU(nil, seq) }, true)
 	if err != nil {
 		return SubmitResp{}, err
 	}
 	if p.id == pdu.GenericNACKID {
 		return SubmitResp{Status: nonZero(p.status)}, nil
 	}
-	resp := SubmitResp{Status: p.status}
-	if p.body != nil {
-		resp.MessageID = fieldString(p.body.Fields(), pdufield.MessageID)
-	}
-	return resp, nil
+	return SubmitResp{Status: p.status, MessageID: p.messageID}, nil
 }
 
 // Close stops new submits, waits for those in flight (bounded by ctx), unbinds, waits

@@ -225,7 +225,14 @@ func (c *conn) release() {
 // matching (command, sequence), or a generic_nack with that sequence. Errors wrapping
 // ErrOutcomeUnknown mean b was written; any other error means it was not.
 func (c *conn) request(ctx context.Context, b pdu.Body, windowed bool) (packet, error) {
-	name := commandName(b.Header().ID)
+	encode := func(seq uint32) ([]byte, error) { return encodeBody(b, StatusOK, seq) }
+	return c.requestEncoded(ctx, b.Header().ID, encode, windowed)
+}
+
+// requestEncoded is request for a PDU that encode serialises with the
+// sequence number it is given.
+func (c *conn) requestEncoded(ctx context.Context, id pdu.ID, encode func(seq uint32) ([]byte, error), windowed bool) (packet, error) {
+	name := commandName(id)
 	if windowed {
 		if err := c.acquire(ctx); err != nil {
 			return packet{}, fmt.Errorf("smpp: %s: waiting for a window slot: %w", name, err)
@@ -238,11 +245,11 @@ func (c *conn) request(ctx context.Context, b pdu.Body, windowed bool) (packet, 
 		return packet{}, fmt.Errorf("smpp: %s: %w", name, ErrClosed)
 	}
 	seq := c.nextSeqLocked()
-	cl := &call{respID: b.Header().ID | respBit, ch: make(chan packet, 1)}
+	cl := &call{respID: id | respBit, ch: make(chan packet, 1)}
 	c.pending[seq] = cl
 	c.mu.Unlock()
 
-	buf, err := encodeBody(b, StatusOK, seq)
+	buf, err := encode(seq)
 	if err == nil {
 		err = c.write(buf)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
 	"github.com/fiorix/go-smpp/smpp/pdu/pdufield"
@@ -88,6 +90,7 @@ type packet struct {
 	seq       uint32
 	body      pdu.Body
 	dataSM    *shortMessage // a decoded data_sm, which go-smpp does not implement
+	messageID string        // a submit_sm_resp's message_id, read without go-smpp
 	decodeErr error
 }
 
@@ -97,7 +100,6 @@ var decodedBodies = map[pdu.ID]bool{
 	pdu.BindTransmitterID: true,
 	pdu.BindTransceiverID: true,
 	pdu.SubmitSMID:        true,
-	pdu.SubmitSMRespID:    true,
 	pdu.DeliverSMID:       true,
 }
 
@@ -122,8 +124,16 @@ func readPacket(r io.Reader) (packet, error) {
 		status: binary.BigEndian.Uint32(hdr[8:12]),
 		seq:    binary.BigEndian.Uint32(hdr[12:16]),
 	}
-	if p.id == pdu.DataSMID {
+	switch p.id {
+	case pdu.DataSMID:
 		p.dataSM, p.decodeErr = decodeDataSM(raw[pdu.HeaderLen:])
+		return p, nil
+	case pdu.SubmitSMRespID:
+		// message_id up to its NUL; none without one (as go-smpp reads it).
+		// Any TLVs after it are of no use to sluice.
+		if i := bytes.IndexByte(raw[pdu.HeaderLen:], 0); i >= 0 {
+			p.messageID = string(raw[pdu.HeaderLen : pdu.HeaderLen+i])
+		}
 		return p, nil
 	}
 	if !decodedBodies[p.id] {
@@ -294,12 +304,48 @@ func (m *shortMessage) fill(b pdu.Body) error {
 	return nil
 }
 
-func newSubmitBody(m *shortMessage) (pdu.Body, error) {
-	b := pdu.NewSubmitSM(nil)
-	if err := m.fill(b); err != nil {
-		return nil, err
+// appendPDU appends the submit_sm with sequence number seq to b, octet for
+// octet what go-smpp writes (TLVs in tag order, where go-smpp follows map
+// order) without building its field maps: the sender encodes one per segment.
+func (s *SubmitSM) appendPDU(b []byte, seq uint32) ([]byte, error) {
+	if len(s.ShortMessage) > maxShortMessage {
+		return nil, errMessageTooLong
 	}
+	start := len(b)
+	b = binary.BigEndian.AppendUint32(b, 0) // command_length, set below
+	b = binary.BigEndian.AppendUint32(b, uint32(pdu.SubmitSMID))
+	b = binary.BigEndian.AppendUint32(b, StatusOK)
+	b = binary.BigEndian.AppendUint32(b, seq)
+	b = append(b, 0) // service_type ""
+	b = append(b, s.SourceTON, s.SourceNPI)
+	b = appendCString(b, s.SourceAddr)
+	b = append(b, s.DestTON, s.DestNPI)
+	b = appendCString(b, s.DestAddr)
+	b = append(b, s.ESMClass, 0, 0, 0) // esm_class, protocol_id, priority_flag, schedule_delivery_time ""
+	b = appendCString(b, s.ValidityPeriod)
+	b = append(b, s.RegisteredDelivery, 0, s.DataCoding, 0, byte(len(s.ShortMessage))) // replace_if_present, sm_default_msg_id, sm_length
+	b = append(b, s.ShortMessage...)
+	for _, tag := range slices.Sorted(maps.Keys(s.TLVs)) {
+		v := s.TLVs[tag]
+		if len(v) > 0xFFFF {
+			return nil, fmt.Errorf("smpp: TLV 0x%04X value of %d octets is too long", tag, len(v))
+		}
+		b = binary.BigEndian.AppendUint16(b, tag)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(v)))
+		b = append(b, v...)
+	}
+	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start))
 	return b, nil
+}
+
+// appendCString appends s as a C-octet string; like go-smpp, it adds no NUL
+// to a value that already ends with one.
+func appendCString(b []byte, s string) []byte {
+	b = append(b, s...)
+	if len(s) == 0 || s[len(s)-1] != 0 {
+		b = append(b, 0)
+	}
+	return b
 }
 
 func newDeliverBody(m *shortMessage) (pdu.Body, error) {

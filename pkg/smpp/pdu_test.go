@@ -2,6 +2,7 @@ package smpp
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 
 	"github.com/fiorix/go-smpp/smpp/pdu"
@@ -60,11 +61,7 @@ func TestSubmitSMWireBytes(t *testing.T) {
 		ShortMessage:   []byte{0x00, 'h', 0x00, 'i'},
 		ValidityPeriod: "000001000000000R",
 	}
-	b, err := newSubmitBody(sm.toShortMessage())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := encodeBody(b, 0, 0x7FFFFFFF)
+	got, err := sm.appendPDU(nil, 0x7FFFFFFF)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +81,95 @@ func TestSubmitSMWireBytes(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("submit_sm on the wire:\n got % x\nwant % x", got, want)
 	}
+}
+
+// goSMPPSubmit is a submit_sm as go-smpp serialises it: the reference for
+// SubmitSM.appendPDU.
+func goSMPPSubmit(sm *SubmitSM, seq uint32) ([]byte, error) {
+	b := pdu.NewSubmitSM(nil)
+	if err := sm.toShortMessage().fill(b); err != nil {
+		return nil, err
+	}
+	return encodeBody(b, 0, seq)
+}
+
+// TestSubmitSMAsGoSMPP checks appendPDU against go-smpp's encoder, octet for
+// octet (go-smpp writes several TLVs in map order, so those are compared
+// decoded), and that what it appends to keeps its place.
+func TestSubmitSMAsGoSMPP(t *testing.T) {
+	tests := []struct {
+		name string
+		sm   SubmitSM
+	}{
+		{"empty", SubmitSM{}},
+		{"gsm text with receipt", SubmitSM{SourceAddr: "ACME", SourceTON: 5, DestAddr: "447700900123", DestTON: 1, DestNPI: 1,
+			RegisteredDelivery: RegisteredDeliveryFinal, ShortMessage: []byte("hello")}},
+		{"udh and validity", SubmitSM{SourceAddr: "12345", SourceTON: 3, DestAddr: "447700900123", ESMClass: ESMClassUDHI,
+			ValidityPeriod: "261127120000000+", ShortMessage: append([]byte{5, 0, 3, 1, 2, 1}, make([]byte, 248)...)}},
+		{"address already NUL-terminated", SubmitSM{SourceAddr: "A\x00", DestAddr: "B"}},
+		{"message_payload", SubmitSM{DestAddr: "447700900123", DataCoding: 8,
+			TLVs: map[uint16][]byte{TagMessagePayload: bytes.Repeat([]byte{0, 'x'}, 300)}}},
+		{"sar", SubmitSM{DestAddr: "447700900123", ShortMessage: []byte("part"),
+			TLVs: map[uint16][]byte{0x020C: {0x12, 0x34}, 0x020E: {2}, 0x020F: {1}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := goSMPPSubmit(&tt.sm, 42)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prefix := []byte("kept")
+			got, err := tt.sm.appendPDU(bytes.Clone(prefix), 42)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got[:len(prefix)], prefix) {
+				t.Fatalf("prefix overwritten: % x", got[:len(prefix)])
+			}
+			got = got[len(prefix):]
+			if len(tt.sm.TLVs) <= 1 {
+				if !bytes.Equal(got, want) {
+					t.Errorf("submit_sm:\n got % x\nwant % x", got, want)
+				}
+				return
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d octets, go-smpp %d", len(got), len(want))
+			}
+			p, err := readPacket(bytes.NewReader(got))
+			if err != nil || p.decodeErr != nil {
+				t.Fatalf("decode: %v %v", err, p.decodeErr)
+			}
+			if back := readShortMessage(p.body).toSubmitSM(); !reflect.DeepEqual(back.TLVs, tt.sm.TLVs) || !bytes.Equal(back.ShortMessage, tt.sm.ShortMessage) {
+				t.Errorf("decoded %+v, want %+v", back, tt.sm)
+			}
+		})
+	}
+	if _, err := (&SubmitSM{ShortMessage: make([]byte, 255)}).appendPDU(nil, 1); err != errMessageTooLong {
+		t.Errorf("255-octet short_message: %v, want errMessageTooLong", err)
+	}
+}
+
+// FuzzSubmitSMAsGoSMPP checks appendPDU against go-smpp's encoder on any
+// fields with at most one TLV.
+func FuzzSubmitSMAsGoSMPP(f *testing.F) {
+	f.Add("ACME", "447700900123", "", uint8(5), uint8(1), uint8(0x40), uint8(8), []byte("hi"), uint16(0), []byte(nil))
+	f.Add("", "", "000001000000000R", uint8(0), uint8(0), uint8(0), uint8(0), []byte{}, uint16(TagMessagePayload), []byte("payload"))
+	f.Fuzz(func(t *testing.T, src, dst, validity string, ton, npi, esm, dc uint8, text []byte, tag uint16, tlv []byte) {
+		sm := &SubmitSM{SourceAddr: src, SourceTON: ton, DestAddr: dst, DestNPI: npi, ESMClass: esm, DataCoding: dc,
+			ValidityPeriod: validity, RegisteredDelivery: RegisteredDeliveryFinal, ShortMessage: text}
+		if tag != 0 {
+			sm.TLVs = map[uint16][]byte{tag: tlv}
+		}
+		want, wantErr := goSMPPSubmit(sm, 7)
+		got, err := sm.appendPDU(nil, 7)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("error %v, go-smpp %v", err, wantErr)
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Errorf("submit_sm:\n got % x\nwant % x", got, want)
+		}
+	})
 }
 
 // TestDeliverSMDecodesInGoSMPP checks a receipt with both TLVs against go-smpp's decoder,
@@ -147,12 +233,23 @@ func FuzzReadPacket(f *testing.F) {
 		f.Add(raw)
 	}
 	seed(newDeliverBody(&shortMessage{esmClass: ESMClassUDHI, text: []byte{5, 0, 3, 1, 2, 1, 'x'}, tlvs: map[uint16][]byte{0x1E: []byte("a\x00")}}))
-	seed(newSubmitBody(&shortMessage{srcAddr: "A", dstAddr: "B", text: []byte("hello")}))
+	if raw, err := (&SubmitSM{SourceAddr: "A", DestAddr: "B", ShortMessage: []byte("hello")}).appendPDU(nil, 1); err != nil {
+		f.Fatal(err)
+	} else {
+		f.Add(raw)
+	}
 	seed(pdu.NewBindTransceiver(), nil)
 	f.Add(encodeHeader(pdu.SubmitSMRespID, 0, 1))
+	f.Add(encodeRaw(pdu.SubmitSMRespID, 0, 1, []byte("0a1b\x00")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := readPacket(bytes.NewReader(b))
-		if err != nil || p.body == nil {
+		if err != nil {
+			return
+		}
+		if len(p.messageID) > len(b) {
+			t.Errorf("message_id of %d octets from a %d-octet PDU", len(p.messageID), len(b))
+		}
+		if p.body == nil {
 			return
 		}
 		if p.id == pdu.SubmitSMID || p.id == pdu.DeliverSMID {

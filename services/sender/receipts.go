@@ -27,10 +27,10 @@ const (
 // it (deliver_sm_resp goes out only after this returns nil), so nothing is
 // acknowledged before it is safe: receipts to sluice.dlr.raw, mobile-originated
 // messages to sluice.mo.
-func deliverHandler(carrier string, ce *carrierEnv, log *slog.Logger) func(context.Context, *smpp.Deliver) error {
+func deliverHandler(carrier string, ce *carrierEnv, pub *publisher, log *slog.Logger) func(context.Context, *smpp.Deliver) error {
 	return func(ctx context.Context, d *smpp.Deliver) error {
 		if d.ESMClass&esmTypeMask != esmTypeReceipt {
-			return publishMO(ctx, carrier, ce, log, d)
+			return publishMO(ctx, carrier, ce, pub, log, d)
 		}
 		dlr := RawDLR(carrier, d, ce.now().UnixMilli())
 		if dlr.SmscMessageId == "" {
@@ -42,7 +42,7 @@ func deliverHandler(carrier string, ce *carrierEnv, log *slog.Logger) func(conte
 			return fmt.Errorf("encode dlr: %w", err)
 		}
 		ce.m.dlrs.Add(ctx, 1, metric.WithAttributes(attribute.String("carrier", carrier), attribute.String("kind", "receipt")))
-		return ce.producer.Produce(ctx, kafka.Message{
+		return pub.publish(ctx, kafka.Message{
 			Topic: ce.prefix + schemas.TopicDLRRaw,
 			Key:   []byte(message.SMSCKey(carrier, dlr.SmscMessageId)),
 			Value: v,
@@ -52,7 +52,7 @@ func deliverHandler(carrier string, ce *carrierEnv, log *slog.Logger) func(conte
 
 // publishMO stores a mobile-originated message for the router (opt-outs).
 // Each part of a concatenated MO is its own record: opt-out keywords fit in one.
-func publishMO(ctx context.Context, carrier string, ce *carrierEnv, log *slog.Logger, d *smpp.Deliver) error {
+func publishMO(ctx context.Context, carrier string, ce *carrierEnv, pub *publisher, log *slog.Logger, d *smpp.Deliver) error {
 	mo := MO(carrier, d, ce.now().UnixMilli())
 	v, err := proto.Marshal(mo)
 	if err != nil {
@@ -60,7 +60,7 @@ func publishMO(ctx context.Context, carrier string, ce *carrierEnv, log *slog.Lo
 	}
 	ce.m.dlrs.Add(ctx, 1, metric.WithAttributes(attribute.String("carrier", carrier), attribute.String("kind", "mo")))
 	log.DebugContext(ctx, "mobile-originated message", "source_prefix", prefixOf(mo.SourceAddr))
-	return ce.producer.Produce(ctx, kafka.Message{Topic: ce.prefix + schemas.TopicMO, Key: []byte(mo.SourceAddr), Value: v})
+	return pub.publish(ctx, kafka.Message{Topic: ce.prefix + schemas.TopicMO, Key: []byte(mo.SourceAddr), Value: v})
 }
 
 // MO reads a mobile-originated deliver_sm: the text decoded by its

@@ -146,6 +146,7 @@ func serveSlot(ctx context.Context, c config.Carrier, lanes [laneCount]string, c
 		pace:    newPacer(float64(c.TPS)/float64(c.Binds), ce.now),
 		attrs:   newSlotAttrs(c.ID),
 		recent:  newRecentIDs(recentCapacity),
+		pub:     newPublisher(ce.producer, publishLinger, publishMaxRecords),
 		log:     slog,
 	}
 	attrs := metric.WithAttributes(attribute.String("carrier", c.ID))
@@ -157,15 +158,15 @@ func serveSlot(ctx context.Context, c config.Carrier, lanes [laneCount]string, c
 		}
 	}
 	if c.BindMode == config.BindTransmitterReceiver {
-		s.binder = newBinder(clientConfig(c, ce, slog.With("bind", "transmitter"), smpp.BindTransmitter), slog, ce.now, onBind)
-		s.rx = newBinder(clientConfig(c, ce, slog.With("bind", "receiver"), smpp.BindReceiver), slog, ce.now, onBind)
+		s.binder = newBinder(clientConfig(c, ce, s.pub, slog.With("bind", "transmitter"), smpp.BindTransmitter), slog, ce.now, onBind)
+		s.rx = newBinder(clientConfig(c, ce, s.pub, slog.With("bind", "receiver"), smpp.BindReceiver), slog, ce.now, onBind)
 	} else {
-		s.binder = newBinder(clientConfig(c, ce, slog, smpp.BindTransceiver), slog, ce.now, onBind)
+		s.binder = newBinder(clientConfig(c, ce, s.pub, slog, smpp.BindTransceiver), slog, ce.now, onBind)
 	}
 	return s.run(ctx)
 }
 
-func clientConfig(c config.Carrier, ce *carrierEnv, log *slog.Logger, mode smpp.BindMode) smpp.ClientConfig {
+func clientConfig(c config.Carrier, ce *carrierEnv, pub *publisher, log *slog.Logger, mode smpp.BindMode) smpp.ClientConfig {
 	cc := smpp.ClientConfig{
 		Addr:        c.Addr(),
 		SystemID:    c.SystemID,
@@ -179,7 +180,7 @@ func clientConfig(c config.Carrier, ce *carrierEnv, log *slog.Logger, mode smpp.
 		Logger:      log,
 	}
 	if mode != smpp.BindTransmitter {
-		cc.OnDeliver = deliverHandler(c.ID, ce, log)
+		cc.OnDeliver = deliverHandler(c.ID, ce, pub, log)
 	}
 	if c.TLS {
 		cc.TLS = &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}

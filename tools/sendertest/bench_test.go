@@ -2,6 +2,7 @@ package sendertest
 
 import (
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,11 +16,16 @@ var benchShapes = []struct{ binds, window int }{{1, 1}, {1, 10}, {1, 100}, {4, 1
 // BenchmarkSenderSubmits measures one sender process against smsc-sim: from
 // the moment its binds are up, how fast it takes b.N single-part messages
 // from Kafka, submits them (each receipt requested and delivered back), and
-// records each result in Kafka. Reports submits/s.
+// records each result in Kafka. Reports submits/s and the process's CPU
+// time per submit: the sender's, the simulator's (same process) and the
+// feeding producer's together; a CPU profile tells them apart by the pprof
+// label "part" (sender, smscsim).
 func BenchmarkSenderSubmits(b *testing.B) {
 	for _, s := range benchShapes {
 		b.Run(fmt.Sprintf("binds=%d/window=%d", s.binds, s.window), func(b *testing.B) {
-			b.ReportMetric(benchSender(b, s.binds, s.window), "submits/s")
+			rate, cpu := benchSender(b, s.binds, s.window)
+			b.ReportMetric(rate, "submits/s")
+			b.ReportMetric(cpu, "cpu-µs/submit")
 		})
 	}
 }
@@ -31,17 +37,19 @@ func BenchmarkSenderVsKannel(b *testing.B) {
 	needKannel(b)
 	for _, s := range benchShapes {
 		b.Run(fmt.Sprintf("binds=%d/window=%d", s.binds, s.window), func(b *testing.B) {
-			sluice := benchSender(b, s.binds, s.window)
+			sluice, cpu := benchSender(b, s.binds, s.window)
 			kannel := benchKannel(b, s.binds, s.window)
 			b.ReportMetric(sluice, "sluice-submits/s")
+			b.ReportMetric(cpu, "sluice-cpu-µs/submit")
 			b.ReportMetric(kannel, "kannel-submits/s")
 			b.ReportMetric(sluice/kannel, "ratio")
 		})
 	}
 }
 
-// benchSender returns the sender's submits per second for b.N messages.
-func benchSender(b *testing.B, binds, window int) float64 {
+// benchSender returns the sender's submits per second for b.N messages and
+// the CPU time the process spent per submit meanwhile.
+func benchSender(b *testing.B, binds, window int) (rate, cpuMicros float64) {
 	b.StopTimer()
 	sim := simCarrier("sim-a", binds, 0)
 	sim.DLRDelay = time.Millisecond
@@ -51,10 +59,20 @@ func benchSender(b *testing.B, binds, window int) float64 {
 	h.waitSim("sim-a", "binds up", func(st smscsim.CarrierStats) bool { return st.BindsOpen == int64(binds) })
 	msgs := messages(b.N, "sim-a", sluicepb.Priority_PRIORITY_TRANSACTIONAL)
 	b.StartTimer()
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime(b)
 	h.send(msgs...)
 	h.waitSim("sim-a", "all submitted", func(st smscsim.CarrierStats) bool { return st.Submits >= int64(b.N) })
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime(b)-cpu
 	b.StopTimer()
-	return float64(b.N) / elapsed.Seconds()
+	return float64(b.N) / elapsed.Seconds(), float64(cpu.Microseconds()) / float64(b.N)
+}
+
+// cpuTime is the CPU time this process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

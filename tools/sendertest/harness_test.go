@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -45,7 +46,13 @@ func newHarness(t testing.TB, sims []smscsim.CarrierConfig, carriers []config.Ca
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), safety)
 	t.Cleanup(cancel)
-	sim, err := smscsim.StartWithLogger(ctx, sims, "", slog.New(slog.DiscardHandler))
+	// Labelled so that a CPU profile of a benchmark tells the simulator's
+	// goroutines (they inherit the label) from the sender's.
+	var sim *smscsim.Sim
+	var err error
+	pprof.Do(ctx, pprof.Labels("part", "smscsim"), func(context.Context) {
+		sim, err = smscsim.StartWithLogger(ctx, sims, "", slog.New(slog.DiscardHandler))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +102,11 @@ func simCarrier(id string, maxBinds, tps int) smscsim.CarrierConfig {
 
 // runSender runs one sender replica until the returned stop is called.
 func (h *harness) runSender() (stop func()) {
-	return testenv.Run(h.t, "sender", func(ctx context.Context) error {
-		return sender.Run(ctx, h.cfg, slog.New(slog.DiscardHandler))
+	return testenv.Run(h.t, "sender", func(ctx context.Context) (err error) {
+		pprof.Do(ctx, pprof.Labels("part", "sender"), func(ctx context.Context) {
+			err = sender.Run(ctx, h.cfg, slog.New(slog.DiscardHandler))
+		})
+		return err
 	})
 }
 

@@ -1,0 +1,193 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+	produceAPI "github.com/segmentio/kafka-go/protocol/produce"
+)
+
+// ProduceMany writes msgs like Produce, but in one produce request per
+// partition leader, where Produce's writer sends (and waits for) one request
+// per partition: for callers that gather records bound for many partitions
+// (the sender's results), whose small per-partition requests cost more than
+// the records. Records go to the partitions Produce would pick (murmur2 of
+// the key). The records of partitions that fail with a retriable error
+// (leadership moving, a broker away) are sent again with the writer's
+// backoff, up to its attempts; nothing is returned before every record is
+// acknowledged by all in-sync replicas, or an error.
+func (p *Producer) ProduceMany(ctx context.Context, msgs ...Message) error {
+	backoff := p.w.WriteBackoffMin
+	for attempt := 1; len(msgs) > 0; attempt++ {
+		failed, err := p.produceOnce(ctx, msgs)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errPermanent) || !retriable(err) || attempt >= p.w.MaxAttempts {
+			return fmt.Errorf("produce %d records: %w", len(msgs), err)
+		}
+		msgs = failed
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("produce %d records: %w (after %w)", len(msgs), ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, p.w.WriteBackoffMax)
+	}
+	return nil
+}
+
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+// produceOnce sends msgs once, one request per leader, and returns those
+// that failed with the first error.
+func (p *Producer) produceOnce(ctx context.Context, msgs []Message) ([]Message, error) {
+	leaders, counts, err := p.layout(ctx, msgs)
+	if err != nil {
+		return msgs, err
+	}
+	// Records by leader, then by topic and partition, in their order.
+	type partitionRecs struct {
+		key  partitionKey
+		msgs []Message
+		recs []protocol.Record
+	}
+	byLeader := map[int32][]*partitionRecs{}
+	index := map[partitionKey]*partitionRecs{}
+	balancer := p.w.Balancer
+	partitions := make(map[string][]int, len(counts))
+	for t, n := range counts {
+		partitions[t] = make([]int, n)
+		for i := range n {
+			partitions[t][i] = i
+		}
+	}
+	for _, m := range msgs {
+		k := partitionKey{m.Topic, int32(balancer.Balance(m, partitions[m.Topic]...))}
+		pr := index[k]
+		if pr == nil {
+			pr = &partitionRecs{key: k}
+			index[k] = pr
+			leader := leaders[k]
+			byLeader[leader] = append(byLeader[leader], pr)
+		}
+		pr.msgs = append(pr.msgs, m)
+		pr.recs = append(pr.recs, protocol.Record{Time: m.Time, Key: protocol.NewBytes(m.Key), Value: protocol.NewBytes(m.Value), Headers: m.Headers})
+	}
+
+	type result struct {
+		parts []*partitionRecs
+		resp  *produceAPI.Response
+		err   error
+	}
+	results := make(chan result, len(byLeader))
+	timeout := int32(p.w.WriteTimeout.Milliseconds())
+	if timeout <= 0 {
+		timeout = 10_000
+	}
+	for _, parts := range byLeader {
+		req := &produceAPI.Request{Acks: int16(kgo.RequireAll), Timeout: timeout}
+		byTopic := map[string]int{}
+		for _, pr := range parts {
+			i, ok := byTopic[pr.key.topic]
+			if !ok {
+				i = len(req.Topics)
+				byTopic[pr.key.topic] = i
+				req.Topics = append(req.Topics, produceAPI.RequestTopic{Topic: pr.key.topic})
+			}
+			req.Topics[i].Partitions = append(req.Topics[i].Partitions, produceAPI.RequestPartition{
+				Partition: pr.key.partition,
+				RecordSet: protocol.RecordSet{Version: 2, Records: protocol.NewRecordReader(pr.recs...)},
+			})
+		}
+		go func() {
+			r, err := p.transport().RoundTrip(ctx, p.w.Addr, req)
+			resp, _ := r.(*produceAPI.Response)
+			results <- result{parts, resp, err}
+		}()
+	}
+
+	var failed []Message
+	var firstErr error
+	fail := func(pr *partitionRecs, err error) {
+		failed = append(failed, pr.msgs...)
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	for range byLeader {
+		res := <-results
+		codes := map[partitionKey]int16{}
+		if res.err == nil && res.resp != nil {
+			for _, t := range res.resp.Topics {
+				for _, rp := range t.Partitions {
+					codes[partitionKey{t.Topic, rp.Partition}] = rp.ErrorCode
+				}
+			}
+		}
+		for _, pr := range res.parts {
+			code, answered := codes[pr.key]
+			switch {
+			case res.err != nil:
+				fail(pr, res.err)
+			case !answered:
+				fail(pr, fmt.Errorf("%s/%d: no answer for the partition: %w", pr.key.topic, pr.key.partition, kgo.NotLeaderForPartition))
+			case code != 0:
+				fail(pr, fmt.Errorf("%s/%d: %w", pr.key.topic, pr.key.partition, kgo.Error(code)))
+			}
+		}
+	}
+	return failed, firstErr
+}
+
+// layout returns the leader of every partition of msgs' topics and their
+// partition counts, from the transport's cached metadata.
+func (p *Producer) layout(ctx context.Context, msgs []Message) (map[partitionKey]int32, map[string]int, error) {
+	var topics []string
+	counts := map[string]int{}
+	for _, m := range msgs {
+		if _, ok := counts[m.Topic]; !ok {
+			counts[m.Topic] = 0
+			topics = append(topics, m.Topic)
+		}
+	}
+	r, err := p.transport().RoundTrip(ctx, p.w.Addr, &metadataAPI.Request{TopicNames: topics})
+	if err != nil {
+		return nil, nil, fmt.Errorf("metadata: %w", err)
+	}
+	leaders := map[partitionKey]int32{}
+	for _, t := range r.(*metadataAPI.Response).Topics {
+		if t.ErrorCode != 0 {
+			// As the writer does: a topic that is not there is not waited for.
+			return nil, nil, fmt.Errorf("topic %s: %w", t.Name, errors.Join(kgo.Error(t.ErrorCode), errPermanent))
+		}
+		counts[t.Name] = len(t.Partitions)
+		for _, pt := range t.Partitions {
+			leaders[partitionKey{t.Name, pt.PartitionIndex}] = pt.LeaderID
+		}
+	}
+	for _, t := range topics {
+		if counts[t] == 0 {
+			return nil, nil, fmt.Errorf("topic %s: %w", t, errors.Join(kgo.UnknownTopicOrPartition, errPermanent))
+		}
+	}
+	return leaders, counts, nil
+}
+
+// errPermanent marks an error ProduceMany does not retry.
+var errPermanent = errors.New("not retried")
+
+func (p *Producer) transport() kgo.RoundTripper {
+	if p.w.Transport != nil {
+		return p.w.Transport
+	}
+	return kgo.DefaultTransport
+}
