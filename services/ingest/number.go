@@ -41,16 +41,17 @@ func NormaliseNumber(raw string) (e164, country string, _ *FieldError) {
 	if isTestNumber(e164) {
 		return e164, phonenumbers.GetRegionCodeForCountryCode(int(num.GetCountryCode())), nil
 	}
-	// GetNumberType is UNKNOWN exactly when IsValidNumber is false; asking
-	// once halves the cost (each walks the country's patterns).
-	switch t := phonenumbers.GetNumberType(num); t {
+	// The type is UNKNOWN exactly when libphonenumber calls the number
+	// invalid (FuzzNumberTypeIsValidity).
+	region, t := rules().classify(num)
+	switch t {
 	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE_OR_MOBILE:
 	case phonenumbers.UNKNOWN:
 		return "", "", fieldErr(CodeInvalidNumber, "to", "is not a valid number in its country's numbering plan")
 	default:
 		return "", "", fieldErr(CodeNotMobile, "to", "is a %s number, not a mobile one", numberTypeName(t))
 	}
-	return e164, phonenumbers.GetRegionCodeForNumber(num), nil
+	return e164, region, nil
 }
 
 func isTestNumber(e164 string) bool {
