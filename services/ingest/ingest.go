@@ -282,6 +282,7 @@ func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message
 		out = append(out, acc.records...)
 		statuses = append(statuses, acc.status)
 	}
+	c.write(statuses)
 	if err := in.produce(ctx, out); err != nil {
 		c.done(nil)
 		return nil, nil, err
@@ -390,6 +391,7 @@ func (in *intake) handle(ctx context.Context, topic string, batch []kafka.Messag
 		out = append(out, acc.records...)
 		statuses = append(statuses, acc.status)
 	}
+	c.write(statuses)
 	if err := in.produce(ctx, out); err != nil {
 		c.done(nil)
 		return err
