@@ -16,9 +16,12 @@ var errNotPossible = errors.New("not a possible phone number")
 
 // parseE164 parses a number written in international form.
 func parseE164(raw string) (*phonenumbers.PhoneNumber, error) {
-	num, err := phonenumbers.Parse(raw, "")
-	if err != nil {
-		return nil, err
+	num, ok := rules().parse(raw)
+	if !ok {
+		var err error
+		if num, err = phonenumbers.Parse(raw, ""); err != nil {
+			return nil, err
+		}
 	}
 	if !phonenumbers.IsPossibleNumber(num) {
 		return nil, errNotPossible

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nyaruka/phonenumbers"
+	"google.golang.org/protobuf/proto"
 )
 
 // libraryClassify is what numberRules replaces: libphonenumber's own answers.
@@ -125,4 +126,56 @@ func FuzzNumberRules(f *testing.F) {
 			t.Fatalf("%q: region %q type %v, libphonenumber says %q %v", raw, region, typ, wantRegion, wantType)
 		}
 	})
+}
+
+// parseSeeds are plain numbers the fast path must refuse or get right: short,
+// long, leading zeros, unknown calling codes, national prefixes (GB's 0, the
+// US's 1, Argentina's rewriting 9 and 15, Mexico's 1), non-geographic codes.
+var parseSeeds = []string{"+", "+1", "+12", "+123", "+1234", "+0", "+044", "+4407400123456", "+440", "+447400123456789012",
+	"+999123456789", "+80012345678", "+882123456789", "+11234567890", "+12015550123", "+5491123456789",
+	"+541115123456", "+5215512345678", "+390612345678", "+3906123456", "+2250712345678", "+79123456789",
+	"+447400123456", "+447400 123456", "+447400-123456", "+ 447400123456", "++447400123456", "+４４7400123456"}
+
+// checkParse fails when the fast path answers raw other than the library.
+func checkParse(t *testing.T, raw string) bool {
+	t.Helper()
+	got, ok := rules().parse(raw)
+	if !ok {
+		return false
+	}
+	want, err := phonenumbers.Parse(raw, "")
+	if err != nil || !proto.Equal(got, want) {
+		t.Fatalf("%q: parsed as %v, libphonenumber says %v, %v", raw, got, want, err)
+	}
+	return true
+}
+
+// TestParseMatchesLibrary: what the fast path parses, it parses as the
+// library does, and it parses most well-formed numbers.
+func TestParseMatchesLibrary(t *testing.T) {
+	corpus := numberCorpus(t)
+	fast := 0
+	for _, raw := range append(corpus, parseSeeds...) {
+		if checkParse(t, raw) {
+			fast++
+		}
+	}
+	if fast < len(corpus)*3/4 {
+		t.Errorf("the fast path parsed %d of %d numbers", fast, len(corpus))
+	}
+	// What the library rewrites or refuses is left to it.
+	for _, raw := range []string{"+4407400123456", "+11234567890", "+5491123456789", "+390612345678", "+447400 123456", "+44", "+999123456789"} {
+		if _, ok := rules().parse(raw); ok {
+			t.Errorf("%q: the fast path took a number the library rewrites or refuses", raw)
+		}
+	}
+}
+
+// FuzzParse: for any input, the fast path either leaves it to the library or
+// parses it as the library does.
+func FuzzParse(f *testing.F) {
+	for _, s := range parseSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) { checkParse(t, raw) })
 }
