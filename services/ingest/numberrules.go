@@ -93,7 +93,10 @@ func (nr *numberRules) metadata(cc int, region string) *phonenumbers.PhoneMetada
 func (nr *numberRules) classify(num *phonenumbers.PhoneNumber) (string, phonenumbers.PhoneNumberType) {
 	cc := int(num.GetCountryCode())
 	nsn := phonenumbers.GetNationalSignificantNumber(num)
-	region := nr.region(cc, nsn)
+	region, t, typed := nr.region(cc, nsn)
+	if typed {
+		return region, t
+	}
 	r := nr.rulesOf(nr.metadata(cc, region))
 	if r == nil {
 		return region, phonenumbers.UNKNOWN
@@ -103,14 +106,17 @@ func (nr *numberRules) classify(num *phonenumbers.PhoneNumber) (string, phonenum
 
 // region is GetRegionCodeForNumber: the only region of the calling code, or
 // the first of its regions whose leading digits (or, without those, whose
-// patterns) the number matches.
-func (nr *numberRules) region(cc int, nsn string) string {
+// patterns) the number matches. When a region's patterns decided, the
+// number's type there comes with it (typed), so that classify need not
+// match them again as the library does (the main regions of +1, +44 and +7
+// have no leading digits).
+func (nr *numberRules) region(cc int, nsn string) (_ string, _ phonenumbers.PhoneNumberType, typed bool) {
 	regions := phonenumbers.GetRegionCodesForCountryCode(cc)
 	switch len(regions) {
 	case 0:
-		return ""
+		return "", phonenumbers.UNKNOWN, false
 	case 1:
-		return regions[0]
+		return regions[0], phonenumbers.UNKNOWN, false
 	}
 	for _, region := range regions {
 		r := nr.rulesOf(nr.regions[region])
@@ -118,13 +124,15 @@ func (nr *numberRules) region(cc int, nsn string) string {
 		case r == nil:
 		case r.leading != nil:
 			if r.leading.MatchString(nsn) {
-				return region
+				return region, phonenumbers.UNKNOWN, false
 			}
-		case r.numberType(nsn) != phonenumbers.UNKNOWN:
-			return region
+		default:
+			if t := r.numberType(nsn); t != phonenumbers.UNKNOWN {
+				return region, t, true
+			}
 		}
 	}
-	return ""
+	return "", phonenumbers.UNKNOWN, false
 }
 
 func (nr *numberRules) rulesOf(md *phonenumbers.PhoneMetadata) *metadataRules {
