@@ -147,6 +147,9 @@ func checkParse(t *testing.T, raw string) bool {
 	if err != nil || !proto.Equal(got, want) {
 		t.Fatalf("%q: parsed as %v, libphonenumber says %v, %v", raw, got, want, err)
 	}
+	if e164 := phonenumbers.Format(want, phonenumbers.E164); e164 != raw {
+		t.Fatalf("%q: taken as E.164, libphonenumber writes it %q", raw, e164)
+	}
 	return true
 }
 

@@ -50,7 +50,8 @@ var rules = sync.OnceValue(func() *numberRules {
 // library's steps come down to splitting off the calling code, and skipping
 // them saves its extension and punctuation patterns, half of the cost of
 // validating a message. ok is false for anything else, which the library
-// must parse. TestParseMatchesLibrary and FuzzParse hold it to the library.
+// must parse; what it parses is written in E.164 already. TestParseMatchesLibrary
+// and FuzzParse hold it to the library.
 func (nr *numberRules) parse(raw string) (_ *phonenumbers.PhoneNumber, ok bool) {
 	digits, plus := strings.CutPrefix(raw, "+")
 	if !plus || digits == "" || digits[0] == '0' || strings.Trim(digits, "0123456789") != "" {
