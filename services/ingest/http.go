@@ -278,12 +278,12 @@ func DecodeBody(body []byte, tenant string) (reqs []*message.Request, batch bool
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, false, []APIError{{FieldError: *fieldErr(CodeMalformedJSON, "", "empty body")}}
 	}
-	var top map[string]json.RawMessage
+	var top map[string]skipped
 	if ferr := decodeStrict(body, &top); ferr != nil {
 		return nil, false, []APIError{{FieldError: *ferr}}
 	}
 	raws := []json.RawMessage{body}
-	if rawList, ok := top["messages"]; ok {
+	if _, ok := top["messages"]; ok {
 		batch = true
 		var envelope struct {
 			Messages []json.RawMessage `json:"messages"`
@@ -292,7 +292,7 @@ func DecodeBody(body []byte, tenant string) (reqs []*message.Request, batch bool
 			return nil, true, []APIError{{FieldError: *ferr}}
 		}
 		switch {
-		case bytes.Equal(bytes.TrimSpace(rawList), []byte("null")) || len(envelope.Messages) == 0:
+		case len(envelope.Messages) == 0: // [] or null
 			return nil, true, []APIError{{FieldError: *fieldErr(CodeEmptyBatch, "messages", "at least one message is required")}}
 		case len(envelope.Messages) > MaxBatch:
 			return nil, true, []APIError{{FieldError: *fieldErr(CodeBatchTooLarge, "messages", "at most %d messages per request, got %d", MaxBatch, len(envelope.Messages))}}
@@ -311,6 +311,12 @@ func DecodeBody(body []byte, tenant string) (reqs []*message.Request, batch bool
 	}
 	return reqs, batch, errs
 }
+
+// skipped is a JSON value of any kind, checked by the decoder but not kept:
+// the first pass over a body only looks for the "messages" key.
+type skipped struct{}
+
+func (*skipped) UnmarshalJSON([]byte) error { return nil }
 
 func indexed(batch bool, i int, ferr FieldError) APIError {
 	e := APIError{FieldError: ferr}

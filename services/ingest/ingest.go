@@ -265,8 +265,8 @@ func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []kafka.Message
-	var statuses []published
+	out := make([]kafka.Message, 0, 2*len(msgs))
+	statuses := make([]published, 0, len(msgs))
 	results := make([]Result, len(msgs))
 	for i, m := range msgs {
 		results[i] = Result{MessageID: m.Id, ClientRef: m.ClientRef, Segments: int(m.Segments), Encoding: message.EncodingName(m.Encoding)}
@@ -282,6 +282,7 @@ func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message
 		out = append(out, acc.records...)
 		statuses = append(statuses, acc.status)
 	}
+	c.write(statuses)
 	if err := in.produce(ctx, out); err != nil {
 		c.done(nil)
 		return nil, nil, err
@@ -372,7 +373,7 @@ func (in *intake) handle(ctx context.Context, topic string, batch []kafka.Messag
 		return err
 	}
 	out := make([]kafka.Message, 0, 2*len(batch))
-	var statuses []published
+	statuses := make([]published, 0, len(batch))
 	for _, it := range items {
 		out = append(out, it.out...)
 		if it.msg == nil {
@@ -390,6 +391,7 @@ func (in *intake) handle(ctx context.Context, topic string, batch []kafka.Messag
 		out = append(out, acc.records...)
 		statuses = append(statuses, acc.status)
 	}
+	c.write(statuses)
 	if err := in.produce(ctx, out); err != nil {
 		c.done(nil)
 		return err

@@ -14,16 +14,22 @@ var testRanges = []string{"+447700900"}
 
 var errNotPossible = errors.New("not a possible phone number")
 
-// parseE164 parses a number written in international form.
-func parseE164(raw string) (*phonenumbers.PhoneNumber, error) {
-	num, err := phonenumbers.Parse(raw, "")
-	if err != nil {
-		return nil, err
+// parseE164 parses a number written in international form and returns it
+// with its E.164 form.
+func parseE164(raw string) (*phonenumbers.PhoneNumber, string, error) {
+	num, ok := rules().parse(raw)
+	e164 := raw // what the fast path takes is E.164 already
+	if !ok {
+		var err error
+		if num, err = phonenumbers.Parse(raw, ""); err != nil {
+			return nil, "", err
+		}
+		e164 = phonenumbers.Format(num, phonenumbers.E164)
 	}
 	if !phonenumbers.IsPossibleNumber(num) {
-		return nil, errNotPossible
+		return nil, "", errNotPossible
 	}
-	return num, nil
+	return num, e164, nil
 }
 
 // NormaliseNumber checks that raw is a mobile number in E.164 form (spaces,
@@ -33,24 +39,24 @@ func NormaliseNumber(raw string) (e164, country string, _ *FieldError) {
 	if !strings.HasPrefix(raw, "+") {
 		return "", "", fieldErr(CodeInvalidNumber, "to", "must be in E.164 form with a leading '+'")
 	}
-	num, err := parseE164(raw)
+	num, e164, err := parseE164(raw)
 	if err != nil {
 		return "", "", fieldErr(CodeInvalidNumber, "to", "is not a possible phone number")
 	}
-	e164 = phonenumbers.Format(num, phonenumbers.E164)
 	if isTestNumber(e164) {
 		return e164, phonenumbers.GetRegionCodeForCountryCode(int(num.GetCountryCode())), nil
 	}
-	// GetNumberType is UNKNOWN exactly when IsValidNumber is false; asking
-	// once halves the cost (each walks the country's patterns).
-	switch t := phonenumbers.GetNumberType(num); t {
+	// The type is UNKNOWN exactly when libphonenumber calls the number
+	// invalid (FuzzNumberTypeIsValidity).
+	region, t := rules().classify(num)
+	switch t {
 	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE_OR_MOBILE:
 	case phonenumbers.UNKNOWN:
 		return "", "", fieldErr(CodeInvalidNumber, "to", "is not a valid number in its country's numbering plan")
 	default:
 		return "", "", fieldErr(CodeNotMobile, "to", "is a %s number, not a mobile one", numberTypeName(t))
 	}
-	return e164, phonenumbers.GetRegionCodeForNumber(num), nil
+	return e164, region, nil
 }
 
 func isTestNumber(e164 string) bool {

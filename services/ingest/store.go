@@ -31,6 +31,10 @@ type statusStore struct {
 	// pending holds the ids being accepted right now; a copy of the request
 	// waits for the first one's outcome instead of racing it.
 	pending map[string]chan struct{}
+	// writing holds the status events front doors are producing right now:
+	// the follower usually reads one back before its writer records it, and
+	// then knows what it says without decoding it again.
+	writing map[string]published
 }
 
 type statusEntry struct {
@@ -41,7 +45,7 @@ type statusEntry struct {
 }
 
 func newStatusStore(window time.Duration) *statusStore {
-	return &statusStore{window: window, entries: map[string]statusEntry{}, pending: map[string]chan struct{}{}}
+	return &statusStore{window: window, entries: map[string]statusEntry{}, pending: map[string]chan struct{}{}, writing: map[string]published{}}
 }
 
 // rank orders statuses so that a replayed or late event never hides a later
@@ -78,12 +82,16 @@ func (s *statusStore) apply(value []byte) {
 // events ingest wrote itself come back this way, and are already known.
 func (s *statusStore) applyRecord(key, value []byte) {
 	s.mu.Lock()
-	e, ok := s.entries[string(key)]
+	e, known := s.entries[string(key)]
+	p, writing := s.writing[string(key)]
 	s.mu.Unlock()
-	if ok && bytes.Equal(e.value, value) {
-		return
+	switch {
+	case known && bytes.Equal(e.value, value):
+	case writing && bytes.Equal(p.value, value):
+		s.put(p.id, p.entry())
+	default:
+		s.apply(value)
 	}
-	s.apply(value)
 }
 
 func (s *statusStore) put(id string, e statusEntry) {
@@ -102,6 +110,11 @@ type published struct {
 	value      []byte
 }
 
+// entry is what apply would make of the event.
+func (p published) entry() statusEntry {
+	return statusEntry{tenant: p.tenant, rank: rank(message.StatusAccepted), at: p.at, value: p.value}
+}
+
 // get returns the latest status of tenant's message id; another tenant's
 // message is not found.
 func (s *statusStore) get(tenant, id string) ([]byte, bool) {
@@ -116,9 +129,10 @@ func (s *statusStore) get(tenant, id string) ([]byte, bool) {
 
 // claims are message ids a caller holds while it accepts them.
 type claims struct {
-	s    *statusStore
-	ids  []string
-	dups map[string]bool
+	s       *statusStore
+	ids     []string
+	dups    map[string]bool
+	writing []published
 }
 
 // claim takes the ids (distinct) for the caller, waiting while another caller
@@ -158,11 +172,22 @@ func (s *statusStore) claim(ctx context.Context, ids []string) (*claims, error) 
 // dup reports whether id was already accepted.
 func (c *claims) dup(id string) bool { return c.dups[id] }
 
+// write tells the store the status events the caller is about to produce,
+// until done.
+func (c *claims) write(statuses []published) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	for _, p := range statuses {
+		c.s.writing[p.id] = p
+	}
+	c.writing = statuses
+}
+
 // done records the status events of what was accepted (nil when nothing was
 // published) and releases the ids.
 func (c *claims) done(statuses []published) {
 	for _, p := range statuses {
-		c.s.put(p.id, statusEntry{tenant: p.tenant, rank: rank(message.StatusAccepted), at: p.at, value: p.value})
+		c.s.put(p.id, p.entry())
 	}
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -170,7 +195,10 @@ func (c *claims) done(statuses []published) {
 		close(c.s.pending[id])
 		delete(c.s.pending, id)
 	}
-	c.ids = nil
+	for _, p := range c.writing {
+		delete(c.s.writing, p.id)
+	}
+	c.ids, c.writing = nil, nil
 }
 
 // prune forgets messages whose latest event is older than the window, as

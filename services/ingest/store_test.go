@@ -109,6 +109,62 @@ func TestStoreClaims(t *testing.T) {
 	}
 }
 
+// TestStoreReadsBackWhatIsBeingWritten: an event the follower reads while
+// its writer is still producing is recorded as apply would record it, even
+// when the writer then fails (the event is durable all the same); a
+// different event under the same id is decoded as usual.
+func TestStoreReadsBackWhatIsBeingWritten(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		readBack  func(t *testing.T, id string) []byte // the record the follower reads
+		published bool                                 // the writer's outcome
+		want      string                               // status GET answers; "" for none
+	}{
+		{name: "own event, writer succeeds", published: true, want: message.StatusAccepted,
+			readBack: func(t *testing.T, id string) []byte { return statusEvent(t, "acme", id, message.StatusAccepted, now) }},
+		{name: "own event, writer fails after the write", published: false, want: message.StatusAccepted,
+			readBack: func(t *testing.T, id string) []byte { return statusEvent(t, "acme", id, message.StatusAccepted, now) }},
+		{name: "a later event of another service", published: true, want: message.StatusSubmitted,
+			readBack: func(t *testing.T, id string) []byte { return statusEvent(t, "acme", id, message.StatusSubmitted, now) }},
+		{name: "nothing read back, writer fails", published: false, want: ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStatusStore(time.Hour)
+			p := published{id: "m1", tenant: "acme", at: now, value: statusEvent(t, "acme", "m1", message.StatusAccepted, now)}
+			cl, err := s.claim(context.Background(), []string{p.id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl.write([]published{p})
+			if c.readBack != nil {
+				s.applyRecord([]byte(p.id), c.readBack(t, p.id))
+			}
+			if c.published {
+				cl.done([]published{p})
+			} else {
+				cl.done(nil)
+			}
+			got := ""
+			if value, ok := s.get("acme", p.id); ok {
+				var st message.Status
+				if err := jsonUnmarshalStatus(value, &st); err != nil {
+					t.Fatal(err)
+				}
+				got = st.Status
+			}
+			if got != c.want {
+				t.Errorf("status %q, want %q", got, c.want)
+			}
+			if _, ok := s.get("globex", p.id); ok {
+				t.Error("another tenant finds the message")
+			}
+			if len(s.writing) != 0 || len(s.pending) != 0 {
+				t.Errorf("%d events still being written, %d ids held", len(s.writing), len(s.pending))
+			}
+		})
+	}
+}
+
 // TestGetFollowsStatus: statuses published by the other services reach
 // GET /v1/messages/{id}.
 func TestGetFollowsStatus(t *testing.T) {

@@ -253,7 +253,7 @@ func CheckSender(from string) *FieldError {
 		case len(digits) < 9 || len(digits) > 15:
 			return fieldErr(CodeInvalidSender, "from", "a numeric sender must be a short code of 3 to 8 digits or an international number of 9 to 15 digits")
 		}
-		if _, err := parseE164("+" + digits); err != nil {
+		if _, _, err := parseE164("+" + digits); err != nil {
 			return fieldErr(CodeInvalidSender, "from", "a long code must be a possible international number")
 		}
 		return nil
