@@ -2,6 +2,7 @@ package dlr_test
 
 import (
 	"fmt"
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +22,8 @@ import (
 // downstream (the aggregator and the ClickHouse writer) committed them too.
 // cpu-µs/dlr is the process's CPU time per receipt until then: on a shared
 // machine it says more than the rates do. The feed runs before the clock,
-// so that neither its rate nor its CPU counts.
+// so that neither its rate nor its CPU counts. maxrss-MiB is the process's
+// peak resident memory, the feed's and the benchmark's included.
 func BenchmarkServiceOnKafka(b *testing.B) {
 	cfg := testConfig(b)
 	f := newFeed(b, cfg)
@@ -63,6 +65,8 @@ func BenchmarkServiceOnKafka(b *testing.B) {
 			recs = recs[:0]
 		}
 	}
+	// The service as sluice-dlr runs it.
+	defer debug.SetGCPercent(debug.SetGCPercent(dlr.GCPercent))
 	b.ResetTimer()
 	cpu := cpuTime(b)
 	start := time.Now()
@@ -72,6 +76,11 @@ func BenchmarkServiceOnKafka(b *testing.B) {
 	downstream()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "e2e/s")
 	b.ReportMetric(float64((cpuTime(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/dlr")
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MiB")
 }
 
 // cpuTime is the CPU time this process has used so far.
