@@ -29,6 +29,14 @@ const (
 	GroupAnalytics  = "sluice-dlr-analytics"
 )
 
+// GCPercent is the GOGC that sluice-dlr runs with unless GOGC is set. The
+// service's state lives in pebble, off the Go heap, and what is on the heap
+// is mostly records in flight, so Go's default of 100 collects it over and
+// over: working off a backlog (BenchmarkServiceOnKafka) 200 took 9% less CPU
+// per receipt than 100, for a peak resident set of 320-360 MiB instead of
+// 240 (400 saved 15% but peaked at 500 MiB, too near the 512 MiB budget).
+const GCPercent = 200
+
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if d := cfg.DLR; d.Retention <= 0 || d.UnmatchedAfter <= 0 || d.SweepInterval <= 0 || d.WebhookBackoff <= 0 || d.WebhookGiveUp <= 0 || d.WebhookTimeout <= 0 {

@@ -256,37 +256,38 @@ func logOffsets(ctx context.Context, brokers []string, topic string, p int) (fir
 // changes.
 type txn struct {
 	s       *store
-	b       *pebble.Batch
+	b       *pebble.Batch // the writes, unindexed: reads of them go to rows
 	live    int64
 	changes []kafka.Message
-	// The last row read or written: a step reads a row, then writes it.
-	last struct {
-		key   string
-		value []byte
-		ok    bool
-		valid bool
-	}
+	// rows holds every row the txn has read or written: a step reads a row
+	// and then writes it, and a batch may touch a key twice. Serving those
+	// from a map spares pebble an indexed batch and a second lookup.
+	rows map[string]row
 }
 
-func (s *store) begin() *txn { return &txn{s: s, b: s.db.db.NewIndexedBatch()} }
+type row struct {
+	value []byte
+	ok    bool
+}
+
+func (s *store) begin() *txn {
+	return &txn{s: s, b: s.db.db.NewBatch(), rows: map[string]row{}}
+}
 
 func (t *txn) get(key string) ([]byte, bool, error) {
-	if t.last.valid && t.last.key == key {
-		return t.last.value, t.last.ok, nil
+	if r, ok := t.rows[key]; ok {
+		return r.value, r.ok, nil
 	}
 	v, ok, err := t.read(key)
 	if err == nil {
-		t.remember(key, v, ok)
+		t.rows[key] = row{v, ok}
 	}
 	return v, ok, err
 }
 
-func (t *txn) remember(key string, value []byte, ok bool) {
-	t.last.key, t.last.value, t.last.ok, t.last.valid = key, value, ok, true
-}
-
+// read looks key up in the store as committed.
 func (t *txn) read(key string) ([]byte, bool, error) {
-	v, closer, err := t.b.Get(t.s.key(rowTag, []byte(key)))
+	v, closer, err := t.s.db.db.Get(t.s.key(rowTag, []byte(key)))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -329,7 +330,7 @@ func (t *txn) apply(key string, value []byte, deadlineMs int64, live bool) error
 		}
 	}
 	k := t.s.key(rowTag, []byte(key))
-	t.remember(key, value, value != nil)
+	t.rows[key] = row{value, value != nil}
 	if value == nil {
 		return t.b.Delete(k, nil)
 	}
@@ -364,7 +365,9 @@ func (t *txn) discard() {
 func (t *txn) due(nowMs int64, limit int, fn func(key string, value []byte) error) (int, error) {
 	lower := t.s.key(timerTag)
 	upper := t.s.key(timerTag, be64(nowMs+1))
-	it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	// The store's timers as committed: due is called before the txn
+	// writes anything.
+	it, err := t.s.db.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return 0, fmt.Errorf("timers: %w", err)
 	}

@@ -2,8 +2,16 @@
 package main
 
 import (
+	"os"
+	"runtime/debug"
+
 	"github.com/sluice-sms/sluice/pkg/service"
 	"github.com/sluice-sms/sluice/services/dlr"
 )
 
-func main() { service.Main("dlr", dlr.Run) }
+func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(dlr.GCPercent)
+	}
+	service.Main("dlr", dlr.Run)
+}
