@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 	"github.com/sluice-sms/sluice/services/dlr"
@@ -68,27 +69,17 @@ func BenchmarkServiceOnKafka(b *testing.B) {
 	// The service as sluice-dlr runs it.
 	defer debug.SetGCPercent(debug.SetGCPercent(dlr.GCPercent))
 	b.ResetTimer()
-	cpu := cpuTime(b)
+	cpu := testenv.CPUTime(b)
 	start := time.Now()
 	runDLR(b, cfg)
 	waitDrained(dlr.GroupCorrelator, pre+schemas.TopicSubmits, pre+schemas.TopicDLRRaw)
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "dlrs/s")
 	downstream()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "e2e/s")
-	b.ReportMetric(float64((cpuTime(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/dlr")
+	b.ReportMetric(float64((testenv.CPUTime(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/dlr")
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MiB")
-}
-
-// cpuTime is the CPU time this process has used so far.
-func cpuTime(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas"
 )
 
@@ -51,7 +51,7 @@ func BenchmarkTopicAccept(b *testing.B) {
 		records[i] = record(fmt.Sprintf("r%d", i), i)
 	}
 
-	cpu := cpuTime(b)
+	cpu := testenv.CPUTime(b)
 	b.ResetTimer()
 	errc := make(chan error, 1)
 	go func() {
@@ -74,22 +74,12 @@ func BenchmarkTopicAccept(b *testing.B) {
 	reportCPU(b, cpu, b.N)
 }
 
-// cpuTime is the CPU time this process has used so far.
-func cpuTime(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // reportCPU reports the process's CPU time per message since since: on a
 // shared machine wall-clock rates say more about the neighbours than about
 // ingest. It includes the benchmark's own HTTP client, and the broker when
 // it is the embedded one.
 func reportCPU(b *testing.B, since time.Duration, messages int) {
-	b.ReportMetric(float64((cpuTime(b)-since).Microseconds())/float64(messages), "cpu-µs/msg")
+	b.ReportMetric(float64((testenv.CPUTime(b)-since).Microseconds())/float64(messages), "cpu-µs/msg")
 }
 
 // BenchmarkHTTPSingle posts one message per request from 64 concurrent
@@ -117,7 +107,7 @@ func benchHTTP(b *testing.B, size int) {
 		return batchOf(msgs...)
 	}
 	b.SetParallelism(32) // 64 clients on 2 cores
-	cpu := cpuTime(b)
+	cpu := testenv.CPUTime(b)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {

@@ -34,6 +34,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/pkg/text"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
@@ -465,7 +466,7 @@ func BenchmarkSMPPSubmit(b *testing.B) {
 	defer s.Close(context.Background())
 	ctx := context.Background()
 	var next atomic.Int64
-	cpu := cpuTime(b)
+	cpu := testenv.CPUTime(b)
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range 100 {

@@ -2,11 +2,11 @@ package sendertest
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-sms/sluice/pkg/config"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 	"github.com/sluice-sms/sluice/tools/smscsim"
 )
@@ -59,20 +59,10 @@ func benchSender(b *testing.B, binds, window int) (rate, cpuMicros float64) {
 	h.waitSim("sim-a", "binds up", func(st smscsim.CarrierStats) bool { return st.BindsOpen == int64(binds) })
 	msgs := messages(b.N, "sim-a", sluicepb.Priority_PRIORITY_TRANSACTIONAL)
 	b.StartTimer()
-	start, cpu := time.Now(), cpuTime(b)
+	start, cpu := time.Now(), testenv.CPUTime(b)
 	h.send(msgs...)
 	h.waitSim("sim-a", "all submitted", func(st smscsim.CarrierStats) bool { return st.Submits >= int64(b.N) })
-	elapsed, cpu := time.Since(start), cpuTime(b)-cpu
+	elapsed, cpu := time.Since(start), testenv.CPUTime(b)-cpu
 	b.StopTimer()
 	return float64(b.N) / elapsed.Seconds(), float64(cpu.Microseconds()) / float64(b.N)
-}
-
-// cpuTime is the CPU time this process has used so far.
-func cpuTime(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
