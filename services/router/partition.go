@@ -83,8 +83,12 @@ func (p *partition) countBacklog() {
 
 // writes collects what a batch produces.
 type writes struct {
-	out     []kafka.Message
-	touched map[string]bool // quota tenants whose state changed
+	out []kafka.Message
+	// released are the schedule's release markers, written after out: a
+	// marker durable without the message it releases would lose the
+	// message to a crash (the restart takes it as sent).
+	released []kafka.Message
+	touched  map[string]bool // quota tenants whose state changed
 }
 
 func (r *router) runPartition(ctx context.Context, c *kafka.Claim) error {
@@ -528,14 +532,18 @@ func (p *partition) released(w *writes, m *sluicepb.Message, e *held) {
 	if err != nil {
 		panic(fmt.Sprintf("router: encode release marker: %v", err)) // cannot happen: plain values
 	}
-	w.out = append(w.out, kafka.Message{Topic: p.sched, Key: []byte(m.Tenant), Value: value})
+	w.released = append(w.released, kafka.Message{Topic: p.sched, Key: []byte(m.Tenant), Value: value})
 	p.held.done(e)
 }
 
-// flush writes a batch's records, then the quota states that count them:
-// a crash in between replays the batch, which the states do not cover yet.
+// flush writes a batch's records, then the release markers of what it took
+// from the schedule, then the quota states that count them: a crash in
+// between replays the batch, which the markers and states do not cover yet.
 func (p *partition) flush(ctx context.Context, w *writes) error {
 	if err := p.produce(ctx, w.out); err != nil {
+		return err
+	}
+	if err := p.produce(ctx, w.released); err != nil {
 		return err
 	}
 	states := make([]kafka.Message, 0, len(w.touched))
