@@ -115,14 +115,13 @@ func (c *Claim) Commit(topic string, next int64) error {
 type committer struct {
 	gen     *kgo.Generation
 	mu      sync.Mutex
-	busy    bool // a caller is sending requests; the others wait for its answer
+	sending bool // a send goroutine is running; new commits join its next request
 	offsets map[string]map[int]int64
 	waiters []chan<- error
 }
 
 // commit returns once a request holding (topic, partition, next) has been
-// answered. The first caller sends, in rounds, whatever has queued up until
-// nothing is left; the others only wait.
+// answered.
 func (c *committer) commit(topic string, partition int, next int64) error {
 	answer := make(chan error, 1)
 	c.mu.Lock()
@@ -134,11 +133,21 @@ func (c *committer) commit(topic string, partition int, next int64) error {
 	}
 	c.offsets[topic][partition] = max(c.offsets[topic][partition], next)
 	c.waiters = append(c.waiters, answer)
-	if c.busy {
-		c.mu.Unlock()
-		return <-answer
+	if !c.sending {
+		c.sending = true
+		// Its own goroutine, not the first caller's: commits arriving
+		// without pause would keep a caller that sent for the others from
+		// its own work.
+		go c.send()
 	}
-	c.busy = true
+	c.mu.Unlock()
+	return <-answer
+}
+
+// send sends, in rounds, whatever has queued up until nothing is left. It
+// ends after answering every commit it took.
+func (c *committer) send() {
+	c.mu.Lock()
 	for len(c.waiters) > 0 {
 		offsets, waiters := c.offsets, c.waiters
 		c.offsets, c.waiters = nil, nil
@@ -149,9 +158,8 @@ func (c *committer) commit(topic string, partition int, next int64) error {
 		}
 		c.mu.Lock()
 	}
-	c.busy = false
+	c.sending = false
 	c.mu.Unlock()
-	return <-answer
 }
 
 func (c *Claim) close() {
