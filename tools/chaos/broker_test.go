@@ -2,8 +2,6 @@ package chaos
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
@@ -55,31 +53,10 @@ func startKafka(t testing.TB) *kafkaBroker {
 		t.Fatal(err)
 	}
 	k := &kafkaBroker{dir: t.TempDir(), lib: kafkaJars(t), port: ports[0], cport: ports[1]}
-	props := fmt.Sprintf(`process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:%[2]d
-controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
-advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=%[3]s
-num.partitions=1
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-`, k.port, k.cport, filepath.Join(k.dir, "data"))
-	if err := os.WriteFile(filepath.Join(k.dir, "server.properties"), []byte(props), 0o600); err != nil {
+	if err := testenv.WriteKRaftConfig(k.dir, k.port, k.cport); err != nil {
 		t.Fatal(err)
 	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	format := k.java("kafka.tools.StorageTool", "format", "-t", base64.RawURLEncoding.EncodeToString(id), "-c", filepath.Join(k.dir, "server.properties"))
+	format := k.java("kafka.tools.StorageTool", "format", "-t", testenv.KRaftClusterID(), "-c", filepath.Join(k.dir, "server.properties"))
 	if out, err := format.CombinedOutput(); err != nil {
 		t.Fatalf("format Kafka storage: %v\n%s", err, out)
 	}
@@ -95,7 +72,8 @@ group.initial.rebalance.delay.ms=0
 func (k *kafkaBroker) addrs() []string { return []string{fmt.Sprintf("127.0.0.1:%d", k.port)} }
 
 func (k *kafkaBroker) java(args ...string) *exec.Cmd {
-	return exec.Command("java", append([]string{"-Xms512m", "-Xmx512m", "-Djava.awt.headless=true", "-cp", k.lib + "/*"}, args...)...)
+	return exec.Command("java", append([]string{"-Xms512m", "-Xmx512m", "-Djava.awt.headless=true",
+		"-Dlog4j2.configurationFile=" + filepath.Join(k.dir, "log4j2.yaml"), "-cp", k.lib + "/*"}, args...)...)
 }
 
 // start runs the broker on its data and waits until it serves metadata.

@@ -71,49 +71,8 @@ start_kafka() {
   check_port_free "$KAFKA_PORT" SLUICE_TESTENV_KAFKA_PORT
   check_port_free "$KAFKA_CONTROLLER_PORT" SLUICE_TESTENV_KAFKA_CONTROLLER_PORT
   rm -rf "$dir"
-  mkdir -p "$dir/data"
-  cat >"$dir/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$dir/data
-num.partitions=1
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-# Tests delete their topics when they end; free the files at once, since
-# thousands of partitions come close to the open-files limit.
-file.delete.delay.ms=1000
-PROPS
-  cat >"$dir/log4j2.yaml" <<'LOG'
-Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: STDOUT
-LOG
-  # A Kafka cluster id is 16 random bytes in unpadded URL-safe base64.
-  # One starting with '-' would be read as an option by the storage tool.
-  cluster_id="-"
-  while [[ "$cluster_id" == -* ]]; do
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-  done
+  cluster_id="$("$TESTENV/bin/sluice-testenv" kafka-config -dir "$dir" \
+    -port "$KAFKA_PORT" -controller-port "$KAFKA_CONTROLLER_PORT")"
   local java=(java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$dir/log4j2.yaml" -cp "$lib/*")
   "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
