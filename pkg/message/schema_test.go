@@ -1,7 +1,6 @@
 package message_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io/fs"
 	"reflect"
@@ -13,31 +12,10 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
-
-func compileSchema(t *testing.T, path string) *jsonschema.Schema {
-	t.Helper()
-	data, err := fs.ReadFile(schemas.FS(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(path, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(path)
-	if err != nil {
-		t.Fatalf("compile %s: %v", path, err)
-	}
-	return s
-}
 
 func validate(s *jsonschema.Schema, record string) error {
 	v, err := jsonschema.UnmarshalJSON(strings.NewReader(record))
@@ -73,7 +51,7 @@ const specStatus = `{
 }`
 
 func TestRequestSchema(t *testing.T) {
-	s := compileSchema(t, schemas.RequestSchemaPath)
+	s := testenv.JSONSchema(t, schemas.RequestSchemaPath)
 	minimal := `{"tenant":"acme","from":"ACME","to":"+447700900123","text":"hi"}`
 	tests := []struct {
 		name   string
@@ -115,7 +93,7 @@ func TestRequestSchema(t *testing.T) {
 }
 
 func TestStatusSchema(t *testing.T) {
-	s := compileSchema(t, schemas.StatusSchemaPath)
+	s := testenv.JSONSchema(t, schemas.StatusSchemaPath)
 	tests := []struct {
 		name   string
 		record string

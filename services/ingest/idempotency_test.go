@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
-	"io/fs"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
@@ -161,7 +161,7 @@ func TestTopicBadRecords(t *testing.T) {
 		t.Errorf("%d dead letters, want %d", len(byCase), len(cases))
 	}
 	rejected := 0
-	schema := statusSchema(t)
+	schema := testenv.JSONSchema(t, schemas.StatusSchemaPath)
 	for _, rec := range records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicStatus) {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(rec.Value))
 		if err != nil {
@@ -186,27 +186,4 @@ func TestTopicBadRecords(t *testing.T) {
 	if rejected != wantRejected || wantRejected != len(messageCases)-1 {
 		t.Errorf("%d rejected status events, want %d (and %d message cases naming acme readably)", rejected, wantRejected, len(messageCases)-1)
 	}
-}
-
-// statusSchema compiles the public JSON Schema of sms.status.
-func statusSchema(t testing.TB) *jsonschema.Schema {
-	t.Helper()
-	data, err := fs.ReadFile(schemas.FS(), schemas.StatusSchemaPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(schemas.StatusSchemaPath, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(schemas.StatusSchemaPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
