@@ -375,7 +375,7 @@ func (t *ticket) release() {
 // submit sends one segment until it has an answer that ends its story. An
 // error means the slot is stopping and the message must be replayed.
 func (s *slot) submit(ctx context.Context, m *sluicepb.Message, sm *smpp.SubmitSM, weight int) (outcome, error) {
-	lane := laneName(m.Priority)
+	lane := message.PriorityName(m.Priority)
 	unknowns := 0
 	for {
 		for range weight {
@@ -460,16 +460,6 @@ func receiptID(id, format string) string {
 
 // errorCode is the error_code of a message the SMSC refused.
 func errorCode(status uint32) string { return fmt.Sprintf("smpp_0x%08x", status) }
-
-func laneName(p sluicepb.Priority) string {
-	switch p {
-	case sluicepb.Priority_PRIORITY_OTP:
-		return "otp"
-	case sluicepb.Priority_PRIORITY_MARKETING:
-		return "marketing"
-	}
-	return "transactional"
-}
 
 func (s *slot) carrierAttr() metric.MeasurementOption { return s.attrs.carrier }
 
