@@ -527,6 +527,11 @@ func TestSMPPFrontDoor(t *testing.T) {
 	if !hasPort(dig[[]any](svc.Raw, "spec", "ports"), "port") {
 		t.Errorf("Service sluice-ingest does not expose smpp on 2776: %v", dig[[]any](svc.Raw, "spec", "ports"))
 	}
+	for _, p := range dig[[]any](svc.Raw, "spec", "ports") {
+		if p.(map[string]any)["name"] == "admin" {
+			t.Errorf("Service sluice-ingest, which may face the outside, exposes the admin port (metrics, profiles): %v", p)
+		}
+	}
 	c := dig[[]any](r.get(t, "Deployment", "sluice-ingest").Raw, "spec", "template", "spec", "containers")[0].(map[string]any)
 	if !hasPort(dig[[]any](c, "ports"), "containerPort") {
 		t.Errorf("ingest container does not listen for smpp on 2776: %v", dig[[]any](c, "ports"))
