@@ -54,6 +54,9 @@ type CarrierConfig struct {
 	DLRDelay time.Duration `yaml:"dlr_delay"`
 	// RetryDelay is the wait before resending an unacknowledged receipt; default 1s.
 	RetryDelay time.Duration `yaml:"retry_delay"`
+	// DLRWindow is how many deliver_sm a session may have unanswered at once; default
+	// 10. Real SMSCs often allow hundreds, which is what tests an ESME's back-pressure.
+	DLRWindow int `yaml:"dlr_window"`
 	// Outcomes weighs DELIVRD, UNDELIV, EXPIRED and REJECTD; default all DELIVRD.
 	Outcomes map[string]int `yaml:"outcomes"`
 	// MaxBinds refuses binds beyond this many open at once (ESME_RBINDFAIL), as a
@@ -149,6 +152,7 @@ type CarrierStats struct {
 	DLRsRequested    int64            `json:"dlrs_requested"` // submits asking for a receipt
 	DLRsSent         int64            `json:"dlrs_sent"`      // deliver_sm attempts written, retries included
 	DLRsAcked        int64            `json:"dlrs_acked"`     // receipts acknowledged with ESME_ROK
+	DLRsRefused      int64            `json:"dlrs_refused"`   // deliver_sm answered with a non-zero status
 	DLRsPending      int64            `json:"dlrs_pending"`   // receipts not acknowledged yet
 	Outcomes         map[string]int64 `json:"outcomes"`       // receipts generated, by stat
 	// Received counts every submit_sm, refused or not; PeakTPS is the most of them in
@@ -295,6 +299,7 @@ type carrier struct {
 
 	nextID, binds, bindFailures, submits, parts     atomic.Int64
 	dlrsRequested, dlrsSent, dlrsAcked, dlrsPending atomic.Int64
+	dlrsRefused                                     atomic.Int64
 	unique, duplicates, throttled                   atomic.Int64
 	received, injected, stalled, disconnects        atomic.Int64
 	dlrDups, mosSent                                atomic.Int64
@@ -347,7 +352,7 @@ func newCarrier(cfg CarrierConfig, log *slog.Logger) (*carrier, error) {
 		seen:     make(map[[16]byte]struct{}),
 		outcomes: make(map[string]int64),
 		queue:    newReceiptQueue(),
-		slots:    make(chan struct{}, deliveriesAtOnce),
+		slots:    make(chan struct{}, max(deliveriesAtOnce, cfg.DLRWindow)),
 	}
 	c.srv = smpp.NewServer(smpp.ServerConfig{
 		SystemID: cfg.ID,
@@ -356,6 +361,7 @@ func newCarrier(cfg CarrierConfig, log *slog.Logger) (*carrier, error) {
 		Unbound:  c.unbound,
 		// Latency and stalls hold a handler each: let a whole window wait.
 		Concurrency: 4096,
+		Window:      cfg.DLRWindow,
 		Logger:      log,
 	})
 	return c, nil
@@ -665,7 +671,11 @@ func (c *carrier) deliver(ctx context.Context, d *smpp.Deliver) error {
 	}
 	ss := sessions[rand.IntN(len(sessions))]
 	err := ss.Deliver(ctx, d)
-	if err == nil || errors.Is(err, smpp.ErrOutcomeUnknown) || errors.As(err, new(*smpp.StatusError)) {
+	refused := errors.As(err, new(*smpp.StatusError))
+	if refused {
+		c.dlrsRefused.Add(1)
+	}
+	if err == nil || refused || errors.Is(err, smpp.ErrOutcomeUnknown) {
 		c.dlrsSent.Add(1)
 	}
 	return err
@@ -683,6 +693,7 @@ func (c *carrier) stats() CarrierStats {
 		DLRsRequested:    c.dlrsRequested.Load(),
 		DLRsSent:         c.dlrsSent.Load(),
 		DLRsAcked:        c.dlrsAcked.Load(),
+		DLRsRefused:      c.dlrsRefused.Load(),
 		DLRsPending:      c.dlrsPending.Load(),
 		Received:         c.received.Load(),
 		Injected:         c.injected.Load(),

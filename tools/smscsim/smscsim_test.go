@@ -222,7 +222,7 @@ func TestReceiptRetriedUntilAcknowledged(t *testing.T) {
 		}
 	}
 	st := waitFor(t, sim, "c", func(st CarrierStats) bool { return st.DLRsAcked == 3 })
-	if st.DLRsSent != 4 || st.UniqueSubmits != 2 || st.DuplicateSubmits != 1 || st.BindsOpen != 2 || st.DLRsPending != 0 {
+	if st.DLRsSent != 4 || st.DLRsRefused != 1 || st.UniqueSubmits != 2 || st.DuplicateSubmits != 1 || st.BindsOpen != 2 || st.DLRsPending != 0 {
 		t.Errorf("stats %+v, want 4 sent (one refused), 2 unique, 1 duplicate, 2 binds open", st)
 	}
 }
