@@ -182,7 +182,7 @@ type Carrier struct {
 	RetryAttempts int           `yaml:"retry_attempts"` // submits of a message refused with a retry-later status, in all; default 4
 	RetryDelay    time.Duration `yaml:"retry_delay"`    // before the first retry, doubling each time up to 10m; default 30s
 	LongMessages  string        `yaml:"long_messages"`  // how long texts go out: udh (default), sar or payload
-	ReceiptIDs    string        `yaml:"receipt_ids"`    // how receipts quote the submit_sm_resp id: same (default), decimal (resp in hex) or hex (resp in decimal)
+	ReceiptIDs    ReceiptIDs    `yaml:"receipt_ids"`    // the base of the SMSC message id in the resp, the receipt text and the TLV
 	BindMode      string        `yaml:"bind_mode"`      // transceiver (default), or transmitter_receiver: two connections per slot
 	// RoutingErrors are the submit_sm_resp statuses with which this carrier
 	// says it cannot reach a destination: such a message goes back to the
@@ -194,13 +194,6 @@ type Carrier struct {
 const (
 	BindTransceiver         = "transceiver"
 	BindTransmitterReceiver = "transmitter_receiver"
-)
-
-// Receipt id formats of a carrier, relative to its submit_sm_resp ids.
-const (
-	ReceiptIDsSame    = "same"
-	ReceiptIDsDecimal = "decimal"
-	ReceiptIDsHex     = "hex"
 )
 
 // Long-message modes of a carrier.
@@ -224,9 +217,7 @@ func (c Carrier) WithDefaults() Carrier {
 	if c.LongMessages == "" {
 		c.LongMessages = LongUDH
 	}
-	if c.ReceiptIDs == "" {
-		c.ReceiptIDs = ReceiptIDsSame
-	}
+	c.ReceiptIDs = c.ReceiptIDs.WithDefaults()
 	if c.BindMode == "" {
 		c.BindMode = BindTransceiver
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const sample = `
@@ -64,8 +66,47 @@ func TestCarrierDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := cfg.Carriers[0].WithDefaults()
-	if got.RespTimeout != 10*time.Second || got.RetryAttempts != 4 || got.RetryDelay != 5*time.Second || got.LongMessages != LongSAR || got.ReceiptIDs != ReceiptIDsSame || got.BindMode != BindTransceiver {
+	if got.RespTimeout != 10*time.Second || got.RetryAttempts != 4 || got.RetryDelay != 5*time.Second || got.LongMessages != LongSAR || got.ReceiptIDs != (ReceiptIDs{Text: ReceiptIDsSame, TLV: ReceiptIDsSame}) || got.BindMode != BindTransceiver {
 		t.Errorf("carrier with defaults = %+v", got)
+	}
+}
+
+func TestReceiptIDForms(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want ReceiptIDs
+	}{
+		{"same", ReceiptIDs{Text: ReceiptIDsSame, TLV: ReceiptIDsSame}},
+		{"decimal", ReceiptIDs{Resp: ReceiptIDsHex, Text: ReceiptIDsDecimal, TLV: ReceiptIDsSame}},
+		{"hex", ReceiptIDs{Resp: ReceiptIDsDecimal, Text: ReceiptIDsHex, TLV: ReceiptIDsSame}},
+		{"{text: decimal, tlv: same}", ReceiptIDs{Resp: ReceiptIDsHex, Text: ReceiptIDsDecimal, TLV: ReceiptIDsSame}},
+		{"{tlv: decimal}", ReceiptIDs{Resp: ReceiptIDsHex, Text: ReceiptIDsSame, TLV: ReceiptIDsDecimal}},
+		{"{resp: decimal}", ReceiptIDs{Resp: ReceiptIDsDecimal, Text: ReceiptIDsSame, TLV: ReceiptIDsSame}},
+		{"{resp: hex, text: decimal, tlv: hex}", ReceiptIDs{Resp: ReceiptIDsHex, Text: ReceiptIDsDecimal, TLV: ReceiptIDsHex}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.yaml, func(t *testing.T) {
+			cfg, err := Parse([]byte("carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_ids: "+tt.yaml+"}]"), env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := cfg.Carriers[0].WithDefaults().ReceiptIDs
+			if got != tt.want {
+				t.Errorf("receipt_ids %s = %+v, want %+v", tt.yaml, got, tt.want)
+			}
+			// Written back and read again, it is the same form.
+			out, err := yaml.Marshal(cfg.Carriers[0].ReceiptIDs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var again ReceiptIDs
+			if err := yaml.Unmarshal(out, &again); err != nil {
+				t.Fatal(err)
+			}
+			if again.WithDefaults() != tt.want {
+				t.Errorf("marshalled as %q, read back as %+v", out, again.WithDefaults())
+			}
+		})
 	}
 }
 
@@ -109,6 +150,9 @@ func TestParseErrors(t *testing.T) {
 		{"dlr zero retention", "dlr: {retention: 0s}", nil, "retention, unmatched_after and sweep_interval must be positive"},
 		{"unknown long_messages", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, long_messages: udp}]", nil, `long_messages "udp"`},
 		{"unknown receipt_ids", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_ids: octal}]", nil, `receipt_ids "octal"`},
+		{"unknown receipt_ids text", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_ids: {text: octal}}]", nil, `receipt_ids: text "octal"`},
+		{"unknown receipt_ids field", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_ids: {txt: hex}}]", nil, `unknown field "txt"`},
+		{"receipt_ids bases without resp", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_ids: {text: decimal, tlv: hex}}]", nil, "say the resp's base too"},
 		{"unknown bind_mode", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, bind_mode: receiver}]", nil, `bind_mode "receiver"`},
 		{"negative retry_attempts", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, retry_attempts: -1}]", nil, "must not be negative"},
 	}

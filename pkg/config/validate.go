@@ -74,10 +74,8 @@ func (c Config) Validate() error {
 		default:
 			add("carriers[%d] (%s): long_messages %q: want udh, sar or payload", i, cr.ID, cr.LongMessages)
 		}
-		switch cr.ReceiptIDs {
-		case "", ReceiptIDsSame, ReceiptIDsDecimal, ReceiptIDsHex:
-		default:
-			add("carriers[%d] (%s): receipt_ids %q: want same, decimal or hex", i, cr.ID, cr.ReceiptIDs)
+		if msg := cr.ReceiptIDs.validate(); msg != "" {
+			add("carriers[%d] (%s): receipt_ids: %s", i, cr.ID, msg)
 		}
 		switch cr.BindMode {
 		case "", BindTransceiver, BindTransmitterReceiver:

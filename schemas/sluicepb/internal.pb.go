@@ -420,8 +420,15 @@ type RawDLR struct {
 	DestAddr         string                 `protobuf:"bytes,9,opt,name=dest_addr,json=destAddr,proto3" json:"dest_addr,omitempty"`
 	MessageState     uint32                 `protobuf:"varint,10,opt,name=message_state,json=messageState,proto3" json:"message_state,omitempty"`
 	NetworkErrorCode string                 `protobuf:"bytes,11,opt,name=network_error_code,json=networkErrorCode,proto3" json:"network_error_code,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// alt_smsc_message_id is the receipt's other id, normalised, when its
+	// receipted_message_id TLV and its text's id: disagree: the dlr tries it
+	// when smsc_message_id matches no submit.
+	AltSmscMessageId string `protobuf:"bytes,12,opt,name=alt_smsc_message_id,json=altSmscMessageId,proto3" json:"alt_smsc_message_id,omitempty"`
+	// tried_smsc_message_id is set on the copy the dlr re-keys to the
+	// alternative id: the id that matched no submit.
+	TriedSmscMessageId string `protobuf:"bytes,13,opt,name=tried_smsc_message_id,json=triedSmscMessageId,proto3" json:"tried_smsc_message_id,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RawDLR) Reset() {
@@ -527,6 +534,20 @@ func (x *RawDLR) GetMessageState() uint32 {
 func (x *RawDLR) GetNetworkErrorCode() string {
 	if x != nil {
 		return x.NetworkErrorCode
+	}
+	return ""
+}
+
+func (x *RawDLR) GetAltSmscMessageId() string {
+	if x != nil {
+		return x.AltSmscMessageId
+	}
+	return ""
+}
+
+func (x *RawDLR) GetTriedSmscMessageId() string {
+	if x != nil {
+		return x.TriedSmscMessageId
 	}
 	return ""
 }
@@ -1216,7 +1237,7 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\x0fsmsc_message_id\x18\x03 \x01(\tR\rsmscMessageId\x12%\n" +
 	"\x0ecommand_status\x18\x04 \x01(\rR\rcommandStatus\x12'\n" +
 	"\x0foutcome_unknown\x18\x05 \x01(\bR\x0eoutcomeUnknown\x12&\n" +
-	"\x0fsubmitted_at_ms\x18\x06 \x01(\x03R\rsubmittedAtMs\"\xea\x02\n" +
+	"\x0fsubmitted_at_ms\x18\x06 \x01(\x03R\rsubmittedAtMs\"\xcc\x03\n" +
 	"\x06RawDLR\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12&\n" +
 	"\x0fsmsc_message_id\x18\x02 \x01(\tR\rsmscMessageId\x12\x12\n" +
@@ -1231,7 +1252,9 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\tdest_addr\x18\t \x01(\tR\bdestAddr\x12#\n" +
 	"\rmessage_state\x18\n" +
 	" \x01(\rR\fmessageState\x12,\n" +
-	"\x12network_error_code\x18\v \x01(\tR\x10networkErrorCode\"\xfd\x01\n" +
+	"\x12network_error_code\x18\v \x01(\tR\x10networkErrorCode\x12-\n" +
+	"\x13alt_smsc_message_id\x18\f \x01(\tR\x10altSmscMessageId\x121\n" +
+	"\x15tried_smsc_message_id\x18\r \x01(\tR\x12triedSmscMessageId\"\xfd\x01\n" +
 	"\x0eSegmentOutcome\x12,\n" +
 	"\amessage\x18\x01 \x01(\v2\x12.sluice.v1.MessageR\amessage\x12\x18\n" +
 	"\asegment\x18\x02 \x01(\rR\asegment\x12\x16\n" +

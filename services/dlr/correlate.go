@@ -142,13 +142,44 @@ func (c *correlator) stepDLR(t *txn, key string, rec kafka.Message, d *sluicepb.
 		c.count("duplicate")
 		return nil, nil
 	}
+	var out []kafka.Message
+	if p.Submit == nil && d.AltSmscMessageId != "" {
+		if out, err = c.tryAlternative(rec, d); err != nil || d.TriedSmscMessageId == "" {
+			return out, err // the first id waits only once the other had its try
+		}
+	}
 	p.Dlr = d
 	if p.Submit == nil {
 		c.count("early")
 		p.DeadlineMs = d.ReceivedAtMs + c.cfg.UnmatchedAfter.Milliseconds()
-		return nil, c.save(t, key, p)
+		return out, c.save(t, key, p)
 	}
 	return c.match(t, key, p)
+}
+
+// tryAlternative passes on a receipt whose TLV and text ids disagree and
+// whose first id matched no submit, re-keyed to its other id, which may be in
+// another partition. The first copy carries both ids (Alt set, Tried empty).
+// The copy to the other id names the first in both Alt and Tried; if that
+// one matches no submit either, it waits there as early and sends a last
+// copy back without Alt, which waits as early at the first id. So the
+// receipt waits at both until one's submit comes, and is tried at most three
+// times.
+func (c *correlator) tryAlternative(rec kafka.Message, d *sluicepb.RawDLR) ([]kafka.Message, error) {
+	c.count("alternative")
+	next := proto.CloneOf(d)
+	next.SmscMessageId, next.TriedSmscMessageId = d.AltSmscMessageId, d.SmscMessageId
+	if d.TriedSmscMessageId == "" {
+		next.AltSmscMessageId = d.SmscMessageId
+	} else {
+		next.AltSmscMessageId = ""
+	}
+	v, err := proto.Marshal(next)
+	if err != nil {
+		return nil, fmt.Errorf("encode dlr: %w", err)
+	}
+	out := []kafka.Message{{Topic: c.dlrTopic, Key: []byte(message.SMSCKey(d.Carrier, next.SmscMessageId)), Value: v, Headers: rec.Headers}}
+	return out, nil
 }
 
 func (c *correlator) stepSubmit(t *txn, key string, rec kafka.Message, s *sluicepb.SubmitResult) ([]kafka.Message, error) {

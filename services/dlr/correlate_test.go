@@ -54,7 +54,21 @@ func TestCorrelationCases(t *testing.T) {
 	stray := rcpt("sim-a", "stray", "DELIVRD", "000")
 	stray.ReceivedAtMs = ago(cfg.DLR.UnmatchedAfter + time.Hour)
 
+	// Receipts whose TLV and text ids disagree: correlated on the one that
+	// matches a submit, found after it came (alt-early), and kept under both
+	// when neither does.
+	altRcpt := func(tlvID, textID, stat string) *sluicepb.RawDLR {
+		d := rcpt("sim-a", tlvID, stat, "000")
+		d.AltSmscMessageId = textID
+		return d
+	}
+	altEarly := msg("m-alt-early", "sim-a", 1)
+	wants["m-alt-early"] = want{message.StatusDelivered, "000"}
+	strayAlt := altRcpt("stray-tlv", "stray-text", "DELIVRD")
+	strayAlt.ReceivedAtMs = ago(cfg.DLR.UnmatchedAfter + time.Hour)
+
 	runDLR(t, cfg)
+	f.send(f.dlr(altRcpt("alt3-tlv", "alt3-text", "DELIVRD")), f.dlr(strayAlt))
 	f.send(f.dlr(rcpt("sim-a", "early", "DELIVRD", "000")), f.submit(sub(expired, 0, "expired")), f.submit(silentSub), f.dlr(stray),
 		f.submit(sub(resent, 0, "resent-1")), f.dlr(rcpt("sim-a", "resent-1", "UNDELIV", "001")))
 	waitDrained(t, cfg)
@@ -71,6 +85,12 @@ func TestCorrelationCases(t *testing.T) {
 	f.send(f.submit(sub(plain, 0, "0A1F")), f.dlr(rcpt("sim-a", "0a1f", "DELIVRD", "000")),
 		f.submit(sub(plain, 0, "0A1F")), f.dlr(rcpt("sim-a", "0a1f", "UNDELIV", "001")))
 	wants["m-dup"] = want{message.StatusDelivered, "000"}
+	// TLV and text disagree: the text's id is the submitted one, then the TLV's.
+	altText, altTLV := msg("m-alt-text", "sim-a", 1), msg("m-alt-tlv", "sim-a", 1)
+	f.send(f.submit(sub(altText, 0, "alt1-text")), f.submit(sub(altTLV, 0, "alt2-tlv")), f.submit(sub(altEarly, 0, "alt3-text")),
+		f.dlr(altRcpt("alt1-tlv", "alt1-text", "UNDELIV")), f.dlr(altRcpt("alt2-tlv", "alt2-text", "DELIVRD")))
+	wants["m-alt-text"] = want{message.StatusUndelivered, "000"}
+	wants["m-alt-tlv"] = want{message.StatusDelivered, "000"}
 	// Intermediate receipt first.
 	enroute := msg("m-enroute", "sim-a", 1)
 	f.send(f.submit(sub(enroute, 0, "enr")), f.dlr(rcpt("sim-a", "enr", "ENROUTE", "000")), f.dlr(rcpt("sim-a", "enr", "DELIVRD", "000")))
@@ -126,8 +146,8 @@ func TestCorrelationCases(t *testing.T) {
 		}
 		unmatched = append(unmatched, d.SmscMessageId)
 	}
-	if fmt.Sprint(slices.Sorted(slices.Values(unmatched))) != fmt.Sprint([]string{"", "expired", "stray"}) {
-		t.Errorf("unmatched receipts %q, want the empty id, expired and stray", unmatched)
+	if fmt.Sprint(slices.Sorted(slices.Values(unmatched))) != fmt.Sprint([]string{"", "expired", "stray", "stray-text", "stray-tlv"}) {
+		t.Errorf("unmatched receipts %q, want the empty id, expired, stray and stray-alt under both its ids", unmatched)
 	}
 
 	// ClickHouse: one row per message in messages, with its final status.

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
@@ -27,12 +28,12 @@ const (
 // it (deliver_sm_resp goes out only after this returns nil), so nothing is
 // acknowledged before it is safe: receipts to sluice.dlr.raw, mobile-originated
 // messages to sluice.mo.
-func deliverHandler(carrier string, ce *carrierEnv, pub *publisher, log *slog.Logger) func(context.Context, *smpp.Deliver) error {
+func deliverHandler(carrier string, forms config.ReceiptIDs, ce *carrierEnv, pub *publisher, log *slog.Logger) func(context.Context, *smpp.Deliver) error {
 	return func(ctx context.Context, d *smpp.Deliver) error {
 		if d.ESMClass&esmTypeMask != esmTypeReceipt {
 			return publishMO(ctx, carrier, ce, pub, log, d)
 		}
-		dlr := RawDLR(carrier, d, ce.now().UnixMilli())
+		dlr := RawDLR(carrier, forms, d, ce.now().UnixMilli())
 		if dlr.SmscMessageId == "" {
 			// Nothing to correlate on: keep it, keyed by carrier, for inspection.
 			log.WarnContext(ctx, "receipt without a message id", "text", string(d.ShortMessage))
@@ -87,8 +88,10 @@ func MO(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.MO {
 }
 
 // RawDLR reads a receipt (deliver_sm or data_sm) from its TLVs, falling back to
-// the text form.
-func RawDLR(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.RawDLR {
+// the text form. Its id is the receipted_message_id TLV, else the text's id:,
+// both in canonical form (see receiptid.go); when the two disagree the text's
+// is kept as the alternative for the dlr to try.
+func RawDLR(carrier string, forms config.ReceiptIDs, d *smpp.Deliver, receivedAtMs int64) *sluicepb.RawDLR {
 	out := &sluicepb.RawDLR{
 		Carrier:      carrier,
 		ReceivedAtMs: receivedAtMs,
@@ -100,16 +103,22 @@ func RawDLR(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.RawDL
 	if p, ok := d.TLVs[smpp.TagMessagePayload]; ok && len(body) == 0 {
 		body = p // a data_sm receipt
 	}
+	var textID string
 	if r, err := smpp.ParseReceipt(body); err == nil {
-		out.SmscMessageId = r.ID
+		textID = r.ID
 		out.Stat = r.Stat
 		out.Err = r.Err
 		if !r.DoneDate.IsZero() {
 			out.DoneAtMs = r.DoneDate.UnixMilli()
 		}
 	}
-	if id, ok := d.TLVs[smpp.TagReceiptedMessageID]; ok && len(id) > 0 {
-		out.SmscMessageId = string(id)
+	fromTLV, fromText := receiptIDs(string(d.TLVs[smpp.TagReceiptedMessageID]), textID, forms)
+	out.SmscMessageId = fromText
+	if fromTLV != "" {
+		out.SmscMessageId = fromTLV
+		if fromText != "" && fromText != fromTLV {
+			out.AltSmscMessageId = fromText
+		}
 	}
 	if st, ok := d.TLVs[smpp.TagMessageState]; ok && len(st) == 1 {
 		out.MessageState = uint32(st[0])
@@ -120,7 +129,6 @@ func RawDLR(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.RawDL
 	if ne, ok := d.TLVs[smpp.TagNetworkErrorCode]; ok && len(ne) == 3 {
 		out.NetworkErrorCode = fmt.Sprintf("%d:%d", ne[0], int(ne[1])<<8|int(ne[2]))
 	}
-	out.SmscMessageId = message.NormalizeSMSCID(out.SmscMessageId)
 	return out
 }
 

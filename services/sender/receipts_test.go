@@ -3,6 +3,7 @@ package sender
 import (
 	"testing"
 
+	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/smpp"
 )
 
@@ -13,14 +14,14 @@ func TestRawDLRAndMO(t *testing.T) {
 		d    *smpp.Deliver
 		id   string
 	}{
-		{"deliver_sm text only", &smpp.Deliver{ESMClass: smpp.ESMClassDeliveryReceipt, ShortMessage: text}, "0a1f"},
-		{"data_sm payload", &smpp.Deliver{ESMClass: smpp.ESMClassDeliveryReceipt, TLVs: map[uint16][]byte{smpp.TagMessagePayload: text}}, "0a1f"},
+		{"deliver_sm text only", &smpp.Deliver{ESMClass: smpp.ESMClassDeliveryReceipt, ShortMessage: text}, "a1f"},
+		{"data_sm payload", &smpp.Deliver{ESMClass: smpp.ESMClassDeliveryReceipt, TLVs: map[uint16][]byte{smpp.TagMessagePayload: text}}, "a1f"},
 		{"TLV wins", &smpp.Deliver{ESMClass: smpp.ESMClassDeliveryReceipt, ShortMessage: text,
 			TLVs: map[uint16][]byte{smpp.TagReceiptedMessageID: []byte("BEEF\x00"), smpp.TagMessageState: {5}}}, "beef"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := RawDLR("sim-a", tt.d, 1)
+			r := RawDLR("sim-a", config.ReceiptIDs{}.WithDefaults(), tt.d, 1)
 			if r.SmscMessageId != tt.id || r.Stat != "DELIVRD" || r.Carrier != "sim-a" {
 				t.Errorf("RawDLR = %+v, want id %s DELIVRD", r, tt.id)
 			}

@@ -180,7 +180,7 @@ func clientConfig(c config.Carrier, ce *carrierEnv, pub *publisher, log *slog.Lo
 		Logger:      log,
 	}
 	if mode != smpp.BindTransmitter {
-		cc.OnDeliver = deliverHandler(c.ID, ce, pub, log)
+		cc.OnDeliver = deliverHandler(c.ID, c.ReceiptIDs, ce, pub, log)
 	}
 	if c.TLS {
 		cc.TLS = &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}

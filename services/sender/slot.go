@@ -419,7 +419,7 @@ func (s *slot) submit(ctx context.Context, m *sluicepb.Message, sm *smpp.SubmitS
 			s.env.m.submits.Add(ctx, 1, s.resultAttrs("ok", lane))
 			return outcome{res: &sluicepb.SubmitResult{
 				Message:       m,
-				SmscMessageId: receiptID(resp.MessageID, s.carrier.ReceiptIDs),
+				SmscMessageId: respID(resp.MessageID, s.carrier.ReceiptIDs),
 				SubmittedAtMs: s.env.now().UnixMilli(),
 			}}, nil
 		case resp.Status == smpp.StatusThrottled || resp.Status == smpp.StatusMsgQueueFull:
@@ -435,27 +435,6 @@ func (s *slot) submit(ctx context.Context, m *sluicepb.Message, sm *smpp.SubmitS
 			return outcome{final: message.StatusFailed, code: errorCode(resp.Status), status: resp.Status}, nil
 		}
 	}
-}
-
-// receiptID is a submit_sm_resp id in the form the carrier's receipts will
-// quote it, normalised, so that the two correlate. An id that is not a
-// number in the expected base is kept as it is.
-func receiptID(id, format string) string {
-	id = message.NormalizeSMSCID(id)
-	var from, to int
-	switch format {
-	case config.ReceiptIDsDecimal:
-		from, to = 16, 10
-	case config.ReceiptIDsHex:
-		from, to = 10, 16
-	default:
-		return id
-	}
-	n, err := strconv.ParseUint(id, from, 64)
-	if err != nil {
-		return id
-	}
-	return strconv.FormatUint(n, to)
 }
 
 // errorCode is the error_code of a message the SMSC refused.

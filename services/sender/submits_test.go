@@ -10,20 +10,6 @@ import (
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
-func TestReceiptID(t *testing.T) {
-	tests := []struct{ id, format, want string }{
-		{"0A1F\x00", config.ReceiptIDsSame, "0a1f"},
-		{"00000000000000ff", config.ReceiptIDsDecimal, "255"},
-		{"255", config.ReceiptIDsHex, "ff"},
-		{"not-a-number", config.ReceiptIDsDecimal, "not-a-number"},
-	}
-	for _, tt := range tests {
-		if got := receiptID(tt.id, tt.format); got != tt.want {
-			t.Errorf("receiptID(%q, %s) = %q, want %q", tt.id, tt.format, got, tt.want)
-		}
-	}
-}
-
 func TestBuildSubmitsPerLongMessageMode(t *testing.T) {
 	long := strings.Repeat("0123456789", 40) // 400 GSM-7 characters: 3 parts of 153
 	m := &sluicepb.Message{Id: "m1", From: "ACME", To: "+447700900123", Text: long}

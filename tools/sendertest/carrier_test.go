@@ -74,7 +74,7 @@ func TestReceiptsAndMO(t *testing.T) {
 	sim := simCarrier("sim-a", 0, 0)
 	sim.DLRIDFormat = "decimal"
 	c := carrier(1, 1000, 10)
-	c.ReceiptIDs = config.ReceiptIDsDecimal
+	c.ReceiptIDs = config.ReceiptIDs{Resp: config.ReceiptIDsHex, Text: config.ReceiptIDsDecimal, TLV: config.ReceiptIDsDecimal} // as smsc-sim's decimal mode writes them
 	h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{c})
 	subs := submits(h)
 	dlrs := collect(h, h.topic(schemas.TopicDLRRaw), func() *sluicepb.RawDLR { return new(sluicepb.RawDLR) })
