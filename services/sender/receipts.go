@@ -38,6 +38,10 @@ func deliverHandler(carrier string, forms config.ReceiptIDs, ce *carrierEnv, pub
 			// Nothing to correlate on: keep it, keyed by carrier, for inspection.
 			log.WarnContext(ctx, "receipt without a message id", "text", string(d.ShortMessage))
 		}
+		if dlr.AltSmscMessageId != "" {
+			ce.m.idSplits.Add(ctx, 1, metric.WithAttributes(attribute.String("carrier", carrier)))
+			log.WarnContext(ctx, "receipt's TLV and text ids disagree", "tlv_id", dlr.SmscMessageId, "text_id", dlr.AltSmscMessageId)
+		}
 		v, err := proto.Marshal(dlr)
 		if err != nil {
 			return fmt.Errorf("encode dlr: %w", err)

@@ -35,11 +35,12 @@ type metrics struct {
 	binds     metric.Int64UpDownCounter
 	window    metric.Int64UpDownCounter
 	latency   metric.Float64Histogram
+	idSplits  metric.Int64Counter
 }
 
 func newMetrics(m metric.Meter) (*metrics, error) {
 	var out metrics
-	var errs [8]error
+	var errs [9]error
 	out.submits, errs[0] = m.Int64Counter("sluice_sender_submits_total", metric.WithDescription("submit_sm outcomes, by carrier, lane and result (ok, rejected, retry_later, outcome_unknown)"))
 	out.throttles, errs[1] = m.Int64Counter("sluice_sender_throttled_total", metric.WithDescription("ESME_RTHROTTLED / ESME_RMSGQFUL answers, each resubmitted after slowing the bind down"))
 	out.retries, errs[2] = m.Int64Counter("sluice_sender_retries_total", metric.WithDescription("Messages put on the retry lane after a retry-later status"))
@@ -49,6 +50,7 @@ func newMetrics(m metric.Meter) (*metrics, error) {
 	out.latency, errs[6] = m.Float64Histogram("sluice_sender_submit_seconds", metric.WithDescription("submit_sm to submit_sm_resp"), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	out.copies, errs[7] = m.Int64Counter("sluice_sender_copies_skipped_total", metric.WithDescription("Copies of a message the slot had already taken on (written twice upstream), not submitted again"))
+	out.idSplits, errs[8] = m.Int64Counter("sluice_sender_receipt_id_disagreements_total", metric.WithDescription("Receipts whose receipted_message_id TLV and text id: differ once brought to one form; the dlr correlates on the one that matches a submit"))
 	for _, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
