@@ -26,15 +26,39 @@ type ClientConfig struct {
 	EnquireLink                          time.Duration // keepalive interval; default 30s
 	WriteTimeout                         time.Duration // per PDU write; default 10s
 	TLS                                  *tls.Config
-	// OnDeliver is called for each deliver_sm or data_sm (DLR or MO), outside the read loop,
-	// possibly concurrently (at most DeliverConcurrency at once; beyond that the SMSC is
-	// answered with ESME_RX_T_APPN and redelivers). deliver_sm_resp is sent only after it
-	// returns: nil -> ESME_ROK; error -> ESME_RX_T_APPN so the SMSC redelivers. Without
-	// OnDeliver every deliver_sm is answered ESME_RX_T_APPN: nothing is acknowledged
-	// that nobody read.
+	// OnDeliver is called for each deliver_sm or data_sm (DLR or MO), outside the read
+	// loop, up to DeliverConcurrency at once. Its ctx ends with the session. The
+	// response is sent only after it returns:
+	//   - nil: ESME_ROK.
+	//   - an error: ESME_RX_T_APPN, and the SMSC redelivers.
+	//   - no OnDeliver: ESME_RX_T_APPN; nothing is acknowledged that nobody read.
+	//   - the session ends first: no response can go out, and the SMSC redelivers on a
+	//     later bind.
+	//
+	// A deliver_sm is never refused for lack of a free handler: when DeliverConcurrency
+	// are running, the session stops reading until one returns, so that TCP flow
+	// control slows the SMSC down. Meanwhile everything behind it waits unread:
+	// submit_sm_resp, unbind_resp (so Close waits for a handler too, bounded by its
+	// ctx), and the SMSC's enquire_link. Our own response timeouts, keepalive included,
+	// start again after such a pause, as the peer was not late; but an SMSC may unbind
+	// a session that leaves its enquire_link unanswered. So size DeliverConcurrency for
+	// the SMSC's receipt rate times OnDeliver's latency, and pauses happen only when
+	// OnDeliver is slower than usual. PDUs still unread when the session ends are never
+	// answered, and the SMSC redelivers them.
 	OnDeliver          func(ctx context.Context, d *Deliver) error
 	DeliverConcurrency int // default 64
-	Logger             *slog.Logger
+	// OnRefused, if set, is told of each deliver_sm or data_sm the session read and did
+	// not acknowledge with ESME_ROK. err wraps ErrSessionEnded if the session ended
+	// before OnDeliver returned (or before a handler was free to call it), is
+	// ErrNoHandler without OnDeliver, and is OnDeliver's error otherwise. Without
+	// OnRefused the session logs each refusal at warn. It may be called from the read
+	// loop: it must not block.
+	OnRefused func(d *Deliver, err error)
+	// OnReadPause, if set, is told how long the session stopped reading because all of
+	// its DeliverConcurrency handlers were busy. It is called from the read loop: it
+	// must not block.
+	OnReadPause func(time.Duration)
+	Logger      *slog.Logger
 }
 
 // Session is a bound ESME session.
@@ -71,6 +95,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Session, error) {
 		enquireLink:  cfg.EnquireLink,
 		log:          cfg.Logger.With("smsc", cfg.Addr, "system_id", cfg.SystemID),
 		onRequest:    s.onRequest,
+		onWait:       cfg.OnReadPause,
 	})
 	s.c.start()
 	if err := s.bind(ctx, bc.newReq()); err != nil {
@@ -140,7 +165,9 @@ func nonZero(status uint32) uint32 {
 // Submit waits for a window slot (bounded by ctx), writes the submit_sm and waits for its
 // response. err == nil: a response came; resp.Status is non-zero when the SMSC refused
 // the message. errors.Is(err, ErrOutcomeUnknown): written but no response (timeout,
-// connection lost). Any other error: not written, safe to retry elsewhere.
+// connection lost). Any other error: not written, safe to retry elsewhere. The response
+// timeout starts again after the session stopped reading for want of a free
+// OnDeliver handler: the response may have been waiting unread.
 func (s *Session) Submit(ctx context.Context, sm *SubmitSM) (SubmitResp, error) {
 	if !s.cfg.Mode.canSubmit() {
 		return SubmitResp{}, errors.New("smpp: submit_sm on a receiver bind")
@@ -172,7 +199,8 @@ func (s *Session) Err() error { return s.c.Err() }
 func (s *Session) InFlight() int { return int(s.c.inflight.Load()) }
 
 // onRequest serves the SMSC's deliver_sm and data_sm (receipts and MO messages; data_sm
-// carries its text in message_payload), each answered only after OnDeliver returns.
+// carries its text in message_payload), each answered only after OnDeliver returns. It
+// blocks the read loop while every handler is busy (see ClientConfig.OnDeliver).
 func (s *Session) onRequest(p packet) bool {
 	var d *Deliver
 	var respond func(status uint32)
@@ -192,18 +220,31 @@ func (s *Session) onRequest(p packet) bool {
 	default:
 		return false
 	}
-	ok := s.c.spawn(func(ctx context.Context) {
-		status := StatusOK
+	ok := s.c.spawnWait(func(ctx context.Context) {
+		var err error
 		if s.cfg.OnDeliver == nil {
-			status = StatusTempAppErr
-		} else if err := s.cfg.OnDeliver(ctx, d); err != nil {
-			s.c.log.Warn("smpp: "+commandName(p.id)+" refused, the SMSC will redeliver", "err", err)
-			status = StatusTempAppErr
+			err = ErrNoHandler
+		} else if err = s.cfg.OnDeliver(ctx, d); err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", ErrSessionEnded, err)
 		}
-		respond(status)
+		if err != nil {
+			s.refused(p, d, err)
+			respond(StatusTempAppErr)
+			return
+		}
+		respond(StatusOK)
 	})
 	if !ok {
-		respond(StatusTempAppErr)
+		// Nothing can be written any more: the SMSC redelivers it on a later bind.
+		s.refused(p, d, fmt.Errorf("%w: %w", ErrSessionEnded, s.c.Err()))
 	}
 	return true
+}
+
+func (s *Session) refused(p packet, d *Deliver, err error) {
+	if s.cfg.OnRefused != nil {
+		s.cfg.OnRefused(d, err)
+		return
+	}
+	s.c.log.Warn("smpp: "+commandName(p.id)+" refused, the SMSC will redeliver", "err", err)
 }

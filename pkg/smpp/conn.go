@@ -37,10 +37,13 @@ type connConfig struct {
 	enquireLink  time.Duration
 	log          *slog.Logger
 	// onRequest serves a peer request other than enquire_link, unbind and
-	// alert_notification. It runs in the read loop, so it must not block: it answers at
-	// once or hands the work to spawn. It returns false for a command the role does not
-	// serve, which is answered with generic_nack.
+	// alert_notification. It runs in the read loop: it answers at once or hands the work
+	// to spawn (busy: answer at once) or spawnWait (busy: stop reading until a handler
+	// frees). It returns false for a command the role does not serve, which is answered
+	// with generic_nack.
 	onRequest func(p packet) bool
+	// onWait, if set, is told how long the read loop stopped reading in spawnWait.
+	onWait func(time.Duration)
 }
 
 func (cc *connConfig) setDefaults() {
@@ -79,6 +82,10 @@ type conn struct {
 	window   chan struct{}
 	handlers chan struct{}
 	inflight atomic.Int64
+	// The read loop is waiting in spawnWait (waiting), and how many times it began to
+	// (waits): a response due meanwhile may be sitting unread in our own socket.
+	waiting atomic.Bool
+	waits   atomic.Uint64
 
 	wmu sync.Mutex // one writer at a time
 
@@ -139,11 +146,49 @@ func (c *conn) spawn(f func(ctx context.Context)) bool {
 	default:
 		return false
 	}
+	c.run(f)
+	return true
+}
+
+// spawnWait runs a request handler outside the read loop, waiting for a free one when
+// as many as the concurrency limit are running. Meanwhile the read loop reads nothing,
+// so TCP flow control slows the peer down. It returns false, without running f, if the
+// session ends first.
+func (c *conn) spawnWait(f func(ctx context.Context)) bool {
+	select {
+	case c.handlers <- struct{}{}:
+	default:
+		start := time.Now()
+		c.waits.Add(1)
+		c.waiting.Store(true)
+		select {
+		case c.handlers <- struct{}{}:
+		case <-c.ctx.Done():
+		}
+		c.waiting.Store(false)
+		if c.onWait != nil {
+			c.onWait(time.Since(start))
+		}
+		if c.ctx.Err() != nil {
+			return false
+		}
+	}
+	c.run(f)
+	return true
+}
+
+// run runs f as a handler holding the slot its caller took.
+func (c *conn) run(f func(ctx context.Context)) {
 	c.goSession(func() {
 		defer func() { <-c.handlers }()
 		f(c.ctx)
 	})
-	return true
+}
+
+// waitedSince reports whether the read loop is waiting in spawnWait, or has since
+// mark (an earlier c.waits.Load()).
+func (c *conn) waitedSince(mark uint64) bool {
+	return c.waiting.Load() || c.waits.Load() != mark
 }
 
 // Err returns why the session ended, or nil while it runs.
@@ -261,16 +306,28 @@ func (c *conn) requestEncoded(ctx context.Context, id pdu.ID, encode func(seq ui
 	t := time.NewTimer(c.respTimeout)
 	defer t.Stop()
 	var why error
-	select {
-	case p, ok := <-cl.ch:
-		if ok {
-			return p, nil
+	mark := c.waits.Load()
+wait:
+	for {
+		select {
+		case p, ok := <-cl.ch:
+			if ok {
+				return p, nil
+			}
+			return packet{}, fmt.Errorf("smpp: %s: %w: %w", name, ErrOutcomeUnknown, c.Err())
+		case <-t.C:
+			if c.waitedSince(mark) {
+				// The read loop stopped reading meanwhile: the response may be in our
+				// socket, unread. The peer is not late; we are. Wait on.
+				mark = c.waits.Load()
+				t.Reset(c.respTimeout)
+				continue
+			}
+			why = fmt.Errorf("no response within %s", c.respTimeout)
+		case <-ctx.Done():
+			why = ctx.Err()
 		}
-		return packet{}, fmt.Errorf("smpp: %s: %w: %w", name, ErrOutcomeUnknown, c.Err())
-	case <-t.C:
-		why = fmt.Errorf("no response within %s", c.respTimeout)
-	case <-ctx.Done():
-		why = ctx.Err()
+		break wait
 	}
 	if !c.forget(seq) {
 		// The response (or the end of the session) won the race with our deadline.
@@ -336,6 +393,9 @@ func (c *conn) readLoop() {
 			}
 			c.fail(err)
 			return
+		}
+		if c.ctx.Err() != nil {
+			return // ended while we were not reading: what is still buffered cannot be answered
 		}
 		c.dispatch(p)
 	}

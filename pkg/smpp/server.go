@@ -33,9 +33,12 @@ type ServerConfig struct {
 	// Nil accepts every bind. It runs outside the read loop.
 	Bind func(ctx context.Context, req BindRequest) uint32
 	// Submit answers a submit_sm from a transmitter or transceiver session. It runs
-	// outside the read loop, at most Concurrency at once per session (beyond that the
-	// ESME gets ESME_RTHROTTLED). A non-zero Status refuses the message. Nil answers
-	// every submit_sm with generic_nack.
+	// outside the read loop, at most Concurrency at once per session; beyond that the
+	// ESME gets ESME_RTHROTTLED at once. Unlike the client with deliver_sm, the server
+	// keeps reading: ESME_RTHROTTLED is SMPP's own signal for an ESME to slow down and
+	// resubmit, and a read loop that stopped would leave deliver_sm_resp and the ESME's
+	// enquire_link unread too. A non-zero Status refuses the message. Nil answers every
+	// submit_sm with generic_nack.
 	Submit func(ctx context.Context, s *ServerSession, sm *SubmitSM) SubmitResp
 	// Unbound, if set, is called once for every session whose bind Bind accepted, after
 	// the session has ended, so that bind counts can be kept exactly.

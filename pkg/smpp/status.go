@@ -117,4 +117,10 @@ var (
 	ErrClosed = errors.New("smpp: session closed")
 	// ErrUnbound means the peer ended the session with unbind.
 	ErrUnbound = errors.New("smpp: unbound by peer")
+	// ErrSessionEnded means a deliver_sm or data_sm was not acknowledged because the
+	// session ended (Close, unbind, connection lost) before it was taken.
+	ErrSessionEnded = errors.New("smpp: session ended before the PDU was taken")
+	// ErrNoHandler means a deliver_sm or data_sm was refused because the session has
+	// no OnDeliver.
+	ErrNoHandler = errors.New("smpp: no OnDeliver to take the PDU")
 )
