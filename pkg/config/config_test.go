@@ -71,6 +71,25 @@ func TestCarrierDefaults(t *testing.T) {
 	}
 }
 
+func TestReceiptHandlers(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want int
+	}{
+		{"", DefaultReceiptHandlers},
+		{", receipt_handlers: 8", 8},
+	}
+	for _, tt := range tests {
+		cfg, err := Parse([]byte("carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1"+tt.yaml+"}]"), env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Carriers[0].WithDefaults().ReceiptHandlers; got != tt.want {
+			t.Errorf("%q: receipt_handlers %d, want %d", tt.yaml, got, tt.want)
+		}
+	}
+}
+
 func TestReceiptIDForms(t *testing.T) {
 	tests := []struct {
 		yaml string
@@ -155,6 +174,7 @@ func TestParseErrors(t *testing.T) {
 		{"receipt_ids bases without resp", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_ids: {text: decimal, tlv: hex}}]", nil, "say the resp's base too"},
 		{"unknown bind_mode", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, bind_mode: receiver}]", nil, `bind_mode "receiver"`},
 		{"negative retry_attempts", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, retry_attempts: -1}]", nil, "must not be negative"},
+		{"negative receipt_handlers", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_handlers: -1}]", nil, "receipt_handlers must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -77,6 +77,9 @@ func (c Config) Validate() error {
 		if msg := cr.ReceiptIDs.validate(); msg != "" {
 			add("carriers[%d] (%s): receipt_ids: %s", i, cr.ID, msg)
 		}
+		if cr.ReceiptHandlers < 0 {
+			add("carriers[%d] (%s): receipt_handlers must not be negative", i, cr.ID)
+		}
 		switch cr.BindMode {
 		case "", BindTransceiver, BindTransmitterReceiver:
 		default:
