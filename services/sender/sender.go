@@ -36,11 +36,16 @@ type metrics struct {
 	window    metric.Int64UpDownCounter
 	latency   metric.Float64Histogram
 	idSplits  metric.Int64Counter
+	// deliver_sm handling: refusals by reason, the time to store one, and the
+	// pauses of a bind's reading while its receipt handlers are all busy.
+	refused      metric.Int64Counter
+	deliverStore metric.Float64Histogram
+	readPauses   metric.Float64Histogram
 }
 
 func newMetrics(m metric.Meter) (*metrics, error) {
 	var out metrics
-	var errs [9]error
+	var errs [12]error
 	out.submits, errs[0] = m.Int64Counter("sluice_sender_submits_total", metric.WithDescription("submit_sm outcomes, by carrier, lane and result (ok, rejected, retry_later, outcome_unknown)"))
 	out.throttles, errs[1] = m.Int64Counter("sluice_sender_throttled_total", metric.WithDescription("ESME_RTHROTTLED / ESME_RMSGQFUL answers, each resubmitted after slowing the bind down"))
 	out.retries, errs[2] = m.Int64Counter("sluice_sender_retries_total", metric.WithDescription("Messages put on the retry lane after a retry-later status"))
@@ -51,6 +56,11 @@ func newMetrics(m metric.Meter) (*metrics, error) {
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	out.copies, errs[7] = m.Int64Counter("sluice_sender_copies_skipped_total", metric.WithDescription("Copies of a message the slot had already taken on (written twice upstream), not submitted again"))
 	out.idSplits, errs[8] = m.Int64Counter("sluice_sender_receipt_id_disagreements_total", metric.WithDescription("Receipts whose receipted_message_id TLV and text id: differ once brought to one form; the dlr correlates on the one that matches a submit"))
+	out.refused, errs[9] = m.Int64Counter("sluice_sender_deliver_sm_refused_total", metric.WithDescription("deliver_sm/data_sm not acknowledged (the SMSC redelivers them), by carrier and reason (publish_failed, session_ended, no_handler)"))
+	out.deliverStore, errs[10] = m.Float64Histogram("sluice_sender_deliver_sm_store_seconds", metric.WithDescription("deliver_sm read to stored in Kafka; with the deliver_sm rate, what receipt_handlers must cover"), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	out.readPauses, errs[11] = m.Float64Histogram("sluice_sender_deliver_sm_read_pause_seconds", metric.WithDescription("Pauses of a bind's reading while all its receipt_handlers were busy (TCP flow control then slows the SMSC)"), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	for _, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
@@ -117,11 +127,14 @@ func runCarrier(ctx context.Context, cfg config.Config, c config.Carrier, ce *ca
 		Topics:  lanes[:],
 		Logger:  log,
 	}
+	obs := newDeliverObserver(c.ID, ce.m, log, ce.now)
 	// A sender must outlive its group's troubles (a coordinator moving, a
 	// join refused during a rebalance): its slots simply wait, their backlog
 	// in Kafka, until it is back in the group.
 	for {
-		err := kafka.RunGroup(ctx, group, func(ctx context.Context, claim *kafka.Claim) error { return serveSlot(ctx, c, lanes, claim, ce, log) })
+		err := kafka.RunGroup(ctx, group, func(ctx context.Context, claim *kafka.Claim) error {
+			return serveSlot(ctx, c, lanes, claim, ce, obs, log)
+		})
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -138,7 +151,7 @@ func runCarrier(ctx context.Context, cfg config.Config, c config.Carrier, ce *ca
 const groupRetry = time.Second
 
 // serveSlot runs one bind slot for as long as this replica holds it.
-func serveSlot(ctx context.Context, c config.Carrier, lanes [laneCount]string, claim *kafka.Claim, ce *carrierEnv, log *slog.Logger) error {
+func serveSlot(ctx context.Context, c config.Carrier, lanes [laneCount]string, claim *kafka.Claim, ce *carrierEnv, obs *deliverObserver, log *slog.Logger) error {
 	slog := log.With("slot", claim.Partition)
 	s := &slot{
 		carrier: c,
@@ -160,15 +173,15 @@ func serveSlot(ctx context.Context, c config.Carrier, lanes [laneCount]string, c
 		}
 	}
 	if c.BindMode == config.BindTransmitterReceiver {
-		s.binder = newBinder(clientConfig(c, ce, s.pub, slog.With("bind", "transmitter"), smpp.BindTransmitter), slog, ce.now, onBind)
-		s.rx = newBinder(clientConfig(c, ce, s.pub, slog.With("bind", "receiver"), smpp.BindReceiver), slog, ce.now, onBind)
+		s.binder = newBinder(clientConfig(c, ce, s.pub, obs, slog.With("bind", "transmitter"), smpp.BindTransmitter), slog, ce.now, onBind)
+		s.rx = newBinder(clientConfig(c, ce, s.pub, obs, slog.With("bind", "receiver"), smpp.BindReceiver), slog, ce.now, onBind)
 	} else {
-		s.binder = newBinder(clientConfig(c, ce, s.pub, slog, smpp.BindTransceiver), slog, ce.now, onBind)
+		s.binder = newBinder(clientConfig(c, ce, s.pub, obs, slog, smpp.BindTransceiver), slog, ce.now, onBind)
 	}
 	return s.run(ctx)
 }
 
-func clientConfig(c config.Carrier, ce *carrierEnv, pub *publisher, log *slog.Logger, mode smpp.BindMode) smpp.ClientConfig {
+func clientConfig(c config.Carrier, ce *carrierEnv, pub *publisher, obs *deliverObserver, log *slog.Logger, mode smpp.BindMode) smpp.ClientConfig {
 	cc := smpp.ClientConfig{
 		Addr:        c.Addr(),
 		SystemID:    c.SystemID,
@@ -180,9 +193,14 @@ func clientConfig(c config.Carrier, ce *carrierEnv, pub *publisher, log *slog.Lo
 		RespTimeout: c.RespTimeout,
 		EnquireLink: 30 * time.Second,
 		Logger:      log,
+		// With every handler busy the bind stops reading rather than refuse a
+		// receipt; receipt_handlers is sized so that only a slow Kafka does that.
+		DeliverConcurrency: c.ReceiptHandlers,
+		OnRefused:          obs.refused,
+		OnReadPause:        obs.paused,
 	}
 	if mode != smpp.BindTransmitter {
-		cc.OnDeliver = deliverHandler(c.ID, c.ReceiptIDs, ce, pub, log)
+		cc.OnDeliver = obs.timed(deliverHandler(c.ID, c.ReceiptIDs, ce, pub, log))
 	}
 	if c.TLS {
 		cc.TLS = &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}
