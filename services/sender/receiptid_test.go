@@ -1,10 +1,12 @@
 package sender
 
 import (
+	"math/big"
 	"strings"
 	"testing"
 
 	"github.com/sluice-sms/sluice/pkg/config"
+	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
 )
 
@@ -69,4 +71,39 @@ func TestRawDLRIDs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCanonicalID: any id, in any declared base, gives an id that is either
+// the number it spells in that base, in decimal, or the id as normalised; the
+// same number written with other case or leading zeros gives the same id.
+func FuzzCanonicalID(f *testing.F) {
+	for _, s := range []string{"0A1F", "00ff\x00", "268435528", "msg-7", "", "0", strings.Repeat("f", 40), "+12", "1_000"} {
+		f.Add(s, uint8(16))
+		f.Add(s, uint8(10))
+		f.Add(s, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, id string, b uint8) {
+		base := []int{0, 10, 16}[int(b)%3]
+		got := canonicalID(id, base)
+		norm := message.NormalizeSMSCID(id)
+		n, isNum := new(big.Int).SetString(norm, max(base, 16))
+		if base != 0 && isNum && digitsIn(norm, base) {
+			if n, _ = new(big.Int).SetString(norm, base); got != n.String() {
+				t.Fatalf("canonicalID(%q, %d) = %q, want the number %s", id, base, got, n)
+			}
+			if again := canonicalID("000"+strings.ToUpper(norm), base); again != got {
+				t.Fatalf("with leading zeros and upper case: %q, want %q", again, got)
+			}
+			return
+		}
+		if base == 0 && norm != "" && digitsIn(norm, 16) {
+			if got != strings.TrimLeft(norm, "0") && got != "0" {
+				t.Fatalf("canonicalID(%q, 0) = %q, want it without leading zeros", id, got)
+			}
+			return
+		}
+		if got != norm {
+			t.Fatalf("canonicalID(%q, %d) = %q, want it as normalised, %q", id, base, got, norm)
+		}
+	})
 }
