@@ -138,3 +138,28 @@ func (l *Lines) Next(t testing.TB, key string) map[string]any {
 	t.Fatalf("node exited before printing %q; it printed %v", key, l.pending)
 	return nil
 }
+
+// Matrix starts testdata/matrix.js: one SMSC for each case named, each
+// listening on a port of its own ({"case", "listening": port}) and printing
+// what it does ({"case", "submit"|"refused"|"nack"|"receipt"|"bind": ...}).
+// The cases and what each SMSC does are described in the script.
+func Matrix(ctx context.Context, t testing.TB, cases []string) *Lines {
+	t.Helper()
+	names, err := json.Marshal(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start(ctx, t, "matrix.js", string(names))
+}
+
+// Each hands fn every line the script prints from now on, those Next kept
+// first, until it exits. It is the only reader of the lines then.
+func (l *Lines) Each(fn func(map[string]any)) {
+	for _, m := range l.pending {
+		fn(m)
+	}
+	l.pending = nil
+	for m := range l.lines {
+		fn(m)
+	}
+}
