@@ -6,9 +6,10 @@ import (
 )
 
 // warnLogEvery bounds the warn lines about one kind of recurring event (a
-// refused deliver_sm) to one per carrier per interval: an SMSC resending
-// into a Kafka outage would otherwise write a line per receipt. The metrics
-// count every event.
+// refused deliver_sm, a receipt whose ids disagree) to one per carrier per
+// interval: an SMSC resending into a Kafka outage, or one whose every
+// receipt is written so, would otherwise write a line per receipt. The
+// metrics count every event.
 const warnLogEvery = 10 * time.Second
 
 // logLimiter lets one log line through per interval and counts the events it

@@ -21,7 +21,8 @@ const (
 
 // deliverObserver measures one carrier's deliver_sm handling, all its binds
 // together: how long storing one takes, how long binds stop reading for want
-// of a free handler, and every deliver_sm refused, counted and logged.
+// of a free handler, every deliver_sm refused and every receipt whose ids
+// disagree, counted and logged (each kind at most once per warnLogEvery).
 type deliverObserver struct {
 	m       *metrics
 	carrier metric.MeasurementOption
@@ -29,17 +30,18 @@ type deliverObserver struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	refusalLog *logLimiter
+	refusalLog, disagreementLog *logLimiter
 }
 
 func newDeliverObserver(carrier string, m *metrics, log *slog.Logger, now func() time.Time) *deliverObserver {
 	o := &deliverObserver{
-		m:          m,
-		carrier:    metric.WithAttributes(attribute.String("carrier", carrier)),
-		reasons:    map[string]metric.AddOption{},
-		log:        log,
-		now:        now,
-		refusalLog: newLogLimiter(warnLogEvery, now),
+		m:               m,
+		carrier:         metric.WithAttributes(attribute.String("carrier", carrier)),
+		reasons:         map[string]metric.AddOption{},
+		log:             log,
+		now:             now,
+		refusalLog:      newLogLimiter(warnLogEvery, now),
+		disagreementLog: newLogLimiter(warnLogEvery, now),
 	}
 	for _, r := range []string{refusedPublish, refusedSessionEnded, refusedNoHandler} {
 		o.reasons[r] = metric.WithAttributes(attribute.String("carrier", carrier), attribute.String("reason", r))
@@ -81,6 +83,17 @@ func (o *deliverObserver) refused(d *smpp.Deliver, err error) {
 	}
 	o.log.Warn("deliver_sm refused, the SMSC will redeliver it", "reason", reason, "kind", kind, "err", err,
 		"refused_unlogged_since_last", unlogged)
+}
+
+// disagreed counts a receipt whose TLV and text ids differ once brought to
+// one form (the dlr correlates on whichever matches a submit), and logs it
+// unless a line went out within warnLogEvery.
+func (o *deliverObserver) disagreed(ctx context.Context, tlvID, textID string) {
+	o.m.idSplits.Add(ctx, 1, o.carrier)
+	if ok, unlogged := o.disagreementLog.allow(); ok {
+		o.log.WarnContext(ctx, "receipt's TLV and text ids disagree", "tlv_id", tlvID, "text_id", textID,
+			"disagreements_unlogged_since_last", unlogged)
+	}
 }
 
 func refusalReason(err error) string {
