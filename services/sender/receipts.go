@@ -28,7 +28,7 @@ const (
 // it (deliver_sm_resp goes out only after this returns nil), so nothing is
 // acknowledged before it is safe: receipts to sluice.dlr.raw, mobile-originated
 // messages to sluice.mo.
-func deliverHandler(carrier string, forms config.ReceiptIDs, ce *carrierEnv, pub *publisher, log *slog.Logger) func(context.Context, *smpp.Deliver) error {
+func deliverHandler(carrier string, forms config.ReceiptIDs, ce *carrierEnv, pub *publisher, obs *deliverObserver, log *slog.Logger) func(context.Context, *smpp.Deliver) error {
 	return func(ctx context.Context, d *smpp.Deliver) error {
 		if d.ESMClass&esmTypeMask != esmTypeReceipt {
 			return publishMO(ctx, carrier, ce, pub, log, d)
@@ -39,8 +39,7 @@ func deliverHandler(carrier string, forms config.ReceiptIDs, ce *carrierEnv, pub
 			log.WarnContext(ctx, "receipt without a message id", "text", string(d.ShortMessage))
 		}
 		if dlr.AltSmscMessageId != "" {
-			ce.m.idSplits.Add(ctx, 1, metric.WithAttributes(attribute.String("carrier", carrier)))
-			log.WarnContext(ctx, "receipt's TLV and text ids disagree", "tlv_id", dlr.SmscMessageId, "text_id", dlr.AltSmscMessageId)
+			obs.disagreed(ctx, dlr.SmscMessageId, dlr.AltSmscMessageId)
 		}
 		v, err := proto.Marshal(dlr)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -12,11 +11,6 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/smpp"
 )
-
-// refusalLogEvery bounds the warn lines about refused deliver_sm to one per
-// carrier per interval: an SMSC resending into a Kafka outage would
-// otherwise write one per receipt. The metric counts every one.
-const refusalLogEvery = 10 * time.Second
 
 // Why a deliver_sm was refused (the reason label).
 const (
@@ -27,7 +21,8 @@ const (
 
 // deliverObserver measures one carrier's deliver_sm handling, all its binds
 // together: how long storing one takes, how long binds stop reading for want
-// of a free handler, and every deliver_sm refused, counted and logged.
+// of a free handler, every deliver_sm refused and every receipt whose ids
+// disagree, counted and logged (each kind at most once per warnLogEvery).
 type deliverObserver struct {
 	m       *metrics
 	carrier metric.MeasurementOption
@@ -35,18 +30,18 @@ type deliverObserver struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	mu         sync.Mutex
-	lastLog    time.Time
-	suppressed int64 // refusals not logged since the last line
+	refusalLog, disagreementLog *logLimiter
 }
 
 func newDeliverObserver(carrier string, m *metrics, log *slog.Logger, now func() time.Time) *deliverObserver {
 	o := &deliverObserver{
-		m:       m,
-		carrier: metric.WithAttributes(attribute.String("carrier", carrier)),
-		reasons: map[string]metric.AddOption{},
-		log:     log,
-		now:     now,
+		m:               m,
+		carrier:         metric.WithAttributes(attribute.String("carrier", carrier)),
+		reasons:         map[string]metric.AddOption{},
+		log:             log,
+		now:             now,
+		refusalLog:      newLogLimiter(warnLogEvery, now),
+		disagreementLog: newLogLimiter(warnLogEvery, now),
 	}
 	for _, r := range []string{refusedPublish, refusedSessionEnded, refusedNoHandler} {
 		o.reasons[r] = metric.WithAttributes(attribute.String("carrier", carrier), attribute.String("reason", r))
@@ -74,26 +69,31 @@ func (o *deliverObserver) paused(d time.Duration) {
 }
 
 // refused counts a deliver_sm that was not acknowledged, and logs it unless a
-// line went out within refusalLogEvery.
+// line went out within warnLogEvery.
 func (o *deliverObserver) refused(d *smpp.Deliver, err error) {
 	reason := refusalReason(err)
 	o.m.refused.Add(context.Background(), 1, o.reasons[reason])
-	o.mu.Lock()
-	now := o.now()
-	if !o.lastLog.IsZero() && now.Sub(o.lastLog) < refusalLogEvery {
-		o.suppressed++
-		o.mu.Unlock()
+	ok, unlogged := o.refusalLog.allow()
+	if !ok {
 		return
 	}
-	suppressed := o.suppressed
-	o.lastLog, o.suppressed = now, 0
-	o.mu.Unlock()
 	kind := "mo"
 	if d.ESMClass&esmTypeMask == esmTypeReceipt {
 		kind = "receipt"
 	}
 	o.log.Warn("deliver_sm refused, the SMSC will redeliver it", "reason", reason, "kind", kind, "err", err,
-		"refused_unlogged_since_last", suppressed)
+		"refused_unlogged_since_last", unlogged)
+}
+
+// disagreed counts a receipt whose TLV and text ids differ once brought to
+// one form (the dlr correlates on whichever matches a submit), and logs it
+// unless a line went out within warnLogEvery.
+func (o *deliverObserver) disagreed(ctx context.Context, tlvID, textID string) {
+	o.m.idSplits.Add(ctx, 1, o.carrier)
+	if ok, unlogged := o.disagreementLog.allow(); ok {
+		o.log.WarnContext(ctx, "receipt's TLV and text ids disagree", "tlv_id", tlvID, "text_id", textID,
+			"disagreements_unlogged_since_last", unlogged)
+	}
 }
 
 func refusalReason(err error) string {

@@ -87,7 +87,7 @@ func TestRefusalsCountedByCarrierAndReason(t *testing.T) {
 	}
 }
 
-// At most one warn line per carrier per refusalLogEvery, each saying how many
+// At most one warn line per carrier per warnLogEvery, each saying how many
 // refusals went unlogged since the previous one.
 func TestRefusalLogRateLimited(t *testing.T) {
 	m, _ := testMetrics(t)
@@ -109,9 +109,9 @@ func TestRefusalLogRateLimited(t *testing.T) {
 		{time.Second, "a", false, 0},
 		{time.Second, "b", true, 0}, // another carrier has its own allowance
 		{2 * time.Second, "a", false, 0},
-		{refusalLogEvery, "a", true, 2},
-		{refusalLogEvery + time.Second, "a", false, 0},
-		{3 * refusalLogEvery, "a", true, 1},
+		{warnLogEvery, "a", true, 2},
+		{warnLogEvery + time.Second, "a", false, 0},
+		{3 * warnLogEvery, "a", true, 1},
 	}
 	for i, tt := range tests {
 		clock = time.Unix(0, 0).Add(tt.at)

@@ -200,7 +200,7 @@ func clientConfig(c config.Carrier, ce *carrierEnv, pub *publisher, obs *deliver
 		OnReadPause:        obs.paused,
 	}
 	if mode != smpp.BindTransmitter {
-		cc.OnDeliver = obs.timed(deliverHandler(c.ID, c.ReceiptIDs, ce, pub, log))
+		cc.OnDeliver = obs.timed(deliverHandler(c.ID, c.ReceiptIDs, ce, pub, obs, log))
 	}
 	if c.TLS {
 		cc.TLS = &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12}

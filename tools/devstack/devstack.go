@@ -57,10 +57,14 @@ type Stack struct {
 
 // DefaultCarriers are the simulated carriers of the demo: two in GB sharing
 // traffic 70/30 and one for FR and DE, with a realistic mix of outcomes.
+// sim-a writes its ids as many real SMSCs do (hex resp in upper case with
+// leading zeros, the text's id: in decimal, the TLV as the resp), so that the
+// demo and the chaos suite go through receipt_ids; the others write one form.
 func DefaultCarriers() []smscsim.CarrierConfig {
 	mix := map[string]int{"DELIVRD": 90, "UNDELIV": 6, "EXPIRED": 2, "REJECTD": 2}
 	return []smscsim.CarrierConfig{
-		{ID: "sim-a", SystemID: "sluice", Password: "sim-a-pass", Addr: "127.0.0.1:0", DLRDelay: 200 * time.Millisecond, Outcomes: mix},
+		{ID: "sim-a", SystemID: "sluice", Password: "sim-a-pass", Addr: "127.0.0.1:0", DLRDelay: 200 * time.Millisecond, Outcomes: mix,
+			DLRTextIDForm: smscsim.IDFormDecimal, IDCase: "upper", IDZeroPad: 20},
 		{ID: "sim-b", SystemID: "sluice", Password: "sim-b-pass", Addr: "127.0.0.1:0", DLRDelay: 500 * time.Millisecond, Outcomes: mix},
 		{ID: "sim-c", SystemID: "sluice", Password: "sim-c-pass", Addr: "127.0.0.1:0", DLRDelay: 300 * time.Millisecond, Outcomes: mix},
 	}
@@ -153,10 +157,15 @@ func (s *Stack) config(opt Options, brokers []string, chAddr string) (config.Con
 }
 
 // SimCarriers are the carriers of sluice.yaml for the simulated ones, at the
-// addresses sim listens on: 2 binds, 5,000 parts/s and a window of 50 each.
+// addresses sim listens on: 2 binds, 5,000 parts/s and a window of 50 each,
+// and the receipt_ids of each one's id forms.
 func SimCarriers(sim *smscsim.Sim, carriers []smscsim.CarrierConfig) ([]config.Carrier, error) {
 	out := make([]config.Carrier, 0, len(carriers))
 	for _, c := range carriers {
+		ids, err := c.ReceiptIDs()
+		if err != nil {
+			return nil, err
+		}
 		host, port, err := net.SplitHostPort(sim.Addr(c.ID))
 		if err != nil {
 			return nil, fmt.Errorf("carrier %s address: %w", c.ID, err)
@@ -167,7 +176,7 @@ func SimCarriers(sim *smscsim.Sim, carriers []smscsim.CarrierConfig) ([]config.C
 		}
 		out = append(out, config.Carrier{
 			ID: c.ID, Host: host, Port: p, SystemID: c.SystemID, Password: c.Password,
-			Binds: 2, TPS: 5000, Window: 50,
+			Binds: 2, TPS: 5000, Window: 50, ReceiptIDs: ids,
 		})
 	}
 	return out, nil

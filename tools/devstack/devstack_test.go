@@ -1,6 +1,7 @@
 package devstack
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,8 +15,9 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// startStack runs the four services against the test's Kafka and ClickHouse.
-func startStack(t *testing.T) *Stack {
+// startStack runs the four services against the test's Kafka and ClickHouse,
+// logging to the file it returns.
+func startStack(t *testing.T) (*Stack, string) {
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	chAddr, db := testenv.ClickHouseDatabase(t)
@@ -47,7 +49,7 @@ func startStack(t *testing.T) *Stack {
 			t.Logf("services log (tail):\n%s", tail)
 		}
 	})
-	return s
+	return s, logFile.Name()
 }
 
 // TestEndToEnd sends 10,000 requests through all four services on real Kafka
@@ -56,7 +58,7 @@ func startStack(t *testing.T) *Stack {
 // simulated carriers saw.
 func TestEndToEnd(t *testing.T) {
 	const n = 10000
-	s := startStack(t)
+	s, logPath := startStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
@@ -155,6 +157,16 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if total != n {
 		t.Errorf("carriers account for %d messages, want %d", total, n)
+	}
+
+	// sim-a's receipts correlate on the TLV alone; that their text ids
+	// (decimal) agree shows receipt_ids declared that form too.
+	logs, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(logs, []byte("TLV and text ids disagree")) {
+		t.Errorf("the sender logged receipts whose TLV and text ids disagree")
 	}
 }
 

@@ -176,7 +176,7 @@ func TestTraceAcrossServices(t *testing.T) {
 	t.Setenv("OTEL_TRACES_SAMPLER", "always_on")
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100") // ms: export as the test goes
 
-	s := startStack(t)
+	s, _ := startStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	campaign := loadgen.Campaign{Tenant: "demo", ID: "trace", Count: n, Seed: 7, Long: 0.2, Unicode: 0.1, OTP: 0.3, Marketing: 0.3}

@@ -68,40 +68,58 @@ func TestDeadCarrierDoesNotHoldUpOthers(t *testing.T) {
 	})
 }
 
-// Receipts go to sluice.dlr.raw under the id the submit result carries, even
-// when the carrier quotes it in decimal; MO messages go to sluice.mo.
+// Receipts go to sluice.dlr.raw under the id the submit result carries,
+// whatever form the carrier writes each of its ids in, once receipt_ids says
+// which; MO messages go to sluice.mo.
 func TestReceiptsAndMO(t *testing.T) {
-	sim := simCarrier("sim-a", 0, 0)
-	sim.DLRIDFormat = "decimal"
-	c := carrier(1, 1000, 10)
-	c.ReceiptIDs = config.ReceiptIDs{Resp: config.ReceiptIDsHex, Text: config.ReceiptIDsDecimal, TLV: config.ReceiptIDsDecimal} // as smsc-sim's decimal mode writes them
-	h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{c})
-	subs := submits(h)
-	dlrs := collect(h, h.topic(schemas.TopicDLRRaw), func() *sluicepb.RawDLR { return new(sluicepb.RawDLR) })
-	mos := collect(h, h.topic(schemas.TopicMO), func() *sluicepb.MO { return new(sluicepb.MO) })
-	h.runSender()
-	h.send(messages(10, "sim-a", sluicepb.Priority_PRIORITY_OTP)...)
+	tests := []struct {
+		name  string
+		forms func(*smscsim.CarrierConfig)
+		ids   config.ReceiptIDs
+	}{
+		// Hex resp, decimal text, the TLV as the resp (SMPP 3.4): the scalar form says it.
+		{"text decimal, TLV as the resp", func(c *smscsim.CarrierConfig) { c.DLRIDFormat = "decimal" },
+			config.ReceiptIDsOf(config.ReceiptIDsDecimal)},
+		{"text and TLV decimal, upper case, zero-padded", func(c *smscsim.CarrierConfig) {
+			c.DLRTextIDForm, c.DLRTLVIDForm, c.IDCase, c.IDZeroPad = "decimal", "decimal", "upper", 20
+		}, config.ReceiptIDs{Resp: config.ReceiptIDsHex, Text: config.ReceiptIDsDecimal, TLV: config.ReceiptIDsDecimal}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := simCarrier("sim-a", 0, 0)
+			tt.forms(&sim)
+			c := carrier(1, 1000, 10)
+			c.ReceiptIDs = tt.ids
+			h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{c})
+			subs := submits(h)
+			dlrs := collect(h, h.topic(schemas.TopicDLRRaw), func() *sluicepb.RawDLR { return new(sluicepb.RawDLR) })
+			mos := collect(h, h.topic(schemas.TopicMO), func() *sluicepb.MO { return new(sluicepb.MO) })
+			h.runSender()
+			h.send(messages(10, "sim-a", sluicepb.Priority_PRIORITY_OTP)...)
 
-	ids := map[string]bool{}
-	for _, s := range subs.wait(h, "submitted", func(r []*sluicepb.SubmitResult) bool { return len(byMessage(r)) == 10 }) {
-		ids[s.SmscMessageId] = true
-	}
-	for _, d := range dlrs.wait(h, "receipts stored", func(r []*sluicepb.RawDLR) bool { return len(r) >= 10 }) {
-		if !ids[d.SmscMessageId] || d.Stat != "DELIVRD" || d.Carrier != "sim-a" {
-			t.Errorf("receipt %s (%s) matches no submit result (ids %v)", d.SmscMessageId, d.Stat, ids)
-		}
-	}
+			ids := map[string]bool{}
+			for _, s := range subs.wait(h, "submitted", func(r []*sluicepb.SubmitResult) bool { return len(byMessage(r)) == 10 }) {
+				ids[s.SmscMessageId] = true
+			}
+			for _, d := range dlrs.wait(h, "receipts stored", func(r []*sluicepb.RawDLR) bool { return len(r) >= 10 }) {
+				// No alternative id: the TLV and the text agreed once brought to one form.
+				if !ids[d.SmscMessageId] || d.AltSmscMessageId != "" || d.Stat != "DELIVRD" || d.Carrier != "sim-a" {
+					t.Errorf("receipt %s (text %q, %s) matches no submit result (ids %v)", d.SmscMessageId, d.AltSmscMessageId, d.Stat, ids)
+				}
+			}
 
-	for _, text := range []string{"STOP", "Stop 🙏"} {
-		if err := h.sim.SendMO(h.ctx, "sim-a", "447700900123", "12345", text); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := mos.wait(h, "MO stored", func(r []*sluicepb.MO) bool { return len(r) == 2 })
-	for i, want := range []string{"STOP", "Stop 🙏"} {
-		if m := got[i]; m.Text != want || m.SourceAddr != "+447700900123" || m.DestAddr != "12345" || m.Carrier != "sim-a" {
-			t.Errorf("MO %d = %+v, want %q from +447700900123", i, m, want)
-		}
+			for _, text := range []string{"STOP", "Stop 🙏"} {
+				if err := h.sim.SendMO(h.ctx, "sim-a", "447700900123", "12345", text); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := mos.wait(h, "MO stored", func(r []*sluicepb.MO) bool { return len(r) == 2 })
+			for i, want := range []string{"STOP", "Stop 🙏"} {
+				if m := got[i]; m.Text != want || m.SourceAddr != "+447700900123" || m.DestAddr != "12345" || m.Carrier != "sim-a" {
+					t.Errorf("MO %d = %+v, want %q from +447700900123", i, m, want)
+				}
+			}
+		})
 	}
 }
 

@@ -93,9 +93,10 @@ func TestDecimalReceiptIDsAndDuplicates(t *testing.T) {
 	}
 	want := strconv.FormatUint(n, 10)
 	for i, d := range rc.wait(t, 2) {
+		// dlr_id_format is the text's form; the TLV stays as the resp, as SMPP 3.4 has it.
 		r, err := smpp.ParseReceipt(d.ShortMessage)
-		if err != nil || r.ID != want || string(d.TLVs[smpp.TagReceiptedMessageID]) != want+"\x00" {
-			t.Errorf("receipt %d: %q (%v), want id %s in decimal", i, d.ShortMessage, err, want)
+		if err != nil || r.ID != want || string(d.TLVs[smpp.TagReceiptedMessageID]) != resp.MessageID+"\x00" {
+			t.Errorf("receipt %d: %q (%v) TLV %q, want text id %s in decimal, TLV %s", i, d.ShortMessage, err, d.TLVs[smpp.TagReceiptedMessageID], want, resp.MessageID)
 		}
 	}
 	st := waitFor(t, sim, "c", func(st CarrierStats) bool { return st.DLRsAcked == 2 })

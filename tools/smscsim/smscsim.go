@@ -1,6 +1,6 @@
 // Package smscsim simulates carriers' SMSCs for tests, the devstack and load runs: each
-// carrier has its own SMPP listener and credentials, answers submit_sm with a unique hex
-// message id, and sends a delivery receipt after a delay with an outcome drawn from
+// carrier has its own SMPP listener and credentials, answers submit_sm with a unique
+// message id (hex unless configured otherwise, see idforms.go), and sends a delivery receipt after a delay with an outcome drawn from
 // configured weights, retrying the receipt until an ESME acknowledges it.
 package smscsim
 
@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,9 +70,23 @@ type CarrierConfig struct {
 	// (exponentially distributed with mean DLRDelay, as handset delivery times are,
 	// plus the jitter).
 	DLRDistribution string `yaml:"dlr_distribution"`
-	// DLRIDFormat is how receipts quote the message id: "hex", as in submit_sm_resp
-	// (default), or "decimal", the same number in decimal, as some carriers do.
+	// The forms a message id is written in, which differ between real SMSCs (a
+	// sluice carrier's receipt_ids declares them; ReceiptIDs gives it). Each is
+	// the same number: RespIDForm in the submit_sm_resp, "hex" (default) or
+	// "decimal"; DLRTextIDForm in a receipt text's id: and DLRTLVIDForm in its
+	// receipted_message_id TLV, each "same" as the resp (default; SMPP 3.4 says
+	// so of the TLV), "decimal" or "hex".
+	RespIDForm    string `yaml:"resp_id_form"`
+	DLRTextIDForm string `yaml:"dlr_text_id_form"`
+	DLRTLVIDForm  string `yaml:"dlr_tlv_id_form"`
+	// DLRIDFormat is DLRTextIDForm's older name, "hex" or "decimal"; set one.
 	DLRIDFormat string `yaml:"dlr_id_format"`
+	// IDCase is the case of hex ids' letters: "lower" (default) or "upper".
+	IDCase string `yaml:"id_case"`
+	// IDZeroPad writes every id with at least this many digits, leading zeros
+	// filling (0 to 64, SMPP's longest message_id); hex ids have 16 at least,
+	// as they always had.
+	IDZeroPad int `yaml:"id_zero_pad"`
 	// DuplicateDLRs is the fraction of receipts sent twice.
 	DuplicateDLRs float64 `yaml:"duplicate_dlrs"`
 	// MOEvery sends a mobile-originated message (MOText, default "STOP") from a random
@@ -294,6 +307,7 @@ type carrier struct {
 	log   *slog.Logger
 	srv   *smpp.Server
 	ln    net.Listener
+	forms idForms
 	draw  func() string
 	idPfx uint32
 
@@ -335,10 +349,9 @@ func newCarrier(cfg CarrierConfig, log *slog.Logger) (*carrier, error) {
 	default:
 		return nil, fmt.Errorf("smscsim: carrier %s: dlr_distribution %q: want fixed or exponential", cfg.ID, cfg.DLRDistribution)
 	}
-	switch cfg.DLRIDFormat {
-	case "", "hex", "decimal":
-	default:
-		return nil, fmt.Errorf("smscsim: carrier %s: dlr_id_format %q: want hex or decimal", cfg.ID, cfg.DLRIDFormat)
+	forms, err := cfg.idForms()
+	if err != nil {
+		return nil, fmt.Errorf("smscsim: carrier %s: %w", cfg.ID, err)
 	}
 	if cfg.MOText == "" {
 		cfg.MOText = "STOP"
@@ -346,6 +359,7 @@ func newCarrier(cfg CarrierConfig, log *slog.Logger) (*carrier, error) {
 	c := &carrier{
 		cfg:      cfg,
 		log:      log,
+		forms:    forms,
 		draw:     draw,
 		faults:   cfg.Faults,
 		idPfx:    rand.Uint32(),
@@ -544,7 +558,8 @@ func (c *carrier) accept(sm *smpp.SubmitSM) smpp.SubmitResp {
 	} else {
 		c.unique.Add(1)
 	}
-	id := fmt.Sprintf("%08x%08x", c.idPfx, uint32(c.nextID.Add(1)))
+	n := uint64(c.idPfx)<<32 | uint64(uint32(c.nextID.Add(1)))
+	id := c.forms.format(n, c.forms.resp)
 
 	if wanted := sm.RegisteredDelivery & 0x03; wanted != 0 {
 		stat := c.draw()
@@ -555,7 +570,7 @@ func (c *carrier) accept(sm *smpp.SubmitSM) smpp.SubmitResp {
 			c.mu.Lock()
 			c.outcomes[stat]++
 			c.mu.Unlock()
-			d := c.receipt(c.receiptID(id), stat, sm, body)
+			d := c.receipt(c.forms.format(n, c.forms.text), c.forms.format(n, c.forms.tlv), stat, sm, body)
 			c.queue.push(time.Now().Add(c.receiptDelay()), d)
 			if c.cfg.DuplicateDLRs > 0 && rand.Float64() < c.cfg.DuplicateDLRs {
 				c.dlrDups.Add(1)
@@ -574,18 +589,6 @@ func (c *carrier) receiptDelay() time.Duration {
 		d = time.Duration(rand.ExpFloat64() * float64(c.cfg.DLRDelay))
 	}
 	return d + randDuration(c.cfg.DLRJitter)
-}
-
-// receiptID is how receipts quote a message id.
-func (c *carrier) receiptID(id string) string {
-	if c.cfg.DLRIDFormat != "decimal" {
-		return id
-	}
-	n, err := strconv.ParseUint(id, 16, 64)
-	if err != nil {
-		panic(fmt.Sprintf("smscsim: own message id %q is not hex: %v", id, err))
-	}
-	return strconv.FormatUint(n, 10)
 }
 
 // userText splits off a user data header, and reports whether the submit is one part
@@ -612,10 +615,11 @@ func dedupKey(dest string, coding uint8, text []byte) [16]byte {
 	return k
 }
 
-// receipt builds the deliver_sm for a submit's outcome.
-func (c *carrier) receipt(id, stat string, sm *smpp.SubmitSM, text []byte) *smpp.Deliver {
+// receipt builds the deliver_sm for a submit's outcome, quoting the message id
+// as textID in the text and as tlvID in receipted_message_id.
+func (c *carrier) receipt(textID, tlvID, stat string, sm *smpp.SubmitSM, text []byte) *smpp.Deliver {
 	now := time.Now().UTC()
-	r := smpp.Receipt{ID: id, Sub: 1, SubmitDate: now, DoneDate: now.Add(c.cfg.DLRDelay), Stat: stat, Err: receiptErr[stat]}
+	r := smpp.Receipt{ID: textID, Sub: 1, SubmitDate: now, DoneDate: now.Add(c.cfg.DLRDelay), Stat: stat, Err: receiptErr[stat]}
 	if stat == smpp.StatDelivered {
 		r.Dlvrd = 1
 	}
@@ -629,7 +633,7 @@ func (c *carrier) receipt(id, stat string, sm *smpp.SubmitSM, text []byte) *smpp
 		ESMClass:     smpp.ESMClassDeliveryReceipt,
 		ShortMessage: r.Format(),
 		TLVs: map[uint16][]byte{
-			smpp.TagReceiptedMessageID: append([]byte(id), 0),
+			smpp.TagReceiptedMessageID: append([]byte(tlvID), 0),
 			smpp.TagMessageState:       {state},
 		},
 	}

@@ -17,7 +17,12 @@
 //	    tps: 2000        # submits beyond this in any one second get ESME_RTHROTTLED
 //	    dlr_jitter: 50ms        # receipt delay: dlr_delay plus uniform [0, dlr_jitter)
 //	    dlr_distribution: exponential  # receipt delay exponential with mean dlr_delay (default fixed)
-//	    dlr_id_format: decimal  # receipts quote ids in decimal (submit_sm_resp: hex)
+//	    resp_id_form: hex       # submit_sm_resp ids: hex (default) or decimal
+//	    dlr_text_id_form: decimal  # a receipt text's id:: same as the resp (default), decimal or hex
+//	    dlr_tlv_id_form: same   # receipted_message_id: same as the resp (default, SMPP 3.4), decimal or hex
+//	    id_case: upper          # hex ids' letters: lower (default) or upper
+//	    id_zero_pad: 20         # every id at least 20 digits, leading zeros filling (hex ids: 16 at least)
+//	    # dlr_id_format: decimal  # dlr_text_id_form's older name
 //	    duplicate_dlrs: 0.01    # fraction of receipts sent twice
 //	    mo_every: 10s           # an MO ("STOP" or mo_text) from a random subscriber
 //	    latency: 5ms            # before each submit_sm_resp, plus uniform [0, latency_jitter)

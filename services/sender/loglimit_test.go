@@ -1,0 +1,114 @@
+package sender
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/sluice-sms/sluice/pkg/smpp"
+)
+
+// One line per interval, the first at once, each with the events held back
+// since the previous one.
+func TestLogLimiter(t *testing.T) {
+	var clock time.Time
+	l := newLogLimiter(10*time.Second, func() time.Time { return clock })
+	tests := []struct {
+		at       time.Duration
+		ok       bool
+		unlogged int64
+	}{
+		{0, true, 0},
+		{0, false, 0},
+		{9 * time.Second, false, 0},
+		{10 * time.Second, true, 2}, // a full interval after the last line
+		{15 * time.Second, false, 0},
+		{19 * time.Second, false, 0},
+		{time.Minute, true, 2},
+		{2 * time.Minute, true, 0}, // quiet since: nothing held back
+	}
+	for i, tt := range tests {
+		clock = time.Unix(0, 0).Add(tt.at)
+		if ok, unlogged := l.allow(); ok != tt.ok || unlogged != tt.unlogged {
+			t.Errorf("step %d at %v: allow() = %v, %d; want %v, %d", i, tt.at, ok, unlogged, tt.ok, tt.unlogged)
+		}
+	}
+}
+
+// Every disagreement is counted; at most one line per carrier per
+// warnLogEvery says so, with the count held back, whatever the refusals
+// of the same carrier do.
+func TestDisagreementsCountedAndLogRateLimited(t *testing.T) {
+	m, reader := testMetrics(t)
+	var clock time.Time
+	now := func() time.Time { return clock }
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	obs := map[string]*deliverObserver{
+		"a": newDeliverObserver("a", m, log.With("carrier", "a"), now),
+		"b": newDeliverObserver("b", m, log.With("carrier", "b"), now),
+	}
+	obs["a"].refused(&smpp.Deliver{ESMClass: smpp.ESMClassDeliveryReceipt}, errors.New("kafka down")) // uses the refusals' allowance, not this one's
+	buf.Reset()
+	tests := []struct {
+		at       time.Duration
+		carrier  string
+		logged   bool
+		unlogged int64
+	}{
+		{0, "a", true, 0},
+		{time.Second, "a", false, 0},
+		{time.Second, "b", true, 0},
+		{warnLogEvery - time.Millisecond, "a", false, 0},
+		{warnLogEvery, "a", true, 2},
+		{warnLogEvery, "b", false, 0},
+	}
+	for i, tt := range tests {
+		clock = time.Unix(0, 0).Add(tt.at)
+		buf.Reset()
+		obs[tt.carrier].disagreed(t.Context(), "268435528", "268435529")
+		if !tt.logged {
+			if buf.Len() != 0 {
+				t.Errorf("step %d: logged %s, want nothing", i, buf.String())
+			}
+			continue
+		}
+		var line struct {
+			Level, Msg, Carrier string
+			TLV                 string `json:"tlv_id"`
+			Text                string `json:"text_id"`
+			Unlogged            int64  `json:"disagreements_unlogged_since_last"`
+		}
+		if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+			t.Fatalf("step %d: %q: %v", i, buf.String(), err)
+		}
+		if line.Level != "WARN" || line.Msg != "receipt's TLV and text ids disagree" || line.Carrier != tt.carrier ||
+			line.TLV != "268435528" || line.Text != "268435529" || line.Unlogged != tt.unlogged {
+			t.Errorf("step %d: logged %+v, want a warning for %s with %d unlogged", i, line, tt.carrier, tt.unlogged)
+		}
+	}
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, md := range sm.Metrics {
+			if md.Name == "sluice_sender_receipt_id_disagreements_total" {
+				for _, dp := range md.Data.(metricdata.Sum[int64]).DataPoints {
+					c, _ := dp.Attributes.Value("carrier")
+					got[c.AsString()] = dp.Value
+				}
+			}
+		}
+	}
+	if got["a"] != 4 || got["b"] != 2 || len(got) != 2 {
+		t.Errorf("disagreements counted %v, want a: 4, b: 2", got)
+	}
+}
