@@ -7,6 +7,8 @@ import (
 	"time"
 
 	kgo "github.com/segmentio/kafka-go"
+
+	"github.com/sluice-sms/sluice/pkg/backoff"
 )
 
 // FollowPartition reads a partition from offset from on (kafka-go's
@@ -16,33 +18,26 @@ import (
 // record after the last one handed over.
 func FollowPartition(ctx context.Context, brokers []string, topic string, partition int, from int64, fn func(Message), log *slog.Logger) {
 	next := from
-	backoff := 500 * time.Millisecond
+	b := backoff.New(500*time.Millisecond, 10*time.Second)
 	for {
 		err := readPartition(ctx, brokers, topic, partition, &next, fn)
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn("reading a partition again", "topic", topic, "partition", partition, "err", err, "backoff", backoff)
+		wait := b.Next()
+		log.Warn("reading a partition again", "topic", topic, "partition", partition, "err", err, "backoff", wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 
 // readPartition hands fn the records from *next on until an error, moving
 // *next past each one.
 func readPartition(ctx context.Context, brokers []string, topic string, partition int, next *int64, fn func(Message)) error {
-	r := kgo.NewReader(kgo.ReaderConfig{
-		Brokers:   brokers,
-		Topic:     topic,
-		Partition: partition,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		MaxWait:   500 * time.Millisecond, // as Claim.Reader's
-	})
+	r := newPartitionReader(brokers, topic, partition)
 	defer r.Close()
 	if err := r.SetOffset(*next); err != nil {
 		return fmt.Errorf("read %s/%d: %w", topic, partition, err)
@@ -55,4 +50,91 @@ func readPartition(ctx context.Context, brokers []string, topic string, partitio
 		*next = m.Offset + 1
 		fn(m)
 	}
+}
+
+// ReadRange hands fn the records of a partition from offset from (FirstOffset,
+// or any offset before the first: from the first) up to the end the
+// partition had when ReadRange began, and returns that end. An error of fn
+// stops it and is returned as it is.
+func ReadRange(ctx context.Context, brokers []string, topic string, partition int, from int64, fn func(Message) error) (end int64, err error) {
+	s, err := WaitOffsets(ctx, brokers, topic, partition, nil)
+	if err != nil {
+		return 0, err
+	}
+	from = max(from, s.First)
+	if from >= s.Next {
+		return s.Next, nil
+	}
+	r := newPartitionReader(brokers, topic, partition)
+	defer r.Close()
+	if err := r.SetOffset(from); err != nil {
+		return 0, fmt.Errorf("read %s/%d: %w", topic, partition, err)
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("read %s/%d: %w", topic, partition, err)
+		}
+		if err := fn(m); err != nil {
+			return 0, err
+		}
+		// Compaction never removes a log's last record, so the one before
+		// the end is always read.
+		if m.Offset >= s.Next-1 {
+			return s.Next, nil
+		}
+	}
+}
+
+// Tail is FollowPartition that also calls caught, once, when the records the
+// partition held as it started have all been handed to fn (at once when it
+// held none), so that a caller can wait for a complete view before it acts
+// on it.
+func Tail(ctx context.Context, brokers []string, topic string, partition int, fn func(Message), caught func(), log *slog.Logger) {
+	s, err := WaitOffsets(ctx, brokers, topic, partition, log)
+	if err != nil {
+		return // ctx ended
+	}
+	behind := !s.Empty()
+	if !behind {
+		caught()
+	}
+	FollowPartition(ctx, brokers, topic, partition, s.First, func(m Message) {
+		fn(m)
+		if behind && m.Offset+1 >= s.Next {
+			behind = false
+			caught()
+		}
+	}, log)
+}
+
+// newPartitionReader reads one partition without a consumer group.
+func newPartitionReader(brokers []string, topic string, partition int) *kgo.Reader {
+	return kgo.NewReader(kgo.ReaderConfig{
+		Brokers:   brokers,
+		Topic:     topic,
+		Partition: partition,
+		MinBytes:  1,
+		MaxBytes:  16 << 20,
+		MaxWait:   500 * time.Millisecond, // as Claim.Reader's: an idle partition costs two fetches a second
+	})
+}
+
+// ReadAll returns every record topic holds now, partition by partition in
+// partition order.
+func ReadAll(ctx context.Context, brokers []string, topic string) ([]Message, error) {
+	n, err := PartitionCount(ctx, brokers, topic)
+	if err != nil {
+		return nil, err
+	}
+	var out []Message
+	for p := range n {
+		if _, err := ReadRange(ctx, brokers, topic, p, FirstOffset, func(m Message) error {
+			out = append(out, m)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

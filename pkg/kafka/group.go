@@ -13,6 +13,8 @@ import (
 	"time"
 
 	kgo "github.com/segmentio/kafka-go"
+
+	"github.com/sluice-sms/sluice/pkg/backoff"
 )
 
 // GroupConfig describes a consumer group.
@@ -241,20 +243,20 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 // up) is restarted from the last committed offsets after a backoff, so its
 // partition never sits unserved for the rest of the generation.
 func runClaim(ctx context.Context, c *Claim, work func(ctx context.Context, c *Claim) error, log *slog.Logger) {
-	backoff := 500 * time.Millisecond
+	b := backoff.New(500*time.Millisecond, 30*time.Second)
 	for {
 		err := work(ctx, c)
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		log.Error("partition worker failed; restarting it from the last commit", "err", err, "backoff", backoff)
+		wait := b.Next()
+		log.Error("partition worker failed; restarting it from the last commit", "err", err, "backoff", wait)
 		c.close()
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 
@@ -362,7 +364,7 @@ func processWithRetry(ctx context.Context, c *Claim, topic string, batch []Messa
 	// The batch is finished even when a stop is requested mid-way; only the end
 	// of the generation (someone else owns the partition now) abandons it.
 	work := context.WithoutCancel(ctx)
-	backoff := 100 * time.Millisecond
+	b := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		err := fn(work, topic, batch)
 		if err == nil {
@@ -374,9 +376,8 @@ func processWithRetry(ctx context.Context, c *Claim, topic string, batch []Messa
 			return errors.New("generation ended during retries")
 		case <-c.stopping:
 			return errors.New("stopped during retries; the batch will be replayed")
-		case <-time.After(backoff):
+		case <-time.After(b.Next()):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 	return c.Commit(topic, batch[len(batch)-1].Offset+1)
 }

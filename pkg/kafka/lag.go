@@ -105,11 +105,11 @@ func (m *LagMonitor) Lag(ctx context.Context) ([]PartitionLag, error) {
 	slices.Sort(topics)
 	topics = slices.Compact(topics)
 
-	partitions, err := m.partitions(ctx, topics)
+	partitions, err := topicPartitions(ctx, m.client, topics)
 	if err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
-	ends, err := m.ends(ctx, partitions)
+	ends, err := listOffsets(ctx, m.client, partitions)
 	if err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
@@ -140,11 +140,11 @@ func (m *LagMonitor) Lag(ctx context.Context) ([]PartitionLag, error) {
 				if !ok {
 					c = -1
 				}
-				lag := e.last - c
+				lag := e.Next - c
 				if c < 0 {
-					lag = e.last - e.first
+					lag = e.Next - e.First
 				}
-				out = append(out, PartitionLag{Group: g, Topic: t, Partition: p, Committed: c, End: e.last, Lag: max(lag, 0)})
+				out = append(out, PartitionLag{Group: g, Topic: t, Partition: p, Committed: c, End: e.Next, Lag: max(lag, 0)})
 			}
 		}
 	}
@@ -216,58 +216,6 @@ func (m *LagMonitor) discover(ctx context.Context, prefixes []string, groups map
 		groups[g] = slices.Compact(groups[g])
 	}
 	return errors.Join(errs...)
-}
-
-func (m *LagMonitor) partitions(ctx context.Context, topics []string) (map[string][]int, error) {
-	md, err := m.client.Metadata(ctx, &kgo.MetadataRequest{Topics: topics})
-	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
-	}
-	out := make(map[string][]int, len(md.Topics))
-	var errs []error
-	for _, t := range md.Topics {
-		if t.Error != nil {
-			errs = append(errs, fmt.Errorf("metadata of %s: %w", t.Name, t.Error))
-			continue
-		}
-		for _, p := range t.Partitions {
-			out[t.Name] = append(out[t.Name], p.ID)
-		}
-		slices.Sort(out[t.Name])
-	}
-	return out, errors.Join(errs...)
-}
-
-type topicPartition struct {
-	topic     string
-	partition int
-}
-
-type span struct{ first, last int64 }
-
-func (m *LagMonitor) ends(ctx context.Context, partitions map[string][]int) (map[topicPartition]span, error) {
-	req := &kgo.ListOffsetsRequest{Topics: map[string][]kgo.OffsetRequest{}}
-	for t, ps := range partitions {
-		for _, p := range ps {
-			req.Topics[t] = append(req.Topics[t], kgo.FirstOffsetOf(p), kgo.LastOffsetOf(p))
-		}
-	}
-	resp, err := m.client.ListOffsets(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("list offsets: %w", err)
-	}
-	out := map[topicPartition]span{}
-	var errs []error
-	for t, ps := range resp.Topics {
-		for _, p := range ps {
-			if p.Error != nil {
-				errs = append(errs, fmt.Errorf("offsets of %s/%d: %w", t, p.Partition, p.Error))
-				continue
-			}
-			out[topicPartition{t, p.Partition}] = span{first: p.FirstOffset, last: p.LastOffset}
-		}
-	}
-	return out, errors.Join(errs...)
 }
 
 // Register reports the lag on meter as sluice_kafka_consumer_lag{group,

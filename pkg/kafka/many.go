@@ -10,6 +10,8 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 	produceAPI "github.com/segmentio/kafka-go/protocol/produce"
+
+	"github.com/sluice-sms/sluice/pkg/backoff"
 )
 
 // ProduceMany writes msgs like Produce, but in one produce request per
@@ -22,7 +24,7 @@ import (
 // backoff, up to its attempts; nothing is returned before every record is
 // acknowledged by all in-sync replicas, or an error.
 func (p *Producer) ProduceMany(ctx context.Context, msgs ...Message) error {
-	backoff := p.w.WriteBackoffMin
+	wait := backoff.New(p.w.WriteBackoffMin, p.w.WriteBackoffMax)
 	for attempt := 1; len(msgs) > 0; attempt++ {
 		failed, err := p.produceOnce(ctx, msgs)
 		if err == nil {
@@ -35,9 +37,8 @@ func (p *Producer) ProduceMany(ctx context.Context, msgs ...Message) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("produce %d records: %w (after %w)", len(msgs), ctx.Err(), err)
-		case <-time.After(backoff):
+		case <-time.After(wait.Next()):
 		}
-		backoff = min(2*backoff, p.w.WriteBackoffMax)
 	}
 	return nil
 }

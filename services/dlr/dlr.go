@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-sms/sluice/pkg/analytics"
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -93,23 +94,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 // runAll runs the stages until ctx ends; a failing stage stops the others.
 func runAll(ctx context.Context, stages []func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(stages))
+	g, ctx := errgroup.WithContext(ctx)
 	for _, run := range stages {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(ctx); err != nil {
-				errs <- err
-				cancel()
-			}
-		}()
+		g.Go(func() error { return run(ctx) })
 	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return g.Wait()
 }
 
 // runAnalytics writes every sms.status event to ClickHouse, committing only

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -100,44 +99,9 @@ func (f *feed) dlr(d *sluicepb.RawDLR) kafka.Message {
 // readAll returns every record of topic, all partitions, up to their ends now.
 func readAll(ctx context.Context, t *testing.T, brokers []string, topic string) []kafka.Message {
 	t.Helper()
-	conn, err := kgo.DialContext(ctx, "tcp", brokers[0])
+	out, err := kafka.ReadAll(ctx, brokers, topic)
 	if err != nil {
 		t.Fatal(err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	_ = conn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []kafka.Message
-	for _, p := range parts {
-		pc, err := kgo.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		first, last, err := pc.ReadOffsets()
-		_ = pc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if last <= first {
-			continue
-		}
-		r := kgo.NewReader(kgo.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 100 * time.Millisecond})
-		if err := r.SetOffset(first); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			m, err := r.FetchMessage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, m)
-			if m.Offset >= last-1 {
-				break
-			}
-		}
-		_ = r.Close()
 	}
 	return out
 }
@@ -159,42 +123,16 @@ func statuses(ctx context.Context, t *testing.T, cfg config.Config) map[string][
 // drained tells whether group has committed every partition of topics up to
 // its end: everything it will ever publish for them is then published.
 func drained(ctx context.Context, brokers []string, group string, topics ...string) (bool, error) {
-	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}
-	req := &kgo.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
-	ends := map[string][]kgo.OffsetRequest{}
-	for _, topic := range topics {
-		n, err := kafka.PartitionCount(ctx, brokers, topic)
-		if err != nil {
-			return false, err
-		}
-		for p := range n {
-			req.Topics[topic] = append(req.Topics[topic], p)
-			ends[topic] = append(ends[topic], kgo.LastOffsetOf(p))
-		}
-	}
-	committed, err := client.OffsetFetch(ctx, req)
+	lm := kafka.NewLagMonitor(brokers, slog.New(slog.DiscardHandler))
+	lm.Watch(group, topics...)
+	lags, err := lm.Lag(ctx)
 	if err != nil {
 		return false, err
 	}
-	listed, err := client.ListOffsets(ctx, &kgo.ListOffsetsRequest{Topics: ends})
-	if err != nil {
-		return false, err
-	}
-	for topic, parts := range listed.Topics {
-		for _, p := range parts {
-			if p.Error != nil {
-				return false, p.Error
-			}
-			var at int64 = -1
-			for _, c := range committed.Topics[topic] {
-				if c.Partition == p.Partition {
-					at = c.CommittedOffset
-				}
-			}
-			// A partition never written has nothing to commit.
-			if p.LastOffset > 0 && at < p.LastOffset {
-				return false, nil
-			}
+	for _, l := range lags {
+		// A partition never written has nothing to commit.
+		if l.End > 0 && l.Committed < l.End {
+			return false, nil
 		}
 	}
 	return true, nil

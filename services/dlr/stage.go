@@ -2,10 +2,10 @@ package dlr
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/sluice-sms/sluice/pkg/backoff"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/service"
 )
@@ -157,27 +157,20 @@ func publish(ctx context.Context, env *service.Env, s *store, fn func(*txn) ([]k
 // every change this member made is acknowledged below it, and it is the
 // partition's only writer.
 func checkpointStore(ctx context.Context, brokers []string, s *store) error {
-	_, last, err := logOffsets(ctx, brokers, s.changelog, s.partition)
+	span, err := kafka.PartitionOffsets(ctx, brokers, s.changelog, s.partition)
 	if err != nil {
 		return err
 	}
-	return s.saveCheckpoint(last)
+	return s.saveCheckpoint(span.Next)
 }
 
 // retry runs fn until it succeeds or ctx ends, backing off.
 func retry(ctx context.Context, env *service.Env, what string, fn func() error) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := fn()
-		if err == nil {
-			return nil
-		}
+	err := backoff.Retry(ctx, 100*time.Millisecond, 5*time.Second, fn, func(err error) {
 		env.Log.Error("failed; retrying", "stage", what, "err", err)
-		select {
-		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("%s: stopped while retrying: %w", what, err), ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: stopped while retrying: %w", what, err)
 	}
+	return nil
 }

@@ -8,10 +8,8 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/cockroachdb/pebble"
-	kgo "github.com/segmentio/kafka-go"
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
 )
@@ -135,7 +133,7 @@ func be64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v))
 // the checkpoint it holds when that is still inside the log, else from the
 // log's start after wiping the partition's rows.
 func (s *store) restore(ctx context.Context, brokers []string) (replayed int, err error) {
-	first, last, err := logOffsets(ctx, brokers, s.changelog, s.partition)
+	span, err := kafka.PartitionOffsets(ctx, brokers, s.changelog, s.partition)
 	if err != nil {
 		return 0, err
 	}
@@ -143,19 +141,18 @@ func (s *store) restore(ctx context.Context, brokers []string) (replayed int, er
 	if err != nil {
 		return 0, err
 	}
-	if !ok || from < first || from > last {
+	if !ok || from < span.First || from > span.Next {
 		if err := s.db.db.DeleteRange(s.prefix, prefixEnd(s.prefix), pebble.NoSync); err != nil {
 			return 0, fmt.Errorf("wipe state %s/%d: %w", s.changelog, s.partition, err)
 		}
-		from, live = first, 0
+		from, live = span.First, 0
 	}
 	s.live.Store(live)
-	if from < last {
-		if replayed, err = s.replay(ctx, brokers, from, last); err != nil {
-			return replayed, err
-		}
+	end, replayed, err := s.replay(ctx, brokers, from)
+	if err != nil {
+		return replayed, err
 	}
-	return replayed, s.saveCheckpoint(last)
+	return replayed, s.saveCheckpoint(end)
 }
 
 func prefixEnd(prefix []byte) []byte {
@@ -169,44 +166,39 @@ func prefixEnd(prefix []byte) []byte {
 	return nil
 }
 
-func (s *store) replay(ctx context.Context, brokers []string, from, last int64) (int, error) {
-	r := kgo.NewReader(kgo.ReaderConfig{Brokers: brokers, Topic: s.changelog, Partition: s.partition, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	if err := r.SetOffset(from); err != nil {
-		return 0, fmt.Errorf("restore %s/%d: %w", s.changelog, s.partition, err)
-	}
-	n := 0
+// replay applies the changelog from offset from to its end, committing to
+// the store every 10,000 records, and returns the end it reached.
+func (s *store) replay(ctx context.Context, brokers []string, from int64) (end int64, n int, err error) {
 	t := s.begin()
 	defer func() { t.discard() }()
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			return n, fmt.Errorf("restore %s/%d: %w", s.changelog, s.partition, err)
+	end, err = kafka.ReadRange(ctx, brokers, s.changelog, s.partition, from, func(m kafka.Message) error {
+		if err := s.replayRecord(t, m); err != nil {
+			return fmt.Errorf("restore %s/%d@%d: %w", s.changelog, s.partition, m.Offset, err)
 		}
-		if m.Value == nil {
-			err = t.apply(string(m.Key), nil, 0, false)
-		} else {
-			var deadline int64
-			var live bool
-			if deadline, live, err = s.meta(m.Value); err == nil {
-				err = t.apply(string(m.Key), m.Value, deadline, live)
-			}
-		}
-		if err != nil {
-			return n, fmt.Errorf("restore %s/%d@%d: %w", s.changelog, s.partition, m.Offset, err)
-		}
-		n++
-		done := m.Offset >= last-1
-		if n%10000 == 0 || done {
+		if n++; n%10000 == 0 {
 			if err := t.commit(); err != nil {
-				return n, err
-			}
-			if done {
-				return n, nil
+				return err
 			}
 			t = s.begin()
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, n, err
 	}
+	return end, n, t.commit()
+}
+
+// replayRecord applies one changelog record: a row, or a tombstone.
+func (s *store) replayRecord(t *txn, m kafka.Message) error {
+	if m.Value == nil {
+		return t.apply(string(m.Key), nil, 0, false)
+	}
+	deadline, live, err := s.meta(m.Value)
+	if err != nil {
+		return err
+	}
+	return t.apply(string(m.Key), m.Value, deadline, live)
 }
 
 // checkpoint returns the changelog offset the store holds everything before,
@@ -235,20 +227,6 @@ func (s *store) saveCheckpoint(offset int64) error {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
 	return nil
-}
-
-// logOffsets returns the first and next offsets of a partition.
-func logOffsets(ctx context.Context, brokers []string, topic string, p int) (first, last int64, err error) {
-	conn, err := kgo.DialLeader(ctx, "tcp", brokers[0], topic, p)
-	if err != nil {
-		return 0, 0, fmt.Errorf("offsets of %s/%d: %w", topic, p, err)
-	}
-	defer conn.Close()
-	first, last, err = conn.ReadOffsets()
-	if err != nil {
-		return 0, 0, fmt.Errorf("offsets of %s/%d: %w", topic, p, err)
-	}
-	return first, last, nil
 }
 
 // txn is a batch of changes to a store: reads see its own writes; nothing

@@ -17,13 +17,13 @@ import (
 // total returns how many records topic holds.
 func total(b *testing.B, brokers []string, topic string) int64 {
 	b.Helper()
-	ranges, err := endOffsets(context.Background(), brokers, topic)
+	spans, err := kafka.TopicOffsets(context.Background(), brokers, topic)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var n int64
-	for _, r := range ranges {
-		n += r.end - r.first
+	for _, s := range spans {
+		n += s.Next - s.First
 	}
 	return n
 }

@@ -127,31 +127,9 @@ func records(t testing.TB, brokers []string, topic string) []kafka.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ranges, err := endOffsets(ctx, brokers, topic)
+	out, err := kafka.ReadAll(ctx, brokers, topic)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var out []kafka.Message
-	for p, pr := range ranges {
-		if pr.end <= pr.first {
-			continue
-		}
-		r := kgo.NewReader(kgo.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
-		if err := r.SetOffset(pr.first); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				_ = r.Close()
-				t.Fatalf("read %s/%d: %v", topic, p, err)
-			}
-			out = append(out, m)
-			if m.Offset+1 >= pr.end {
-				break
-			}
-		}
-		_ = r.Close()
 	}
 	return out
 }

@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	kgo "github.com/segmentio/kafka-go"
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
@@ -226,14 +223,14 @@ func (s *statusStore) size() int {
 // store until ctx ends. ready is closed once the store holds everything the
 // topic held when follow started.
 func (s *statusStore) follow(ctx context.Context, brokers []string, topic string, ready chan<- struct{}, log *slog.Logger) {
-	var targets map[int]partitionRange
+	var partitions int
 	for {
 		var err error
-		if targets, err = endOffsets(ctx, brokers, topic); err == nil {
+		if partitions, err = kafka.PartitionCount(ctx, brokers, topic); err == nil {
 			break
 		}
 		// A topic just created may not have its leaders in place yet.
-		log.Warn("status store: offsets not available yet; retrying", "topic", topic, "err", err)
+		log.Warn("status store: topic not available yet; retrying", "topic", topic, "err", err)
 		select {
 		case <-ctx.Done():
 			return
@@ -241,15 +238,17 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 		}
 	}
 	var remaining atomic.Int64
-	remaining.Store(int64(len(targets)))
+	remaining.Store(int64(partitions))
 	caughtUp := func() {
 		if remaining.Add(-1) == 0 {
 			close(ready)
 		}
 	}
 	var wg sync.WaitGroup
-	for p, t := range targets {
-		wg.Go(func() { s.followPartition(ctx, brokers, topic, p, t, caughtUp, log) })
+	for p := range partitions {
+		wg.Go(func() {
+			kafka.Tail(ctx, brokers, topic, p, func(m kafka.Message) { s.applyRecord(m.Key, m.Value) }, caughtUp, log)
+		})
 	}
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
@@ -263,55 +262,4 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 		}
 	}
 	wg.Wait()
-}
-
-// partitionRange is a partition's first offset and its end when the store
-// started.
-type partitionRange struct{ first, end int64 }
-
-func (s *statusStore) followPartition(ctx context.Context, brokers []string, topic string, partition int, t partitionRange, caughtUp func(), log *slog.Logger) {
-	behind := t.end > t.first
-	if !behind {
-		caughtUp()
-	}
-	kafka.FollowPartition(ctx, brokers, topic, partition, kgo.FirstOffset, func(m kafka.Message) {
-		s.applyRecord(m.Key, m.Value)
-		if behind && m.Offset+1 >= t.end {
-			behind = false
-			caughtUp()
-		}
-	}, log)
-}
-
-// endOffsets returns the offset range of every partition of topic.
-func endOffsets(ctx context.Context, brokers []string, topic string) (map[int]partitionRange, error) {
-	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}
-	md, err := client.Metadata(ctx, &kgo.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, fmt.Errorf("metadata %s: %w", topic, err)
-	}
-	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
-		return nil, fmt.Errorf("metadata %s: topic not found", topic)
-	}
-	var reqs []kgo.OffsetRequest
-	for _, p := range md.Topics[0].Partitions {
-		reqs = append(reqs, kgo.FirstOffsetOf(p.ID), kgo.LastOffsetOf(p.ID))
-	}
-	resp, err := client.ListOffsets(ctx, &kgo.ListOffsetsRequest{Topics: map[string][]kgo.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("list offsets %s: %w", topic, err)
-	}
-	out := map[int]partitionRange{}
-	var errs []error
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			errs = append(errs, fmt.Errorf("list offsets %s/%d: %w", topic, po.Partition, po.Error))
-			continue
-		}
-		out[po.Partition] = partitionRange{first: po.FirstOffset, end: po.LastOffset}
-	}
-	if len(out) != len(md.Topics[0].Partitions) {
-		errs = append(errs, fmt.Errorf("list offsets %s: %d of %d partitions answered", topic, len(out), len(md.Topics[0].Partitions)))
-	}
-	return out, errors.Join(errs...)
 }

@@ -141,17 +141,13 @@ func BenchmarkOTPBehindBacklog(b *testing.B) {
 
 // endTotal sums a topic's end offsets: the records it has.
 func endTotal(tb testing.TB, h *harness, topic string) int64 {
-	n, err := kafka.PartitionCount(context.Background(), h.cfg.Kafka.Brokers, topic)
+	spans, err := kafka.TopicOffsets(context.Background(), h.cfg.Kafka.Brokers, topic)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var total int64
-	for p := range n {
-		first, last, err := offsets(context.Background(), h.cfg.Kafka.Brokers, topic, p)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		total += last - first
+	for _, s := range spans {
+		total += s.Next - s.First
 	}
 	return total
 }
@@ -159,15 +155,12 @@ func endTotal(tb testing.TB, h *harness, topic string) int64 {
 // timeSpan returns the earliest and latest record timestamps of a topic,
 // from each partition's first and last record.
 func timeSpan(tb testing.TB, h *harness, topic string) (first, last time.Time) {
-	n, err := kafka.PartitionCount(context.Background(), h.cfg.Kafka.Brokers, topic)
+	spans, err := kafka.TopicOffsets(context.Background(), h.cfg.Kafka.Brokers, topic)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for p := range n {
-		lo, hi, err := offsets(context.Background(), h.cfg.Kafka.Brokers, topic, p)
-		if err != nil {
-			tb.Fatal(err)
-		}
+	for p, s := range spans {
+		lo, hi := s.First, s.Next
 		if hi == lo {
 			continue
 		}

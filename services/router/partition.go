@@ -2,17 +2,16 @@ package router
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-sms/sluice/pkg/backoff"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/telemetry"
@@ -101,21 +100,17 @@ func (r *router) runPartition(ctx context.Context, c *kafka.Claim) error {
 	}
 	// A partition that cannot be restored is retried, not dropped: the group
 	// would not hand it to anyone else until the next rebalance.
-	for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
-		err := p.restoreQuota(ctx)
-		if err == nil {
-			err = p.restoreSchedule(ctx)
+	err := backoff.Retry(ctx, time.Second, 30*time.Second, func() error {
+		if err := p.restoreQuota(ctx); err != nil {
+			return err
 		}
-		if err == nil {
-			break
-		}
+		return p.restoreSchedule(ctx)
+	}, func(err error) {
 		r.env.Log.Error("router partition not restored; retrying", "partition", c.Partition, "err", err)
 		p.held, p.quota, p.tat = newHolding(), map[string]*sluicepb.TenantState{}, map[string]time.Time{}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
+	})
+	if err != nil {
+		return err
 	}
 	p.countBacklog()
 	defer func() { r.metrics.backlog.Add(-p.counted) }()
@@ -125,7 +120,7 @@ func (r *router) runPartition(ctx context.Context, c *kafka.Claim) error {
 
 // restoreQuota reads this partition's quota changelog.
 func (p *partition) restoreQuota(ctx context.Context) error {
-	return readRange(ctx, p.r.env.Cfg.Kafka.Brokers, p.quotaTop, p.claim.Partition, kgo.FirstOffset, func(rec kafka.Message) error {
+	_, err := kafka.ReadRange(ctx, p.r.env.Cfg.Kafka.Brokers, p.quotaTop, p.claim.Partition, kafka.FirstOffset, func(rec kafka.Message) error {
 		if rec.Value == nil {
 			delete(p.quota, string(rec.Key))
 			return nil
@@ -140,6 +135,7 @@ func (p *partition) restoreQuota(ctx context.Context) error {
 		p.quota[st.Tenant] = &st
 		return nil
 	})
+	return err
 }
 
 // restoreSchedule reads the schedule from the committed offset (the first
@@ -149,7 +145,7 @@ func (p *partition) restoreSchedule(ctx context.Context) error {
 	rd := p.claim.Reader(p.sched)
 	from := rd.Offset()
 	p.schedPos = from
-	err := readRange(ctx, p.r.env.Cfg.Kafka.Brokers, p.sched, p.claim.Partition, from, func(rec kafka.Message) error {
+	_, err := kafka.ReadRange(ctx, p.r.env.Cfg.Kafka.Brokers, p.sched, p.claim.Partition, from, func(rec kafka.Message) error {
 		return p.readBack(rec)
 	})
 	if err != nil {
@@ -560,20 +556,11 @@ func (p *partition) flush(ctx context.Context, w *writes) error {
 // produce writes records, retrying until they are written or the partition
 // is no longer ours: the decisions behind them are already taken.
 func (p *partition) produce(ctx context.Context, recs []kafka.Message) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := p.r.env.Producer.Produce(context.WithoutCancel(ctx), recs...)
-		if err == nil {
-			return nil
-		}
+	return backoff.Retry(ctx, 100*time.Millisecond, 5*time.Second, func() error {
+		return p.r.env.Producer.Produce(context.WithoutCancel(ctx), recs...)
+	}, func(err error) {
 		p.r.env.Log.Error("router write failed; retrying", "partition", p.claim.Partition, "records", len(recs), "err", err)
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+	})
 }
 
 // commitSchedule moves the schedule's committed offset to the first entry

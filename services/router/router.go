@@ -7,14 +7,13 @@ package router
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -65,27 +64,27 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, reload <-ch
 	r := &router{env: env, metrics: m, tracer: env.Tel.Tracer(), now: time.Now, optOuts: newOptOuts(), health: newHealth()}
 	r.policy.Store(pol)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	// The first part to fail stops the others.
+	g, ctx := errgroup.WithContext(ctx)
 	run := func(name string, f func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			if err := f(); err != nil {
-				errs <- fmt.Errorf("%s: %w", name, err)
-				cancel()
+				return fmt.Errorf("%s: %w", name, err)
 			}
-		}()
+			return nil
+		})
 	}
 	brokers := cfg.Kafka.Brokers
 	optCaught, healthCaught := make(chan struct{}), make(chan struct{})
+	// Both are small compacted topics of one partition, followed through
+	// broker outages.
 	run("opt-out list", func() error {
-		return tail(ctx, brokers, env.Topic(schemas.TopicOptOut), r.optOuts.apply, optCaught, log)
+		kafka.Tail(ctx, brokers, env.Topic(schemas.TopicOptOut), 0, r.optOuts.apply, func() { close(optCaught) }, log)
+		return nil
 	})
 	run("carrier health", func() error {
-		return tail(ctx, brokers, env.Topic(schemas.TopicCarrierHealth), r.health.apply, healthCaught, log)
+		kafka.Tail(ctx, brokers, env.Topic(schemas.TopicCarrierHealth), 0, r.health.apply, func() { close(healthCaught) }, log)
+		return nil
 	})
 	// Decide only with the whole opt-out list and the carriers' state known.
 	for _, caught := range []chan struct{}{optCaught, healthCaught} {
@@ -115,13 +114,7 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, reload <-ch
 		env.Tel.SetReady(true)
 	}
 	<-ctx.Done()
-	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
-	return errors.Join(all...)
+	return g.Wait()
 }
 
 type router struct {

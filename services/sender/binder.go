@@ -3,10 +3,10 @@ package sender
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/sluice-sms/sluice/pkg/backoff"
 	"github.com/sluice-sms/sluice/pkg/smpp"
 )
 
@@ -89,25 +89,24 @@ func (b *binder) session(ctx context.Context) (*smpp.Session, error) {
 // run holds the bind until ctx ends, then unbinds within drain. The slot
 // ends ctx only after its in-flight submits are answered or abandoned.
 func (b *binder) run(ctx context.Context, drain time.Duration) {
-	backoff := bindBackoffMin
+	wait := backoff.New(bindBackoffMin, bindBackoffMax)
 	for ctx.Err() == nil {
 		s, err := smpp.Dial(ctx, b.cfg)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			wait := backoff/2 + rand.N(backoff)
-			b.log.Warn("bind failed", "addr", b.cfg.Addr, "retry_in", wait.String(), "err", err)
+			next := wait.Next()
+			b.log.Warn("bind failed", "addr", b.cfg.Addr, "retry_in", next.String(), "err", err)
 			b.set(nil, err.Error())
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(wait):
+			case <-time.After(next):
 			}
-			backoff = min(2*backoff, bindBackoffMax)
 			continue
 		}
-		backoff = bindBackoffMin
+		wait.Reset()
 		b.log.Info("bound", "addr", b.cfg.Addr)
 		b.onBind(true)
 		b.set(s, "")

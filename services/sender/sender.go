@@ -10,11 +10,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
@@ -83,21 +83,18 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	ce := &carrierEnv{prefix: cfg.Kafka.TopicPrefix, producer: env.Producer, tracer: env.Tel.Tracer(), m: m, now: time.Now}
 
-	var wg sync.WaitGroup
-	errs := make(chan error, len(cfg.Carriers))
+	// A carrier that fails does not stop the others: each has its own binds.
+	var g errgroup.Group
 	for _, c := range servedCarriers(cfg) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			if err := runCarrier(ctx, cfg, c, ce, env.Log.With("carrier", c.ID)); err != nil {
-				errs <- fmt.Errorf("carrier %s: %w", c.ID, err)
+				return fmt.Errorf("carrier %s: %w", c.ID, err)
 			}
-		}()
+			return nil
+		})
 	}
 	env.Tel.SetReady(true)
-	wg.Wait()
-	close(errs)
-	return <-errs // nil when every carrier stopped cleanly
+	return g.Wait() // nil when every carrier stopped cleanly
 }
 
 func servedCarriers(cfg config.Config) []config.Carrier {

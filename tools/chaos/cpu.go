@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // userHZ is the unit of /proc/<pid>/stat's CPU times: USER_HZ, 100 on
@@ -103,15 +104,11 @@ func (s *Stack) Profile(ctx context.Context, dir string, d time.Duration) error 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	errs := make(chan error, len(Services))
+	var g errgroup.Group
 	for _, name := range Services {
-		go func() { errs <- s.profile(ctx, name, filepath.Join(dir, name+".pprof"), d) }()
+		g.Go(func() error { return s.profile(ctx, name, filepath.Join(dir, name+".pprof"), d) })
 	}
-	var err error
-	for range Services {
-		err = errors.Join(err, <-errs)
-	}
-	return err
+	return g.Wait()
 }
 
 func (s *Stack) profile(ctx context.Context, name, path string, d time.Duration) error {

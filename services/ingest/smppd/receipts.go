@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-sms/sluice/pkg/backoff"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
@@ -171,7 +172,7 @@ func (r *receipts) deliverBatch(ctx context.Context, t *tenant, tr *tenantReceip
 // deliver retries d on the tenant's binds until one acknowledges it or ctx
 // ends (the last bind went away: another replica or a later bind takes over).
 func (r *receipts) deliver(ctx context.Context, t *tenant, tr *tenantReceipts, d *smpp.Deliver) {
-	backoff := 100 * time.Millisecond
+	wait := backoff.New(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
 		sessions := r.s.srv.Receivers(t.systemID)
 		if len(sessions) > 0 {
@@ -191,13 +192,7 @@ func (r *receipts) deliver(ctx context.Context, t *tenant, tr *tenantReceipts, d
 				r.s.log.Info("smpp receipt not acknowledged; retrying", "tenant", t.id, "err", err)
 			}
 		}
-		timer := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-		case <-timer.C:
-		}
-		timer.Stop()
-		backoff = min(backoff*2, 5*time.Second)
+		_ = wait.Wait(ctx) // ctx's end ends the loop
 	}
 }
 
