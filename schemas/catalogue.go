@@ -61,8 +61,15 @@ const (
 	// TopicOutboundRetry holds refused messages until their retry is due.
 	TopicOutboundRetry = "sluice.outbound." + CarrierPlaceholder + "." + LaneRetry
 
+	// Per-tenant templates, for tenants of the SMPP front door; build real
+	// names with SMPPReceiptsTopic and SMPPMOTopic.
+	TopicSMPPReceipts = "sluice.smpp." + TenantPlaceholder + ".receipts"
+	TopicSMPPMO       = "sluice.smpp." + TenantPlaceholder + ".mo"
+
 	// CarrierPlaceholder marks where a per-carrier template takes the carrier id.
 	CarrierPlaceholder = "{carrier}"
+	// TenantPlaceholder marks where a per-tenant template takes the tenant id.
+	TenantPlaceholder = "{tenant}"
 )
 
 // Priority lanes of a carrier's outbound topics, otp served first.
@@ -114,6 +121,16 @@ func OutboundTopic(prefix, carrier, lane string) string {
 	return prefix + "sluice.outbound." + carrier + "." + lane
 }
 
+// SMPPReceiptsTopic is the name of an SMPP tenant's receipts topic.
+func SMPPReceiptsTopic(prefix, tenant string) string {
+	return prefix + strings.ReplaceAll(TopicSMPPReceipts, TenantPlaceholder, tenant)
+}
+
+// SMPPMOTopic is the name of an SMPP tenant's mobile-originated topic.
+func SMPPMOTopic(prefix, tenant string) string {
+	return prefix + strings.ReplaceAll(TopicSMPPMO, TenantPlaceholder, tenant)
+}
+
 // Topic is one entry of the catalogue.
 type Topic struct {
 	Name        string // with "{carrier}" in a per-carrier template; prefixed once resolved
@@ -126,11 +143,13 @@ type Topic struct {
 	Retention   time.Duration // 0 on compacted topics
 	Public      bool
 	PerCarrier  bool
+	PerTenant   bool // a template expanded once per SMPP tenant
 	// SamePartitionsAs names the topic this one is co-partitioned with (it is
 	// read partition by partition alongside it), "" if none.
 	SamePartitionsAs string
 	Headers          []string // headers every record carries, if any
 	Carrier          string   // set by Resolve on per-carrier topics
+	Tenant           string   // set by Resolve on per-tenant topics
 }
 
 // Config returns the topic-level Kafka configuration to create it with.
@@ -159,10 +178,11 @@ func Catalogue() ([]Topic, error) {
 	return cloneTopics(topics), nil
 }
 
-// Resolve returns every topic to create for the given prefix and carriers:
-// the fixed ones prefixed, and each per-carrier template expanded once per
-// carrier with Binds partitions.
-func Resolve(prefix string, carriers []CarrierSlots) ([]Topic, error) {
+// Resolve returns every topic to create for the given prefix, carriers and
+// SMPP tenants: the fixed ones prefixed, each per-carrier template expanded
+// once per carrier with Binds partitions, and each per-tenant template once
+// per tenant.
+func Resolve(prefix string, carriers []CarrierSlots, tenants []string) ([]Topic, error) {
 	topics, err := parsedCatalogue()
 	if err != nil {
 		return nil, err
@@ -183,8 +203,23 @@ func Resolve(prefix string, carriers []CarrierSlots) ([]Topic, error) {
 			return nil, fmt.Errorf("carrier %s: binds must be at least 1, got %d", c.ID, c.Binds)
 		}
 	}
+	for _, id := range tenants {
+		if !validName.MatchString(id) || strings.Contains(id, ".") {
+			return nil, fmt.Errorf("tenant id %q: only letters, digits, '_' and '-' are allowed in topic names", id)
+		}
+	}
 	var out []Topic
 	for _, t := range cloneTopics(topics) {
+		if t.PerTenant {
+			for _, id := range tenants {
+				tt := t
+				tt.Name = prefix + strings.ReplaceAll(t.Name, TenantPlaceholder, id)
+				tt.Tenant = id
+				tt.Headers = slices.Clone(t.Headers)
+				out = append(out, tt)
+			}
+			continue
+		}
 		if !t.PerCarrier {
 			t.Name = TopicName(prefix, t.Name)
 			if t.SamePartitionsAs != "" {
@@ -232,6 +267,7 @@ type yamlTopic struct {
 	Name             string   `yaml:"name"`
 	Public           bool     `yaml:"public"`
 	PerCarrier       bool     `yaml:"per_carrier"`
+	PerTenant        bool     `yaml:"per_tenant"`
 	Key              string   `yaml:"key"`
 	Format           string   `yaml:"format"`
 	Value            string   `yaml:"value"`
@@ -289,14 +325,17 @@ func (y yamlTopic) topic() (Topic, error) {
 	t := Topic{
 		Name: y.Name, Key: y.Key, Format: y.Format, Value: y.Value, Cleanup: y.Cleanup,
 		Description: strings.TrimSpace(y.Description), Partitions: y.Partitions,
-		Public: y.Public, PerCarrier: y.PerCarrier, SamePartitionsAs: y.SamePartitionsAs,
+		Public: y.Public, PerCarrier: y.PerCarrier, PerTenant: y.PerTenant, SamePartitionsAs: y.SamePartitionsAs,
 		Headers: y.Headers,
 	}
-	if !validName.MatchString(strings.ReplaceAll(y.Name, CarrierPlaceholder, "c")) {
+	if !validName.MatchString(strings.NewReplacer(CarrierPlaceholder, "c", TenantPlaceholder, "t").Replace(y.Name)) {
 		return t, errors.New("invalid name")
 	}
 	if y.PerCarrier != strings.Contains(y.Name, CarrierPlaceholder) {
 		return t, fmt.Errorf("per_carrier must be set exactly when the name contains %s", CarrierPlaceholder)
+	}
+	if y.PerTenant != strings.Contains(y.Name, TenantPlaceholder) || y.PerTenant && y.PerCarrier {
+		return t, fmt.Errorf("per_tenant must be set exactly when the name contains %s, and not with per_carrier", TenantPlaceholder)
 	}
 	if y.Key == "" || t.Description == "" {
 		return t, errors.New("key and description are required")

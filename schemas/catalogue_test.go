@@ -21,7 +21,7 @@ func TestCatalogueParses(t *testing.T) {
 		TopicRouterOTP, TopicRouterBulk, TopicRouterSched, TopicRouterQuota, TopicOptOut,
 		TopicDLRRaw, TopicDLRPending, TopicDLROutcomes, TopicDLRPartial, TopicOutboundOTP, TopicOutboundBulk,
 		TopicOutboundRetry, TopicMO, TopicCarrierHealth,
-		TopicDLRUnmatched, TopicWebhookRetry}
+		TopicDLRUnmatched, TopicWebhookRetry, TopicSMPPReceipts, TopicSMPPMO}
 	for _, name := range fixed {
 		if _, ok := byName[name]; !ok {
 			t.Errorf("constant %q is not in the catalogue", name)
@@ -57,7 +57,7 @@ func TestCatalogueParses(t *testing.T) {
 // The dlr service joins these topics partition by partition: their counts
 // must match, and the compacted state topics must follow their inputs.
 func TestCoPartitioned(t *testing.T) {
-	topics, err := Resolve("p.", []CarrierSlots{{ID: "sim-a", Binds: 4}})
+	topics, err := Resolve("p.", []CarrierSlots{{ID: "sim-a", Binds: 4}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestCoPartitioned(t *testing.T) {
 }
 
 func TestResolveExpandsTemplates(t *testing.T) {
-	topics, err := Resolve("prod.", []CarrierSlots{{ID: "sim-a", Binds: 4}, {ID: "sim_b", Binds: 1}})
+	topics, err := Resolve("prod.", []CarrierSlots{{ID: "sim-a", Binds: 4}, {ID: "sim_b", Binds: 1}}, []string{"acme", "globex"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +112,13 @@ func TestResolveExpandsTemplates(t *testing.T) {
 	}{
 		{"sim-a", LaneOTP, 4}, {"sim-a", LaneBulk, 4}, {"sim_b", LaneOTP, 1}, {"sim_b", LaneBulk, 1},
 	}
+	for _, tenant := range []string{"acme", "globex"} {
+		for _, name := range []string{SMPPReceiptsTopic("prod.", tenant), SMPPMOTopic("prod.", tenant)} {
+			if tp, ok := got[name]; !ok || tp.Tenant != tenant || !tp.PerTenant || tp.Partitions != 3 {
+				t.Errorf("%s: %+v, want tenant %s's topic of 3 partitions", name, tp, tenant)
+			}
+		}
+	}
 	for _, tt := range tests {
 		name := OutboundTopic("prod.", tt.carrier, tt.lane)
 		tp, ok := got[name]
@@ -127,14 +134,17 @@ func TestResolveExpandsTemplates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	perCarrier := 0
+	perCarrier, perTenant := 0, 0
 	for _, tp := range all {
 		if tp.PerCarrier {
 			perCarrier++
 		}
+		if tp.PerTenant {
+			perTenant++
+		}
 	}
-	// Two carriers: every per-carrier template twice.
-	if want := len(all) + perCarrier; len(topics) != want {
+	// Two carriers and two tenants: every template twice.
+	if want := len(all) + perCarrier + perTenant; len(topics) != want {
 		t.Errorf("resolved %d topics, want %d", len(topics), want)
 	}
 	if _, ok := got[TopicName("prod.", TopicStatus)]; !ok {
@@ -147,17 +157,20 @@ func TestResolveRejects(t *testing.T) {
 		name     string
 		prefix   string
 		carriers []CarrierSlots
+		tenants  []string
 	}{
-		{"no binds", "", []CarrierSlots{{ID: "a", Binds: 0}}},
-		{"dot in carrier", "", []CarrierSlots{{ID: "a.b", Binds: 1}}},
-		{"space in carrier", "", []CarrierSlots{{ID: "a b", Binds: 1}}},
-		{"duplicate carrier", "", []CarrierSlots{{ID: "a", Binds: 1}, {ID: "a", Binds: 2}}},
-		{"bad prefix", "a/b.", nil},
-		{"too long", strings.Repeat("x", 240), nil},
+		{"no binds", "", []CarrierSlots{{ID: "a", Binds: 0}}, nil},
+		{"dot in carrier", "", []CarrierSlots{{ID: "a.b", Binds: 1}}, nil},
+		{"space in carrier", "", []CarrierSlots{{ID: "a b", Binds: 1}}, nil},
+		{"duplicate carrier", "", []CarrierSlots{{ID: "a", Binds: 1}, {ID: "a", Binds: 2}}, nil},
+		{"bad prefix", "a/b.", nil, nil},
+		{"too long", strings.Repeat("x", 240), nil, nil},
+		{"dot in tenant", "", nil, []string{"a.b"}},
+		{"slash in tenant", "", nil, []string{"a/b"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := Resolve(tt.prefix, tt.carriers); err == nil {
+			if _, err := Resolve(tt.prefix, tt.carriers, tt.tenants); err == nil {
 				t.Error("no error")
 			}
 		})

@@ -165,6 +165,7 @@ func TestParseErrors(t *testing.T) {
 		{"prefix without plus", strings.Replace(sample, `"+44"`, `"44"`, 1), secret, `must start with '+'`},
 		{"bad api key hash", strings.Replace(sample, "9f86d08", "zz86d08", 1), secret, "not a hex SHA-256"},
 		{"duplicate tenant", "tenants: [{id: a}, {id: a}]", nil, `"a" is declared twice`},
+		{"smpp tenant id with dot", "tenants: [{id: a.b, smpp_system_id: ab}]", nil, "a tenant of the SMPP front door names topics"},
 		{"carrier id with dot", "carriers: [{id: a.b, host: h, port: 1, binds: 1, tps: 1, window: 1}]", nil, "may not contain"},
 		{"dlr zero retention", "dlr: {retention: 0s}", nil, "retention, unmatched_after and sweep_interval must be positive"},
 		{"unknown long_messages", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, long_messages: udp}]", nil, `long_messages "udp"`},

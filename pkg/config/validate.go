@@ -37,6 +37,8 @@ func (c Config) Validate() error {
 			add("tenants[%d].id: required", i)
 		case tenants[t.ID]:
 			add("tenants[%d].id: %q is declared twice", i, t.ID)
+		case t.SMPPSystemID != "" && !topicSafe(t.ID):
+			add("tenants[%d].id: %q: a tenant of the SMPP front door names topics: only letters, digits, '_' and '-'", i, t.ID)
 		}
 		tenants[t.ID] = true
 		for j, h := range t.APIKeySHA256 {
@@ -136,4 +138,14 @@ func (c Config) Carrier(id string) (Carrier, bool) {
 		}
 	}
 	return Carrier{}, false
+}
+
+// topicSafe says whether id may stand in a Kafka topic name between dots.
+func topicSafe(id string) bool {
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return id != ""
 }

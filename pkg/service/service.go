@@ -109,7 +109,13 @@ func CreateTopics(ctx context.Context, cfg config.Config) error {
 	for i, c := range cfg.Carriers {
 		slots[i] = schemas.CarrierSlots{ID: c.ID, Binds: c.Binds}
 	}
-	topics, err := schemas.Resolve(cfg.Kafka.TopicPrefix, slots)
+	var tenants []string
+	for _, t := range cfg.Tenants {
+		if t.SMPPSystemID != "" {
+			tenants = append(tenants, t.ID)
+		}
+	}
+	topics, err := schemas.Resolve(cfg.Kafka.TopicPrefix, slots, tenants)
 	if err != nil {
 		return fmt.Errorf("topic catalogue: %w", err)
 	}

@@ -87,6 +87,7 @@ func serveSMPP(ctx context.Context, in *intake, cfg config.Config, ready func(ad
 		Brokers:     cfg.Kafka.Brokers,
 		TopicPrefix: cfg.Kafka.TopicPrefix,
 		Intake:      in,
+		Producer:    in.env.Producer,
 		Logger:      in.env.Log.With("front_door", frontSMPP),
 		TLS:         tc,
 	})

@@ -686,3 +686,111 @@ func TestSMPPMOToTenantNumbers(t *testing.T) {
 		delete(want, txt)
 	}
 }
+
+// TestSMPPBindGroupReadsOnlyItsTenant: the fan-out copies each SMPP tenant's
+// receipts, once, to the tenant's own topic, so that the group behind a
+// tenant's binds reads that tenant's records and nothing else: with acme,
+// globex and an HTTP-only tenant all busy, acme's group reads (and commits)
+// exactly acme's three receipts, and never touches sms.status.
+func TestSMPPBindGroupReadsOnlyItsTenant(t *testing.T) {
+	cfg := smppConfig(t)
+	addr := startSMPP(t, cfg)
+	ctx := smppCtx(t)
+	var mu sync.Mutex
+	got := map[string][]string{} // system_id → receipted ids
+	receiver := func(systemID, password string) *smpp.Session {
+		s, err := bindSMPP(t, addr, systemID, password, smpp.BindTransceiver, func(_ context.Context, d *smpp.Deliver) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got[systemID] = append(got[systemID], strings.TrimSuffix(string(d.TLVs[smpp.TagReceiptedMessageID]), "\x00"))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	acme, globex := receiver("acme", "secret1"), receiver("globex", "secret2")
+	submit := func(s *smpp.Session, rd uint8) string {
+		r, err := s.Submit(ctx, &smpp.SubmitSM{SourceAddr: "ACME", DestAddr: "447700900123", DestTON: 1, ShortMessage: []byte("hello"), RegisteredDelivery: rd})
+		if err != nil || r.Status != 0 {
+			t.Fatalf("submit: %+v, %v", r, err)
+		}
+		return r.MessageID
+	}
+	var acmeIDs, finals []string
+	for range 3 {
+		acmeIDs = append(acmeIDs, submit(acme, 1))
+	}
+	finals = append(finals, acmeIDs...)
+	finals = append(finals, submit(acme, 0), submit(globex, 1), submit(globex, 1))
+	var recs []kafka.Message
+	for _, id := range finals {
+		recs = append(recs, finalStatus(t, cfg, id, message.StatusDelivered))
+	}
+	// A tenant without SMPP, even one whose status looks like an SMPP one's.
+	other := message.Status{EventID: message.EventID("m-slow", message.StatusDelivered), MessageID: "m-slow", Tenant: "slow",
+		Status: message.StatusDelivered, EventTime: time.Now().UTC(), Metadata: map[string]string{smppd.MetaRegisteredDelivery: "1"}}
+	v, err := other.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = append(recs, kafka.Message{Topic: cfg.Kafka.TopicPrefix + schemas.TopicStatus, Key: []byte("m-slow"), Value: v})
+	produceWhenReady(t, cfg.Kafka.Brokers, recs...)
+
+	for {
+		mu.Lock()
+		done := len(got["acme"]) >= 3 && len(got["globex"]) >= 2
+		mu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("receipts: %v, want acme's 3 and globex's 2", got)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	mu.Lock()
+	if a := slices.Sorted(slices.Values(got["acme"])); !slices.Equal(slices.Compact(a), slices.Sorted(slices.Values(acmeIDs))) {
+		t.Errorf("acme's binds got receipts of %v, want %v", a, acmeIDs)
+	}
+	mu.Unlock()
+
+	topic := schemas.SMPPReceiptsTopic(cfg.Kafka.TopicPrefix, "acme")
+	copies, err := kafka.ReadAll(ctx, cfg.Kafka.Brokers, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range copies {
+		var st message.Status
+		if err := json.Unmarshal(rec.Value, &st); err != nil || st.Tenant != "acme" || !slices.Contains(acmeIDs, st.MessageID) {
+			t.Errorf("%s holds %s (%v), not one of acme's receipts", topic, rec.Value, err)
+		}
+	}
+	group := cfg.Kafka.TopicPrefix + smppd.ReceiptGroupPrefix + "acme"
+	lm := kafka.NewLagMonitor(cfg.Kafka.Brokers, nil)
+	lm.Watch(group, topic, cfg.Kafka.TopicPrefix+schemas.TopicStatus)
+	for {
+		lags, err := lm.Lag(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var read int64
+		for _, l := range lags {
+			if l.Topic != topic && l.Committed >= 0 {
+				t.Fatalf("acme's group committed %s/%d: it reads its own topic only", l.Topic, l.Partition)
+			}
+			read += max(l.Committed, 0)
+		}
+		if read == int64(len(copies)) && len(copies) >= 3 {
+			t.Logf("acme's group read %d records; sms.status holds %d", read, len(records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicStatus)))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("acme's group committed %d records of %d in %s", read, len(copies), topic)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

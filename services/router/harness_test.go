@@ -275,7 +275,7 @@ func createTopics(t testing.TB, cfg config.Config, partitions int) {
 	for i, c := range cfg.Carriers {
 		slots[i] = schemas.CarrierSlots{ID: c.ID, Binds: c.Binds}
 	}
-	topics, err := schemas.Resolve(cfg.Kafka.TopicPrefix, slots)
+	topics, err := schemas.Resolve(cfg.Kafka.TopicPrefix, slots, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

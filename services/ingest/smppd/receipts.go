@@ -109,19 +109,18 @@ func (r *receipts) wait() {
 func (r *receipts) run(ctx context.Context, t *tenant, tr *tenantReceipts) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		r.runGroup(ctx, t, tr, ReceiptGroupPrefix, schemas.TopicStatus, func(v []byte) (*smpp.Deliver, bool) { return receiptOf(t.id, v) })
+		r.runGroup(ctx, t, tr, ReceiptGroupPrefix, schemas.SMPPReceiptsTopic(r.s.cfg.TopicPrefix, t.id), func(v []byte) (*smpp.Deliver, bool) { return receiptOf(t.id, v) })
 	})
 	if len(t.moNumbers) > 0 {
-		wg.Go(func() { r.runGroup(ctx, t, tr, MOGroupPrefix, schemas.TopicMO, t.moOf) })
+		wg.Go(func() { r.runGroup(ctx, t, tr, MOGroupPrefix, schemas.SMPPMOTopic(r.s.cfg.TopicPrefix, t.id), t.moOf) })
 	}
 	wg.Wait()
 }
 
-// runGroup delivers what deliverable finds in topic to the tenant's binds,
-// as a member of the tenant's group on it.
-func (r *receipts) runGroup(ctx context.Context, t *tenant, tr *tenantReceipts, groupPrefix, topicName string, deliverable func([]byte) (*smpp.Deliver, bool)) {
+// runGroup delivers what deliverable finds in topic (the tenant's own, see
+// fanOut) to the tenant's binds, as a member of the tenant's group on it.
+func (r *receipts) runGroup(ctx context.Context, t *tenant, tr *tenantReceipts, groupPrefix, topic string, deliverable func([]byte) (*smpp.Deliver, bool)) {
 	s := r.s
-	topic := s.cfg.TopicPrefix + topicName
 	log := s.log.With("tenant", t.id, "topic", topic)
 	err := kafka.RunGroup(ctx, kafka.GroupConfig{
 		Brokers: s.cfg.Brokers,
@@ -217,8 +216,7 @@ func receiptOf(tenant string, value []byte) (*smpp.Deliver, bool) {
 	if json.Unmarshal(value, &st) != nil || st.Tenant != tenant || !message.IsFinal(st.Status) {
 		return nil, false
 	}
-	rd := st.Metadata[MetaRegisteredDelivery]
-	if rd != "1" && !(rd == "2" && st.Status != message.StatusDelivered) {
+	if !wantsReceipt(st.Metadata[MetaRegisteredDelivery], st.Status) {
 		return nil, false
 	}
 	sm, ok := stats[st.Status]
@@ -249,6 +247,13 @@ func receiptOf(tenant string, value []byte) (*smpp.Deliver, bool) {
 			smpp.TagMessageState:       {sm.state},
 		},
 	}, true
+}
+
+// wantsReceipt says whether a message submitted with registered_delivery rd
+// ("" when not over SMPP) asked for a receipt of its final status: always
+// (1), or on failure only (2).
+func wantsReceipt(rd, status string) bool {
+	return rd == "1" || rd == "2" && status != message.StatusDelivered
 }
 
 // moOf returns the deliver_sm of a sluice.mo record sent to one of the

@@ -59,7 +59,9 @@ type Config struct {
 	Brokers     []string
 	TopicPrefix string
 	Intake      Intake
-	Logger      *slog.Logger
+	// Producer writes the fan-out's copies to the tenants' topics.
+	Producer Producer
+	Logger   *slog.Logger
 	// ReassemblyTimeout bounds how long the parts of a long message wait for
 	// the rest; default 30s.
 	ReassemblyTimeout time.Duration
@@ -97,6 +99,9 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Producer == nil && len(cfg.Brokers) > 0 {
+		return nil, errors.New("smppd: a Producer is required with Brokers (the fan-out of receipts and MO)")
 	}
 	if cfg.ReassemblyTimeout <= 0 {
 		cfg.ReassemblyTimeout = 30 * time.Second
@@ -159,25 +164,49 @@ func New(cfg Config) (*Server, error) {
 // Serve accepts ESMEs on ln until ctx ends, then unbinds them and waits for
 // everything it started.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	fanned := make(chan error, 1)
+	go func() {
+		err := s.runFanOut(ctx)
+		stop() // without the fan-out no receipt reaches a bind: close the door
+		fanned <- err
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 	var err error
+	served := false
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+		served = true
 	}
+	stop()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	cerr := s.srv.Close(cctx)
 	s.receipts.wait()
 	s.asm.close()
-	if err == nil {
+	if !served {
 		err = <-errc
 	}
 	if errors.Is(err, smpp.ErrServerClosed) {
 		err = nil
 	}
-	return errors.Join(err, cerr)
+	ferr := <-fanned
+	if errors.Is(ferr, context.Canceled) {
+		ferr = nil
+	}
+	return errors.Join(err, cerr, ferr)
+}
+
+// runFanOut runs the fan-out of the tenants' receipts and MO until ctx ends.
+func (s *Server) runFanOut(ctx context.Context) error {
+	if len(s.tenants) == 0 || len(s.cfg.Brokers) == 0 {
+		<-ctx.Done() // nothing to fan out, or no Kafka (unit tests of binds and submits)
+		return nil
+	}
+	return newFanOut(s.cfg.TopicPrefix, s.tenants, s.cfg.Producer).run(ctx, s.cfg.Brokers)
 }
 
 // bind authenticates an ESME: the password's SHA-256 against the tenant's in
