@@ -47,6 +47,10 @@ type ClickHouse struct {
 	Password      string        `yaml:"password" secret:"true"`
 	BatchSize     int           `yaml:"batch_size"`
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// RetentionMonths is how many months of analytics the monthly-partitioned
+	// tables keep before the dlr drops their partitions (ClickHouse 18.16 has
+	// no TTL); 0 keeps them forever, as a table without TTL does.
+	RetentionMonths int `yaml:"retention_months"`
 }
 
 // Ingest is the front door.

@@ -52,7 +52,8 @@ func TestParseSample(t *testing.T) {
 		t.Errorf("kafka = %+v", cfg.Kafka)
 	}
 	// Defaults fill what the file leaves out.
-	if cfg.ClickHouse.Database != "sluice" || cfg.Ingest.HTTPAddr != ":8080" || cfg.DLR.AdminAddr != ":9104" {
+	if cfg.ClickHouse.Database != "sluice" || cfg.Ingest.HTTPAddr != ":8080" || cfg.DLR.AdminAddr != ":9104" ||
+		cfg.ClickHouse.RetentionMonths != 0 {
 		t.Errorf("defaults not applied: %+v %+v", cfg.ClickHouse, cfg.Ingest)
 	}
 	if cfg.Routes[0].Carriers[1].Weight != 30 || cfg.Routes[0].Failover[0] != "sim-b" {
@@ -131,18 +132,20 @@ func TestReceiptIDForms(t *testing.T) {
 
 func TestEnvOverrides(t *testing.T) {
 	cfg, err := Parse([]byte(sample), env(map[string]string{
-		"SIM_A_PASSWORD":               "x",
-		"SLUICE_KAFKA_BROKERS":         "a:1, b:2",
-		"SLUICE_KAFKA_BATCH_TIMEOUT":   "20ms",
-		"SLUICE_CLICKHOUSE_ADDR":       "ch:9000",
-		"SLUICE_CLICKHOUSE_BATCH_SIZE": "500",
-		"SLUICE_KAFKA_CREATE_TOPICS":   "false",
+		"SIM_A_PASSWORD":                     "x",
+		"SLUICE_KAFKA_BROKERS":               "a:1, b:2",
+		"SLUICE_KAFKA_BATCH_TIMEOUT":         "20ms",
+		"SLUICE_CLICKHOUSE_ADDR":             "ch:9000",
+		"SLUICE_CLICKHOUSE_BATCH_SIZE":       "500",
+		"SLUICE_KAFKA_CREATE_TOPICS":         "false",
+		"SLUICE_CLICKHOUSE_RETENTION_MONTHS": "13",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(cfg.Kafka.Brokers) != "[a:1 b:2]" || cfg.Kafka.BatchTimeout != 20*time.Millisecond ||
-		cfg.ClickHouse.Addr != "ch:9000" || cfg.ClickHouse.BatchSize != 500 || cfg.Kafka.CreateTopics {
+		cfg.ClickHouse.Addr != "ch:9000" || cfg.ClickHouse.BatchSize != 500 || cfg.Kafka.CreateTopics ||
+		cfg.ClickHouse.RetentionMonths != 13 {
 		t.Errorf("overrides not applied: %+v %+v", cfg.Kafka, cfg.ClickHouse)
 	}
 }
@@ -167,6 +170,8 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate tenant", "tenants: [{id: a}, {id: a}]", nil, `"a" is declared twice`},
 		{"smpp tenant id with dot", "tenants: [{id: a.b, smpp_system_id: ab}]", nil, "a tenant of the SMPP front door names topics"},
 		{"carrier id with dot", "carriers: [{id: a.b, host: h, port: 1, binds: 1, tps: 1, window: 1}]", nil, "may not contain"},
+		{"negative clickhouse retention", "clickhouse: {retention_months: -1}", nil, "clickhouse.retention_months: -1 is negative"},
+		{"clickhouse retention as a duration", "clickhouse: {retention_months: 90d}", nil, "parse"},
 		{"dlr zero retention", "dlr: {retention: 0s}", nil, "retention, unmatched_after and sweep_interval must be positive"},
 		{"unknown long_messages", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, long_messages: udp}]", nil, `long_messages "udp"`},
 		{"unknown receipt_ids", "carriers: [{id: a, host: h, port: 1, binds: 1, tps: 1, window: 1, receipt_ids: octal}]", nil, `receipt_ids "octal"`},

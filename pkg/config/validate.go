@@ -20,6 +20,9 @@ func (c Config) Validate() error {
 	if c.ClickHouse.BatchSize < 1 {
 		add("clickhouse.batch_size: must be at least 1")
 	}
+	if c.ClickHouse.RetentionMonths < 0 {
+		add("clickhouse.retention_months: %d is negative; want 0 (keep forever) or the months to keep", c.ClickHouse.RetentionMonths)
+	}
 	if c.DLR.Retention <= 0 || c.DLR.UnmatchedAfter <= 0 || c.DLR.SweepInterval <= 0 || c.DLR.Grace < 0 {
 		add("dlr: retention, unmatched_after and sweep_interval must be positive, grace not negative")
 	}

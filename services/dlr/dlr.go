@@ -105,7 +105,8 @@ func runAll(ctx context.Context, stages []func(context.Context) error) error {
 // what ClickHouse has taken. The partitions' batches are pooled into one
 // insert of up to clickhouse.batch_size rows, or what came within
 // clickhouse.flush_interval. While ClickHouse is away the insert is retried
-// and the topic holds the rest.
+// and the topic holds the rest. On the same connection, the retention job
+// drops months older than clickhouse.retention_months.
 func runAnalytics(ctx context.Context, env *service.Env, m *metrics) error {
 	ch := env.Cfg.ClickHouse
 	// ClickHouse may be away at start too: correlation goes on meanwhile,
@@ -127,6 +128,8 @@ func runAnalytics(ctx context.Context, env *service.Env, m *metrics) error {
 		return err
 	}
 	defer conn.Close()
+	stopRetention := startRetention(ctx, env, conn, m.retention)
+	defer stopRetention()
 	w := analytics.NewWriter(conn, ch.Database)
 	// The pool outlives the consumers: on a stop they finish the batches in
 	// hand, which need it.

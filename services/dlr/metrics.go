@@ -15,6 +15,8 @@ type metrics struct {
 	rows     metric.Int64Counter     // status events written to ClickHouse
 	lag      metric.Float64Histogram // age of a batch's oldest record when ClickHouse took it
 	webhooks metric.Int64Counter     // webhook attempts, by result: ok, failed, abandoned
+
+	retention retentionMetrics // the analytics retention job's
 }
 
 func newMetrics(meter metric.Meter, db *stateDB) (*metrics, error) {
@@ -37,6 +39,9 @@ func newMetrics(meter metric.Meter, db *stateDB) (*metrics, error) {
 	}
 	if m.webhooks, err = meter.Int64Counter("sluice_dlr_webhook_deliveries", metric.WithDescription("Webhook delivery attempts by result")); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if m.retention, err = newRetentionMetrics(meter); err != nil {
+		return nil, err
 	}
 	_, err = meter.Int64ObservableGauge("sluice_dlr_pending", metric.WithDescription("Submits and receipts waiting for their other half, and long messages waiting for segments"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
