@@ -46,9 +46,27 @@ type Claim struct {
 // finish what it holds, commit it and return.
 func (c *Claim) Stopping() <-chan struct{} { return c.stopping }
 
-// Reader returns the claim's reader of topic, positioned at the group's
-// committed offset.
-func (c *Claim) Reader(topic string) *kgo.Reader {
+// Fetch returns the claim's next record of topic, waiting until one comes;
+// its error is ctx's when ctx ends.
+func (c *Claim) Fetch(ctx context.Context, topic string) (Message, error) {
+	return c.reader(topic).FetchMessage(ctx)
+}
+
+// Offset is the offset of the record Fetch of topic returns next: the
+// group's committed offset until the claim reads or seeks.
+func (c *Claim) Offset(topic string) int64 { return c.reader(topic).Offset() }
+
+// Seek makes Fetch of topic go on from offset.
+func (c *Claim) Seek(topic string, offset int64) error {
+	if err := c.reader(topic).SetOffset(offset); err != nil {
+		return fmt.Errorf("seek %s/%d@%d: %w", topic, c.Partition, offset, err)
+	}
+	return nil
+}
+
+// reader returns the claim's reader of topic, opening it at the group's
+// committed offset (or where the claim last committed) the first time.
+func (c *Claim) reader(topic string) *kgo.Reader {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r, ok := c.readers[topic]; ok {
@@ -75,14 +93,21 @@ func (c *Claim) Reader(topic string) *kgo.Reader {
 }
 
 // FetchBatch returns up to opt.Max records of topic: it waits at most wait
-// for the first one, then at most opt.Linger for more.
+// for the first one, then at most opt.Linger for more. Nothing within wait
+// is an empty batch and no error; an error is ctx's end or a failed reader.
 func (c *Claim) FetchBatch(ctx context.Context, topic string, wait time.Duration, opt BatchOptions) ([]Message, error) {
-	r := c.Reader(topic)
+	r := c.reader(topic)
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	first, err := r.FetchMessage(wctx)
 	cancel()
-	if err != nil {
-		return nil, err
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, nil // nothing yet
+	default:
+		return nil, fmt.Errorf("fetch %s/%d: %w", topic, c.Partition, err)
 	}
 	batch := []Message{first}
 	lctx, cancel := context.WithTimeout(ctx, opt.Linger)
@@ -346,6 +371,9 @@ func ConsumeClaims(ctx context.Context, cfg GroupConfig, opt BatchOptions, open 
 			for _, topic := range cfg.Topics {
 				batch, err := c.FetchBatch(ctx, topic, wait, opt)
 				if err != nil {
+					return err
+				}
+				if len(batch) == 0 {
 					continue // nothing yet on this topic
 				}
 				if err := processWithRetry(ctx, c, topic, batch, fn, cfg.Logger); err != nil {

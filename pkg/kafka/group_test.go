@@ -371,6 +371,10 @@ func TestRunGroupCoPartitioned(t *testing.T) {
 					}
 					return nil // the generation ended first
 				}
+				if len(batch) == 0 {
+					h.problem("%s partition %d: nothing in %s within a minute", member, c.Partition, topic)
+					return nil
+				}
 				m := batch[0]
 				if want := fmt.Sprintf("%s/%d", topic, c.Partition); m.Topic != topic || m.Partition != c.Partition || string(m.Value) != want {
 					h.problem("%s claim %d read %s/%d %q from %s, want %q", member, c.Partition, m.Topic, m.Partition, m.Value, topic, want)
@@ -516,5 +520,50 @@ func TestConcurrentCommits(t *testing.T) {
 		if got[p] != commits {
 			t.Errorf("partition %d: committed offset %d, want %d", p, got[p], commits)
 		}
+	}
+}
+
+// FetchBatch tells "nothing yet" (an empty batch, no error) from a failure
+// (ctx's end here), so that callers can return on the one and wait on the
+// other.
+func TestFetchBatchNothingYetIsNoError(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	prefix := testenv.TopicPrefix(t)
+	topic := prefix + "empty"
+	ensureTopics(t, brokers, kafka.TopicSpec{Name: topic, Partitions: 1})
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	type result struct {
+		n                  int
+		empty, afterCancel error
+	}
+	res := make(chan result, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- kafka.RunGroup(ctx, kafka.GroupConfig{Brokers: brokers, Group: prefix + "g", Topics: []string{topic}}, func(wctx context.Context, c *kafka.Claim) error {
+			batch, err := c.FetchBatch(wctx, topic, 100*time.Millisecond, kafka.BatchOptions{Max: 10})
+			r := result{n: len(batch), empty: err}
+			cctx, ccancel := context.WithCancel(wctx)
+			ccancel()
+			_, r.afterCancel = c.FetchBatch(cctx, topic, time.Minute, kafka.BatchOptions{Max: 10})
+			res <- r
+			<-wctx.Done()
+			return nil
+		})
+	}()
+	select {
+	case r := <-res:
+		if r.n != 0 || r.empty != nil {
+			t.Errorf("empty partition: %d records, %v; want none and no error", r.n, r.empty)
+		}
+		if !errors.Is(r.afterCancel, context.Canceled) {
+			t.Errorf("after cancel: %v, want context.Canceled", r.afterCancel)
+		}
+	case <-ctx.Done():
+		t.Fatal("no partition assigned")
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("RunGroup: %v", err)
 	}
 }

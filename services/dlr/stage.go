@@ -72,6 +72,9 @@ func (st stage) run(ctx context.Context, env *service.Env, db *stateDB, sweep ti
 			for _, topic := range st.inputs {
 				batch, err := c.FetchBatch(ctx, topic, fetchWait, kafka.BatchOptions{Max: batchMax, Linger: 2 * time.Millisecond})
 				if err != nil {
+					return err
+				}
+				if len(batch) == 0 {
 					continue // nothing yet on this topic
 				}
 				err = retry(ctx, env, st.group, func() error {

@@ -139,7 +139,7 @@ func (w *webhooks) runRetries(ctx context.Context) error {
 		for ctx.Err() == nil {
 			batch, err := c.FetchBatch(ctx, topic, time.Second, kafka.BatchOptions{Max: 100, Linger: time.Millisecond})
 			if err != nil {
-				continue
+				return err
 			}
 			for _, rec := range batch {
 				// ctx ends on a stop or a rebalance: the record is not

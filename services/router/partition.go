@@ -142,8 +142,7 @@ func (p *partition) restoreQuota(ctx context.Context) error {
 // entry still held at the last commit) to its end, before anything is
 // released, so that a release marker always meets its entry first.
 func (p *partition) restoreSchedule(ctx context.Context) error {
-	rd := p.claim.Reader(p.sched)
-	from := rd.Offset()
+	from := p.claim.Offset(p.sched)
 	p.schedPos = from
 	_, err := kafka.ReadRange(ctx, p.r.env.Cfg.Kafka.Brokers, p.sched, p.claim.Partition, from, func(rec kafka.Message) error {
 		return p.readBack(rec)
@@ -152,8 +151,8 @@ func (p *partition) restoreSchedule(ctx context.Context) error {
 		return err
 	}
 	if p.schedPos >= 0 {
-		if err := rd.SetOffset(p.schedPos); err != nil {
-			return fmt.Errorf("schedule reader: %w", err)
+		if err := p.claim.Seek(p.sched, p.schedPos); err != nil {
+			return err
 		}
 	}
 	// Throughput slots taken before the restart stay taken; slots that went
@@ -196,11 +195,6 @@ func (p *partition) loop(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	// Claim.Reader opens readers lazily into a map: open them all here, so
-	// that the fetchers below only read it.
-	for _, topic := range []string{p.otp, p.bulk, p.sched} {
-		p.claim.Reader(topic)
-	}
 	otp := p.fetch(fctx, &wg, p.otp, time.Millisecond)
 	bulk := p.fetch(fctx, &wg, p.bulk, time.Millisecond)
 	sched := p.fetch(fctx, &wg, p.sched, time.Millisecond)
@@ -295,9 +289,10 @@ func (p *partition) fetch(ctx context.Context, wg *sync.WaitGroup, topic string,
 				wait = linger // the loop is busy: gather more meanwhile
 			}
 			b, err := p.claim.FetchBatch(ctx, topic, wait, kafka.BatchOptions{Max: fetchMax - len(pending), Linger: linger})
-			if err == nil {
-				pending = append(pending, b...)
+			if err != nil && ctx.Err() == nil {
+				p.r.env.Log.Warn("router fetch failed; fetching again", "topic", topic, "partition", p.claim.Partition, "err", err)
 			}
+			pending = append(pending, b...)
 		}
 	}()
 	return ch

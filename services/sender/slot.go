@@ -227,10 +227,9 @@ func (s *slot) fetch(ctx context.Context) [laneCount]chan laneRecord {
 		out[i] = make(chan laneRecord, s.carrier.Window)
 	}
 	for i, topic := range s.lanes {
-		r := s.claim.Reader(topic)
 		go func() {
 			for {
-				rec, err := r.FetchMessage(ctx)
+				rec, err := s.claim.Fetch(ctx, topic)
 				if err != nil {
 					return
 				}

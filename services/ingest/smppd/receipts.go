@@ -131,6 +131,9 @@ func (r *receipts) runGroup(ctx context.Context, t *tenant, tr *tenantReceipts, 
 		for ctx.Err() == nil {
 			batch, err := c.FetchBatch(ctx, topic, time.Second, kafka.BatchOptions{Max: 100, Linger: 5 * time.Millisecond})
 			if err != nil {
+				return err
+			}
+			if len(batch) == 0 {
 				continue // nothing yet
 			}
 			if err := r.deliverBatch(ctx, t, tr, batch, deliverable); err != nil {
