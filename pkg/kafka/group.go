@@ -15,6 +15,7 @@ import (
 	kgo "github.com/segmentio/kafka-go"
 
 	"github.com/sluice-sms/sluice/pkg/backoff"
+	"github.com/sluice-sms/sluice/pkg/batch"
 )
 
 // GroupConfig describes a consumer group.
@@ -33,7 +34,8 @@ type GroupConfig struct {
 // group: partition Partition of every topic of the group.
 type Claim struct {
 	Partition int
-	commits   *committer
+	commits   *batch.Batcher[commitReq]
+	genCtx    context.Context // ends once the generation's committer has stopped
 	brokers   []string
 	mu        sync.Mutex // guards start and readers: workers may fetch and commit from several goroutines
 	start     map[string]int64
@@ -126,7 +128,7 @@ func (c *Claim) FetchBatch(ctx context.Context, topic string, wait time.Duration
 // next is done. Commits fail once the generation is over, so a member never
 // moves the offset of a partition it lost.
 func (c *Claim) Commit(topic string, next int64) error {
-	if err := c.commits.commit(topic, c.Partition, next); err != nil {
+	if err := c.commits.Do(c.genCtx, commitReq{topic, c.Partition, next}); err != nil {
 		return fmt.Errorf("commit %s/%d@%d: %w", topic, c.Partition, next, err)
 	}
 	c.mu.Lock()
@@ -135,58 +137,30 @@ func (c *Claim) Commit(topic string, next int64) error {
 	return nil
 }
 
-// committer joins the commits that the claims of one generation ask for at
-// the same time into one OffsetCommit request. Each claim committing on its
-// own makes kafka-go's goroutines queue and spin on the coordinator
-// connection (41% of the dlr service's CPU under load, by its profile).
-type committer struct {
-	gen     *kgo.Generation
-	mu      sync.Mutex
-	sending bool // a send goroutine is running; new commits join its next request
-	offsets map[string]map[int]int64
-	waiters []chan<- error
+// commitReq is one claim's commit: every record of partition before next is
+// done.
+type commitReq struct {
+	topic     string
+	partition int
+	next      int64
 }
 
-// commit returns once a request holding (topic, partition, next) has been
-// answered.
-func (c *committer) commit(topic string, partition int, next int64) error {
-	answer := make(chan error, 1)
-	c.mu.Lock()
-	if c.offsets == nil {
-		c.offsets = map[string]map[int]int64{}
-	}
-	if c.offsets[topic] == nil {
-		c.offsets[topic] = map[int]int64{}
-	}
-	c.offsets[topic][partition] = max(c.offsets[topic][partition], next)
-	c.waiters = append(c.waiters, answer)
-	if !c.sending {
-		c.sending = true
-		// Its own goroutine, not the first caller's: commits arriving
-		// without pause would keep a caller that sent for the others from
-		// its own work.
-		go c.send()
-	}
-	c.mu.Unlock()
-	return <-answer
-}
-
-// send sends, in rounds, whatever has queued up until nothing is left. It
-// ends after answering every commit it took.
-func (c *committer) send() {
-	c.mu.Lock()
-	for len(c.waiters) > 0 {
-		offsets, waiters := c.offsets, c.waiters
-		c.offsets, c.waiters = nil, nil
-		c.mu.Unlock()
-		err := c.gen.CommitOffsets(offsets)
-		for _, w := range waiters {
-			w <- err
+// newCommitter joins the commits that the claims of one generation ask for
+// at the same time (and while a commit is in flight) into one OffsetCommit
+// request. Each claim committing on its own makes kafka-go's goroutines queue
+// and spin on the coordinator connection: it was the dlr's largest CPU cost
+// under load.
+func newCommitter(gen *kgo.Generation) *batch.Batcher[commitReq] {
+	return batch.New(batch.Options{Max: 1 << 16}, func(_ context.Context, reqs []commitReq) error {
+		offsets := map[string]map[int]int64{}
+		for _, r := range reqs {
+			if offsets[r.topic] == nil {
+				offsets[r.topic] = map[int]int64{}
+			}
+			offsets[r.topic][r.partition] = max(offsets[r.topic][r.partition], r.next)
 		}
-		c.mu.Lock()
-	}
-	c.sending = false
-	c.mu.Unlock()
+		return gen.CommitOffsets(offsets)
+	})
 }
 
 func (c *Claim) close() {
@@ -300,13 +274,21 @@ func (b rangeBalancer) AssignGroups(members []kgo.GroupMember, partitions []kgo.
 }
 
 func claimsOf(gen *kgo.Generation, brokers []string, stopping <-chan struct{}) []*Claim {
-	commits := &committer{gen: gen}
+	// The committer runs as long as the generation; commits asked for after
+	// it has stopped fail, so a member never moves the offset of a partition
+	// it lost.
+	commits := newCommitter(gen)
+	genCtx, stopped := context.WithCancel(context.Background())
+	gen.Start(func(ctx context.Context) {
+		commits.Run(ctx)
+		stopped()
+	})
 	byPartition := map[int]*Claim{}
 	for topic, parts := range gen.Assignments {
 		for _, p := range parts {
 			c, ok := byPartition[p.ID]
 			if !ok {
-				c = &Claim{Partition: p.ID, commits: commits, brokers: brokers, start: map[string]int64{}, readers: map[string]*kgo.Reader{}, stopping: stopping}
+				c = &Claim{Partition: p.ID, commits: commits, genCtx: genCtx, brokers: brokers, start: map[string]int64{}, readers: map[string]*kgo.Reader{}, stopping: stopping}
 				byPartition[p.ID] = c
 			}
 			c.start[topic] = p.Offset

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-sms/sluice/pkg/analytics"
+	"github.com/sluice-sms/sluice/pkg/batch"
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
@@ -134,13 +135,9 @@ func runAnalytics(ctx context.Context, env *service.Env, m *metrics) error {
 	// The pool outlives the consumers: on a stop they finish the batches in
 	// hand, which need it.
 	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	p := &pool{w: w, m: m, max: ch.BatchSize, linger: ch.FlushInterval, in: make(chan pooled)}
+	p := newPool(w, m, ch)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		p.run(pctx)
-	}()
+	wg.Go(func() { p.Run(pctx) })
 	defer func() {
 		stop()
 		wg.Wait()
@@ -155,7 +152,7 @@ func runAnalytics(ctx context.Context, env *service.Env, m *metrics) error {
 			}
 			events = append(events, st)
 		}
-		if err := p.write(pctx, events); err != nil {
+		if err := p.Do(pctx, events...); err != nil {
 			return err
 		}
 		m.lag.Record(ctx, time.Since(batch[0].Time).Seconds())
@@ -163,69 +160,14 @@ func runAnalytics(ctx context.Context, env *service.Env, m *metrics) error {
 	})
 }
 
-// pool gathers the batches of every partition into one insert.
-type pool struct {
-	w      *analytics.Writer
-	m      *metrics
-	max    int
-	linger time.Duration
-	in     chan pooled
-}
-
-type pooled struct {
-	events []message.Status
-	done   chan error
-}
-
-// write hands events to the next insert and returns its result.
-func (p *pool) write(ctx context.Context, events []message.Status) error {
-	req := pooled{events: events, done: make(chan error, 1)}
-	select {
-	case p.in <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (p *pool) run(ctx context.Context) {
-	for {
-		var reqs []pooled
-		n := 0
-		select {
-		case r := <-p.in:
-			reqs, n = append(reqs, r), len(r.events)
-		case <-ctx.Done():
-			return
+// newPool gathers the batches of every partition into one insert of up to
+// clickhouse.batch_size rows, or what came within clickhouse.flush_interval.
+func newPool(w *analytics.Writer, m *metrics, ch config.ClickHouse) *batch.Batcher[message.Status] {
+	return batch.New(batch.Options{Max: ch.BatchSize, Linger: ch.FlushInterval}, func(ctx context.Context, all []message.Status) error {
+		if err := w.Write(ctx, all); err != nil {
+			return err
 		}
-		timer := time.NewTimer(p.linger)
-	gather:
-		for n < p.max {
-			select {
-			case r := <-p.in:
-				reqs, n = append(reqs, r), n+len(r.events)
-			case <-timer.C:
-				break gather
-			case <-ctx.Done():
-				break gather
-			}
-		}
-		timer.Stop()
-		all := make([]message.Status, 0, n)
-		for _, r := range reqs {
-			all = append(all, r.events...)
-		}
-		err := p.w.Write(ctx, all)
-		if err == nil {
-			p.m.rows.Add(ctx, int64(len(all)))
-		}
-		for _, r := range reqs {
-			r.done <- err
-		}
-	}
+		m.rows.Add(ctx, int64(len(all)))
+		return nil
+	})
 }
