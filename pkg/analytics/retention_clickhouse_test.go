@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/analytics"
 	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 )
 
 // retentionNow and the months below: keeping 3 months on 15 May 2026 keeps
@@ -62,7 +63,7 @@ func TestRetentionDropsOldMonths(t *testing.T) {
 
 	kept := []string{"202602", "202603", "202605"}
 	for _, table := range []string{"message_events", "carrier_stats_minute"} {
-		if ids := partitions(t, conn, db, table); !slices.Equal(ids, kept) {
+		if ids := testenv.ClickHousePartitions(t, conn, db, table); !slices.Equal(ids, kept) {
 			t.Errorf("%s has partitions %v, want %v", table, ids, kept)
 		}
 	}
@@ -144,28 +145,6 @@ func dropConcurrently(t *testing.T, conn driver.Conn, db string, n int) []string
 	}
 	wg.Wait()
 	return slices.Sorted(maps.Keys(dropped))
-}
-
-// partitions lists the ids of a table's active partitions.
-func partitions(t *testing.T, conn driver.Conn, db, table string) []string {
-	t.Helper()
-	rows, err := conn.Query(t.Context(), "SELECT DISTINCT partition_id FROM system.parts WHERE database = ? AND table = ? AND active ORDER BY partition_id", db, table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return ids
 }
 
 // count is the rows of a table's active parts, as system.parts counts them.

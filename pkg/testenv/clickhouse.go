@@ -84,3 +84,26 @@ func stopClickHouse() {
 		shared.srv.Stop()
 	}
 }
+
+// ClickHousePartitions lists the ids of a table's active partitions, from
+// system.parts, in order.
+func ClickHousePartitions(t testing.TB, conn driver.Conn, db, table string) []string {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), "SELECT DISTINCT partition_id FROM system.parts WHERE database = ? AND table = ? AND active ORDER BY partition_id", db, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/sluice-sms/sluice/pkg/analytics"
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -48,7 +47,7 @@ func TestRetentionJob(t *testing.T) {
 	tick <- time.Time{}
 	// The pass at start is over; the one running now reads the old clock
 	// or the new, set after this check.
-	if got, want := partitionIDs(t, conn, db, "message_events"), "202602 202603 202604"; got != want {
+	if got, want := strings.Join(testenv.ClickHousePartitions(t, conn, db, "message_events"), " "), "202602 202603 202604"; got != want {
 		t.Errorf("after the first pass message_events has %s, want %s", got, want)
 	}
 	setNow("2026-05-10")
@@ -58,12 +57,12 @@ func TestRetentionJob(t *testing.T) {
 	wg.Wait()
 
 	for _, table := range []string{"message_events", "carrier_stats_minute"} {
-		if got, want := partitionIDs(t, conn, db, table), "202603 202604"; got != want {
+		if got, want := strings.Join(testenv.ClickHousePartitions(t, conn, db, table), " "), "202603 202604"; got != want {
 			t.Errorf("%s has partitions %s, want %s", table, got, want)
 		}
 	}
 	want := map[string]int64{"message_events": 3, "carrier_stats_minute": 3}
-	if got := counterByTable(t, reader, "sluice_dlr_analytics_partitions_dropped"); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := testenv.Counters(t, reader, "sluice_dlr_analytics_partitions_dropped", "table"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("sluice_dlr_analytics_partitions_dropped = %v, want %v", got, want)
 	}
 	if n := strings.Count(logs.String(), `"msg":"analytics partition dropped`); n != 6 {
@@ -84,7 +83,7 @@ func TestRetentionFailureCounted(t *testing.T) {
 	r, reader, logs := testRetention(t, conn, db, 1, time.Now)
 	r.pass(t.Context())
 	r.pass(t.Context())
-	if got := counterByTable(t, reader, "sluice_dlr_analytics_retention_failures"); got[""] != 2 {
+	if got := testenv.Counters(t, reader, "sluice_dlr_analytics_retention_failures", "table"); got[""] != 2 {
 		t.Errorf("sluice_dlr_analytics_retention_failures = %v, want 2", got)
 	}
 	if !strings.Contains(logs.String(), `"level":"ERROR","msg":"analytics retention: expired partitions not dropped`) {
@@ -111,10 +110,8 @@ func retentionDB(t *testing.T) (driver.Conn, string) {
 // read by the test once the job is over.
 func testRetention(t *testing.T, conn driver.Conn, db string, months int, now func() time.Time) (*retention, *sdkmetric.ManualReader, *bytes.Buffer) {
 	t.Helper()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	m, err := newRetentionMetrics(mp.Meter("test"))
+	meter, reader := testenv.Meter(t)
+	m, err := newRetentionMetrics(meter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,49 +137,4 @@ func writeAt(t *testing.T, conn driver.Conn, db string, dates ...string) {
 	if err := analytics.NewWriter(conn, db).Write(t.Context(), events); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// partitionIDs lists a table's active partitions, from system.parts.
-func partitionIDs(t *testing.T, conn driver.Conn, db, table string) string {
-	t.Helper()
-	rows, err := conn.Query(t.Context(), "SELECT DISTINCT partition_id FROM system.parts WHERE database = ? AND table = ? AND active ORDER BY partition_id", db, table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return strings.Join(ids, " ")
-}
-
-// counterByTable reads an int64 counter by its "table" attribute ("" when
-// it has none).
-func counterByTable(t *testing.T, reader *sdkmetric.ManualReader, name string) map[string]int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(t.Context(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, md := range sm.Metrics {
-			if md.Name != name {
-				continue
-			}
-			for _, dp := range md.Data.(metricdata.Sum[int64]).DataPoints {
-				table, _ := dp.Attributes.Value("table")
-				out[table.AsString()] += dp.Value
-			}
-		}
-	}
-	return out
 }

@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-
 	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 )
 
 // One line per interval, the first at once, each with the events held back
@@ -93,21 +92,7 @@ func TestDisagreementsCountedAndLogRateLimited(t *testing.T) {
 		}
 	}
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(t.Context(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, md := range sm.Metrics {
-			if md.Name == "sluice_sender_receipt_id_disagreements_total" {
-				for _, dp := range md.Data.(metricdata.Sum[int64]).DataPoints {
-					c, _ := dp.Attributes.Value("carrier")
-					got[c.AsString()] = dp.Value
-				}
-			}
-		}
-	}
+	got := testenv.Counters(t, reader, "sluice_sender_receipt_id_disagreements_total", "carrier")
 	if got["a"] != 4 || got["b"] != 2 || len(got) != 2 {
 		t.Errorf("disagreements counted %v, want a: 4, b: 2", got)
 	}

@@ -11,45 +11,20 @@ import (
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 )
 
 // testMetrics returns the sender's metrics on a reader the test collects.
 func testMetrics(t *testing.T) (*metrics, *sdkmetric.ManualReader) {
 	t.Helper()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	m, err := newMetrics(mp.Meter("test"))
+	meter, reader := testenv.Meter(t)
+	m, err := newMetrics(meter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m, reader
-}
-
-// refusedPoints collects sluice_sender_deliver_sm_refused_total by "carrier/reason".
-func refusedPoints(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(t.Context(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, md := range sm.Metrics {
-			if md.Name != "sluice_sender_deliver_sm_refused_total" {
-				continue
-			}
-			for _, dp := range md.Data.(metricdata.Sum[int64]).DataPoints {
-				c, _ := dp.Attributes.Value("carrier")
-				r, _ := dp.Attributes.Value("reason")
-				out[c.AsString()+"/"+r.AsString()] = dp.Value
-			}
-		}
-	}
-	return out
 }
 
 func TestRefusalsCountedByCarrierAndReason(t *testing.T) {
@@ -76,7 +51,7 @@ func TestRefusalsCountedByCarrierAndReason(t *testing.T) {
 		"a/session_ended": 1, "a/publish_failed": 1, "a/no_handler": 1,
 		"b/session_ended": 0, "b/publish_failed": 2, "b/no_handler": 0, // zeros shown, not missing
 	}
-	got := refusedPoints(t, reader)
+	got := testenv.Counters(t, reader, "sluice_sender_deliver_sm_refused_total", "carrier", "reason")
 	if len(got) != len(want) {
 		t.Errorf("series %v, want %v", got, want)
 	}
