@@ -38,7 +38,7 @@ func FollowPartition(ctx context.Context, brokers []string, topic string, partit
 // *next past each one.
 func readPartition(ctx context.Context, brokers []string, topic string, partition int, next *int64, fn func(Message)) error {
 	r := newPartitionReader(brokers, topic, partition)
-	defer r.Close()
+	defer func() { _ = traffic.closeReader(r) }()
 	if err := r.SetOffset(*next); err != nil {
 		return fmt.Errorf("read %s/%d: %w", topic, partition, err)
 	}
@@ -66,7 +66,7 @@ func ReadRange(ctx context.Context, brokers []string, topic string, partition in
 		return s.Next, nil
 	}
 	r := newPartitionReader(brokers, topic, partition)
-	defer r.Close()
+	defer func() { _ = traffic.closeReader(r) }()
 	if err := r.SetOffset(from); err != nil {
 		return 0, fmt.Errorf("read %s/%d: %w", topic, partition, err)
 	}
@@ -110,14 +110,14 @@ func Tail(ctx context.Context, brokers []string, topic string, partition int, fn
 
 // newPartitionReader reads one partition without a consumer group.
 func newPartitionReader(brokers []string, topic string, partition int) *kgo.Reader {
-	return kgo.NewReader(kgo.ReaderConfig{
+	return traffic.addReader(kgo.NewReader(kgo.ReaderConfig{
 		Brokers:   brokers,
 		Topic:     topic,
 		Partition: partition,
 		MinBytes:  1,
 		MaxBytes:  16 << 20,
-		MaxWait:   500 * time.Millisecond, // as Claim.Reader's: an idle partition costs two fetches a second
-	})
+		MaxWait:   500 * time.Millisecond, // as a claim's: an idle partition costs two fetches a second
+	}))
 }
 
 // ReadAll returns every record topic holds now, partition by partition in

@@ -74,7 +74,7 @@ func (c *Claim) reader(topic string) *kgo.Reader {
 	if r, ok := c.readers[topic]; ok {
 		return r
 	}
-	r := kgo.NewReader(kgo.ReaderConfig{
+	r := traffic.addReader(kgo.NewReader(kgo.ReaderConfig{
 		Brokers:   c.brokers,
 		Topic:     topic,
 		Partition: c.Partition,
@@ -85,7 +85,7 @@ func (c *Claim) reader(topic string) *kgo.Reader {
 		// whole deployment cost the broker 15% of a core.
 		MaxWait:       500 * time.Millisecond,
 		QueueCapacity: 1000,
-	})
+	}))
 	if err := r.SetOffset(c.start[topic]); err != nil {
 		// SetOffset fails only on a closed reader, which this one is not.
 		panic(fmt.Sprintf("kafka: set offset: %v", err))
@@ -167,7 +167,7 @@ func (c *Claim) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.readers {
-		_ = r.Close()
+		_ = traffic.closeReader(r)
 	}
 	clear(c.readers)
 }

@@ -116,6 +116,7 @@ func (p *Producer) produceOnce(ctx context.Context, msgs []Message) ([]Message, 
 		}()
 	}
 
+	traffic.produces.Add(int64(len(byLeader)))
 	var failed []Message
 	var firstErr error
 	fail := func(pr *partitionRecs, err error) {
@@ -146,6 +147,7 @@ func (p *Producer) produceOnce(ctx context.Context, msgs []Message) ([]Message, 
 			}
 		}
 	}
+	traffic.produced.Add(int64(len(msgs) - len(failed)))
 	return failed, firstErr
 }
 

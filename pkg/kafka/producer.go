@@ -27,7 +27,7 @@ type Producer struct {
 // NewProducer returns a producer. batchTimeout is how long a partial batch
 // waits for company; kafka-go's 1 s default would add a second to every hop.
 func NewProducer(brokers []string, batchTimeout time.Duration) *Producer {
-	return &Producer{w: &kgo.Writer{
+	return &Producer{w: traffic.addWriter(&kgo.Writer{
 		Addr:         kgo.TCP(brokers...),
 		Balancer:     &kgo.Murmur2Balancer{}, // same partitions as Java clients
 		RequiredAcks: kgo.RequireAll,
@@ -40,7 +40,7 @@ func NewProducer(brokers []string, batchTimeout time.Duration) *Producer {
 		WriteBackoffMin:        50 * time.Millisecond,
 		WriteBackoffMax:        2 * time.Second,
 		AllowAutoTopicCreation: false,
-	}}
+	})}
 }
 
 // Produce writes msgs (each naming its topic) and waits for the acks.
@@ -55,7 +55,7 @@ func (p *Producer) Produce(ctx context.Context, msgs ...Message) error {
 }
 
 // Close flushes and closes the producer.
-func (p *Producer) Close() error { return p.w.Close() }
+func (p *Producer) Close() error { return traffic.closeWriter(p.w) }
 
 // TopicSpec is a topic to create.
 type TopicSpec struct {

@@ -53,6 +53,10 @@ func Start(ctx context.Context, name, adminAddr string, cfg config.Config, log *
 		_ = tel.Shutdown(context.Background())
 		return nil, fmt.Errorf("consumer lag metrics: %w", err)
 	}
+	if _, err := kafka.RegisterTraffic(tel.Meter()); err != nil {
+		_ = tel.Shutdown(context.Background())
+		return nil, fmt.Errorf("kafka traffic metrics: %w", err)
+	}
 	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	e := &Env{
 		Name:     name,

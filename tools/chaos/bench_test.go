@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -41,11 +42,16 @@ func BenchmarkPipeline(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		traffic0, err := s.Traffic(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
 		start := time.Now()
 		res, err := s.Run(ctx, Fault{}, c, 0, nil)
 		elapsed := time.Since(start)
 		cpu1, machine1, cerr := cpuNow(s)
-		err = errors.Join(err, cerr, <-profiled)
+		traffic1, terr := s.Traffic(ctx)
+		err = errors.Join(err, cerr, terr, <-profiled)
 		cancel()
 		if err != nil {
 			b.Fatal(err)
@@ -77,6 +83,10 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(perMsg(whole)), "machine-cpu-µs/msg")
+		total := printTraffic(b, traffic0, traffic1, n)
+		b.ReportMetric(float64(total.Produced)/float64(n), "records/msg")
+		b.ReportMetric(float64(total.FetchRequests)/float64(n), "fetch-req/msg")
+		b.ReportMetric(float64(total.ProduceRequests)/float64(n), "produce-req/msg")
 		fmt.Printf("\nBeside Kannel (same machine, same run, %d messages):\n", n)
 		tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "what\tmsg/s\t× Kannel")
@@ -90,6 +100,26 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Errorf("the run lost or duplicated messages: %+v", res)
 		}
 	}
+}
+
+// printTraffic prints each service's Kafka records and requests per message
+// over the run, from its own counters, and returns their sum.
+func printTraffic(b *testing.B, before, after map[string]Traffic, n int) Traffic {
+	fmt.Printf("\nKafka traffic over the run, per message (the services' sluice_kafka_requests/records):\n")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "process\trecords produced\trecords fetched\tproduce requests\tfetch requests")
+	per := func(v int64) string { return strconv.FormatFloat(float64(v)/float64(n), 'f', 2, 64) }
+	var total Traffic
+	for _, name := range Services {
+		d := after[name].Sub(before[name])
+		total = total.Add(d)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, per(d.Produced), per(d.Fetched), per(d.ProduceRequests), per(d.FetchRequests))
+	}
+	fmt.Fprintf(tw, "all four\t%s\t%s\t%s\t%s\n", per(total.Produced), per(total.Fetched), per(total.ProduceRequests), per(total.FetchRequests))
+	if err := tw.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	return total
 }
 
 // cpuNow returns the CPU time of each service process and of the machine.

@@ -26,7 +26,6 @@ import (
 	"syscall"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -170,30 +169,15 @@ func (s *Stack) Window() int {
 
 // RetryRecords counts the records ever written to the carriers' retry lanes.
 func (s *Stack) RetryRecords(ctx context.Context) (int64, error) {
-	brokers := s.Cfg.Kafka.Brokers
-	req := &kgo.ListOffsetsRequest{Topics: map[string][]kgo.OffsetRequest{}}
+	var total int64
 	for _, c := range s.Cfg.Carriers {
 		topic := schemas.OutboundTopic(s.Cfg.Kafka.TopicPrefix, c.ID, schemas.LaneRetry)
-		n, err := kafka.PartitionCount(ctx, brokers, topic)
+		spans, err := kafka.TopicOffsets(ctx, s.Cfg.Kafka.Brokers, topic)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("retry lane: %w", err)
 		}
-		for p := range n {
-			req.Topics[topic] = append(req.Topics[topic], kgo.LastOffsetOf(p))
-		}
-	}
-	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}
-	resp, err := client.ListOffsets(ctx, req)
-	if err != nil {
-		return 0, fmt.Errorf("retry lanes: list offsets: %w", err)
-	}
-	var total int64
-	for topic, ps := range resp.Topics {
-		for _, p := range ps {
-			if p.Error != nil {
-				return 0, fmt.Errorf("retry lane %s/%d: %w", topic, p.Partition, p.Error)
-			}
-			total += p.LastOffset
+		for _, sp := range spans {
+			total += sp.Next
 		}
 	}
 	return total, nil
