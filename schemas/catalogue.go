@@ -116,6 +116,16 @@ const (
 // TopicName applies the configured prefix to a catalogue name.
 func TopicName(prefix, name string) string { return prefix + name }
 
+// IntakeTopic is the router's intake for a message: sluice.router.otp for an
+// otp message, sluice.router.bulk for the rest, keyed by tenant. Ingest
+// writes it, and the sender when it hands a message back for failover.
+func IntakeTopic(prefix string, otp bool) string {
+	if otp {
+		return prefix + TopicRouterOTP
+	}
+	return prefix + TopicRouterBulk
+}
+
 // OutboundTopic is the name of a carrier's outbound lane (LaneOTP or LaneBulk).
 func OutboundTopic(prefix, carrier, lane string) string {
 	return prefix + "sluice.outbound." + carrier + "." + lane

@@ -37,7 +37,7 @@ func BenchmarkTopicAccept(b *testing.B) {
 	p := kafka.NewProducer(cfg.Kafka.Brokers, 5*time.Millisecond)
 	defer p.Close()
 	topic := cfg.Kafka.TopicPrefix + schemas.TopicRequests
-	accepted := cfg.Kafka.TopicPrefix + schemas.TopicAccepted
+	accepted := cfg.Kafka.TopicPrefix + schemas.TopicRouterBulk
 	record := func(ref string, i int) kafka.Message {
 		return kafka.Message{Topic: topic, Key: []byte(ref),
 			Value: []byte(withTenant("acme", good(`client_ref="`+ref+`"`, fmt.Sprintf(`to="+4474001%05d"`, i%100000))))}

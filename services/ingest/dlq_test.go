@@ -77,7 +77,7 @@ func TestBadRecordsGoToDLQWhileGoodOnesFlow(t *testing.T) {
 		}
 	}
 	dlq := readN(ctx, t, brokers, cfg.Kafka.TopicPrefix+schemas.TopicRequestsDLQ, wantDLQ)
-	accepted := readN(ctx, t, brokers, cfg.Kafka.TopicPrefix+schemas.TopicAccepted, wantAccepted)
+	accepted := readN(ctx, t, brokers, cfg.Kafka.TopicPrefix+schemas.TopicRouterBulk, wantAccepted)
 
 	// Dead letters: the original bytes and key, the reason and the origin.
 	var sourcePartition string
@@ -105,8 +105,8 @@ func TestBadRecordsGoToDLQWhileGoodOnesFlow(t *testing.T) {
 		}
 	}
 
-	// Every good record behind the bad ones is accepted (keyed by message id,
-	// so spread over partitions: compare as a set).
+	// Every good record behind the bad ones is accepted (on the router's bulk
+	// intake, keyed by tenant; compare as a set).
 	got := map[string]bool{}
 	for j, rec := range accepted {
 		var m sluicepb.Message

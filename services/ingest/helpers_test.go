@@ -134,11 +134,18 @@ func records(t testing.TB, brokers []string, topic string) []kafka.Message {
 	return out
 }
 
-// acceptedMessages decodes the records of sluice.accepted.
+// intakeRecords are the records of the router's intakes, otp then bulk.
+func intakeRecords(t testing.TB, cfg config.Config) []kafka.Message {
+	t.Helper()
+	return append(records(t, cfg.Kafka.Brokers, schemas.IntakeTopic(cfg.Kafka.TopicPrefix, true)),
+		records(t, cfg.Kafka.Brokers, schemas.IntakeTopic(cfg.Kafka.TopicPrefix, false))...)
+}
+
+// acceptedMessages decodes the accepted messages: the router intakes' records.
 func acceptedMessages(t testing.TB, cfg config.Config) []*sluicepb.Message {
 	t.Helper()
 	var out []*sluicepb.Message
-	for _, rec := range records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicAccepted) {
+	for _, rec := range intakeRecords(t, cfg) {
 		m := &sluicepb.Message{}
 		if err := proto.Unmarshal(rec.Value, m); err != nil {
 			t.Fatal(err)

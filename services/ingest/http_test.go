@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluice-sms/sluice/schemas"
+	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
 func ix(i int) *int { return &i }
@@ -156,8 +159,12 @@ func TestHTTPAcceptAndGet(t *testing.T) {
 	}
 	var got []string
 	traced := 0
-	for _, rec := range records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicAccepted) {
-		got = append(got, string(rec.Key))
+	for _, rec := range intakeRecords(t, cfg) {
+		var m sluicepb.Message
+		if err := proto.Unmarshal(rec.Value, &m); err != nil || string(rec.Key) != m.Tenant {
+			t.Errorf("intake record keyed %q: %v (tenant %q)", rec.Key, err, m.Tenant)
+		}
+		got = append(got, m.Id)
 		for _, h := range rec.Headers {
 			if h.Key == "traceparent" && strings.Contains(string(h.Value), traceID) {
 				traced++

@@ -192,7 +192,7 @@ type accepted struct {
 	status  published
 }
 
-// publish encodes m as its sluice.accepted record and accepted status event,
+// publish encodes m as its router intake record and accepted status event,
 // with the trace context of ctx.
 func (in *intake) publish(ctx context.Context, m *sluicepb.Message, now time.Time) (accepted, error) {
 	value, err := proto.Marshal(m)
@@ -203,7 +203,8 @@ func (in *intake) publish(ctx context.Context, m *sluicepb.Message, now time.Tim
 	if err != nil {
 		return accepted{}, fmt.Errorf("encode status: %w", err)
 	}
-	acc := kafka.Message{Topic: in.env.Topic(schemas.TopicAccepted), Key: []byte(m.Id), Value: value}
+	// Straight to the router's tenant-keyed intake, otp on a lane of its own.
+	acc := kafka.Message{Topic: schemas.IntakeTopic(in.env.Cfg.Kafka.TopicPrefix, m.Priority == sluicepb.Priority_PRIORITY_OTP), Key: []byte(m.Tenant), Value: value}
 	telemetry.Inject(ctx, &acc.Headers)
 	st := kafka.Message{Topic: in.env.Topic(schemas.TopicStatus), Key: []byte(m.Id), Value: status}
 	return accepted{msg: m, records: []kafka.Message{acc, st}, status: published{id: m.Id, tenant: m.Tenant, at: now, value: status}}, nil
@@ -213,10 +214,10 @@ func (in *intake) publish(ctx context.Context, m *sluicepb.Message, now time.Tim
 // were the accepted status durable without the message, a replay of the
 // request would take it for a copy and the message would never be sent.
 func (in *intake) produce(ctx context.Context, records []kafka.Message) error {
-	accepted := in.env.Topic(schemas.TopicAccepted)
+	otp, bulk := in.env.Topic(schemas.TopicRouterOTP), in.env.Topic(schemas.TopicRouterBulk)
 	first, then := make([]kafka.Message, 0, len(records)), make([]kafka.Message, 0, len(records))
 	for _, r := range records {
-		if r.Topic == accepted {
+		if r.Topic == otp || r.Topic == bulk {
 			first = append(first, r)
 		} else {
 			then = append(then, r)

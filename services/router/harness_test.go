@@ -96,7 +96,7 @@ func (h *harness) outbound(carrier, lane string) string {
 	return schemas.OutboundTopic(h.cfg.Kafka.TopicPrefix, carrier, lane)
 }
 
-// accept publishes messages on sluice.accepted as ingest does.
+// accept publishes messages on the router's intake as ingest does.
 func (h *harness) accept(msgs ...*sluicepb.Message) {
 	h.t.Helper()
 	recs := make([]kafka.Message, len(msgs))
@@ -105,7 +105,7 @@ func (h *harness) accept(msgs ...*sluicepb.Message) {
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		recs[i] = kafka.Message{Topic: h.topic(schemas.TopicAccepted), Key: []byte(m.Id), Value: v}
+		recs[i] = kafka.Message{Topic: schemas.IntakeTopic(h.cfg.Kafka.TopicPrefix, m.Priority == sluicepb.Priority_PRIORITY_OTP), Key: []byte(m.Tenant), Value: v}
 	}
 	h.produce(recs...)
 }

@@ -25,14 +25,10 @@ import (
 
 // Consumer groups of the router.
 const (
-	// Group re-keys sluice.accepted's transactional and marketing messages
-	// by tenant into the bulk intake.
+	// Group drains sluice.accepted, which no release writes any more, into
+	// the tenant-keyed intakes: the messages an older ingest or sender left
+	// there at an upgrade.
 	Group = "sluice-router"
-	// GroupOTP re-keys sluice.accepted's otp messages into the otp intake. It
-	// reads the same records as Group, on its own offsets, skipping all but
-	// otp without writing anything: it goes through a marketing backlog at
-	// the speed of reading, not of writing.
-	GroupOTP = "sluice-router-otp"
 	// GroupPartitions decides, partition by partition of the intakes.
 	GroupPartitions = "sluice-router-partitions"
 	// GroupMO reads MO messages for opt-out keywords.
@@ -94,13 +90,9 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, reload <-ch
 		}
 	}
 	if ctx.Err() == nil {
-		run("intake", func() error {
+		run("legacy intake", func() error {
 			return kafka.ConsumeBatches(ctx, env.Group(Group, schemas.TopicAccepted),
-				kafka.BatchOptions{Max: 5000, Linger: 5 * time.Millisecond}, r.intake(false))
-		})
-		run("otp intake", func() error {
-			return kafka.ConsumeBatches(ctx, env.Group(GroupOTP, schemas.TopicAccepted),
-				kafka.BatchOptions{Max: 10000, Linger: 5 * time.Millisecond}, r.intake(true))
+				kafka.BatchOptions{Max: 5000, Linger: 5 * time.Millisecond}, r.drainAccepted)
 		})
 		run("partitions", func() error {
 			return kafka.RunGroup(ctx, env.Group(GroupPartitions, schemas.TopicRouterOTP, schemas.TopicRouterBulk, schemas.TopicRouterSched),
@@ -127,30 +119,21 @@ type router struct {
 	health  *health
 }
 
-// intake returns the handler of one of the two intake groups: it re-keys
-// the accepted messages of its kind (otp, or everything else) by tenant into
-// the otp or bulk intake, so that one router partition owns each tenant.
-func (r *router) intake(otp bool) kafka.BatchFunc {
-	topic := r.env.Topic(schemas.TopicRouterBulk)
-	if otp {
-		topic = r.env.Topic(schemas.TopicRouterOTP)
-	}
-	return func(ctx context.Context, _ string, batch []kafka.Message) error {
-		var out []kafka.Message
-		for _, rec := range batch {
-			tenant, prio, err := peek(rec.Value)
-			if err != nil {
-				// Only ingest writes this topic; a record it cannot have written is
-				// a bug worth stopping for, not something to drop.
-				return fmt.Errorf("decode %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
-			}
-			if (prio == sluicepb.Priority_PRIORITY_OTP) != otp {
-				continue
-			}
-			out = append(out, kafka.Message{Topic: topic, Key: []byte(tenant), Value: rec.Value, Headers: rec.Headers})
+// drainAccepted copies records of sluice.accepted (keyed by message id) to
+// the intake their priority and tenant say, as ingest now writes them.
+func (r *router) drainAccepted(ctx context.Context, _ string, batch []kafka.Message) error {
+	out := make([]kafka.Message, 0, len(batch))
+	for _, rec := range batch {
+		tenant, prio, err := peek(rec.Value)
+		if err != nil {
+			// Only ingest and the sender wrote this topic; a record they
+			// cannot have written is a bug worth stopping for.
+			return fmt.Errorf("decode %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
 		}
-		return r.env.Producer.Produce(ctx, out...)
+		topic := schemas.IntakeTopic(r.env.Cfg.Kafka.TopicPrefix, prio == sluicepb.Priority_PRIORITY_OTP)
+		out = append(out, kafka.Message{Topic: topic, Key: []byte(tenant), Value: rec.Value, Headers: rec.Headers})
 	}
+	return r.env.Producer.Produce(ctx, out...)
 }
 
 // peek reads a Message's tenant and priority without decoding the rest.

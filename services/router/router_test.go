@@ -28,7 +28,7 @@ func TestRoutesLanesAndNoRoute(t *testing.T) {
 	lost.To = "+19995550100"
 	h.accept(tx, mk, lost)
 	v, _ := protoMarshal(t, otp)
-	rec := kafka.Message{Topic: h.topic(schemas.TopicAccepted), Key: []byte(otp.Id), Value: v}
+	rec := kafka.Message{Topic: h.topic(schemas.TopicRouterOTP), Key: []byte(otp.Tenant), Value: v}
 	rec.Headers = []kafka.Header{{Key: "traceparent", Value: []byte(traceparent)}}
 	h.produce(rec)
 
@@ -51,5 +51,28 @@ func TestRoutesLanesAndNoRoute(t *testing.T) {
 	}
 	if n := countStatus(t, w.of(status), message.StatusRejected, reasonNoRoute); n["nowhere-1"] != 1 {
 		t.Errorf("no_route rejections = %v", n)
+	}
+}
+
+// What an older ingest left on sluice.accepted (keyed by message id) at an
+// upgrade is drained into the tenant-keyed intakes and routed like the rest.
+func TestLegacyAcceptedIsDrained(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.watch(h.outbound("a", schemas.LaneOTP), h.outbound("a", schemas.LaneBulk))
+	var recs []kafka.Message
+	for _, m := range []*sluicepb.Message{msg("old-otp", "acme", sluicepb.Priority_PRIORITY_OTP), msg("old-mk", "beta", sluicepb.Priority_PRIORITY_MARKETING)} {
+		v, _ := protoMarshal(t, m)
+		recs = append(recs, kafka.Message{Topic: h.topic(schemas.TopicAccepted), Key: []byte(m.Id), Value: v})
+	}
+	h.produce(recs...)
+	h.start()
+	until(t, "both routed", func() bool {
+		return len(w.of(h.outbound("a", schemas.LaneOTP))) == 1 && len(w.of(h.outbound("a", schemas.LaneBulk))) == 1
+	})
+	if otp := ids(t, w.of(h.outbound("a", schemas.LaneOTP))); otp["old-otp"] != 1 {
+		t.Errorf("otp lane = %v, want old-otp", otp)
+	}
+	if bulk := ids(t, w.of(h.outbound("a", schemas.LaneBulk))); bulk["old-mk"] != 1 {
+		t.Errorf("bulk lane = %v, want old-mk", bulk)
 	}
 }

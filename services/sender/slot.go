@@ -500,7 +500,7 @@ func (s *slot) rerouteRecord(ctx context.Context, m *sluicepb.Message) (kafka.Me
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("encode reroute: %w", err)
 	}
-	rec := kafka.Message{Topic: s.env.prefix + schemas.TopicAccepted, Key: []byte(m.Id), Value: v}
+	rec := kafka.Message{Topic: schemas.IntakeTopic(s.env.prefix, m.Priority == sluicepb.Priority_PRIORITY_OTP), Key: []byte(m.Tenant), Value: v}
 	telemetry.Inject(ctx, &rec.Headers)
 	return rec, nil
 }

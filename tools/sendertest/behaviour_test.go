@@ -151,7 +151,7 @@ func TestOutcomeUnknownPolicyPerLane(t *testing.T) {
 }
 
 // A carrier's routing error (a status listed in its routing_errors) hands the
-// message back to the router on sluice.accepted, with the carrier marked as
+// message back to the router on its intake, with the carrier marked as
 // failed for it; nothing ends "failed" and nothing is retried on the carrier.
 func TestRoutingErrorsGoBackToTheRouter(t *testing.T) {
 	const n = 20
@@ -160,7 +160,7 @@ func TestRoutingErrorsGoBackToTheRouter(t *testing.T) {
 	c := carrier(1, 1000, 10)
 	c.RoutingErrors = []uint32{smpp.StatusInvDstAddr}
 	h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{c})
-	back := collect(h, h.topic(schemas.TopicAccepted), func() *sluicepb.Message { return new(sluicepb.Message) })
+	back := collect(h, h.topic(schemas.TopicRouterBulk), func() *sluicepb.Message { return new(sluicepb.Message) })
 	outs := outcomes(h)
 	h.runSender()
 	h.send(messages(n, "sim-a", sluicepb.Priority_PRIORITY_TRANSACTIONAL)...)
