@@ -31,14 +31,8 @@ func TestMain(m *testing.M) {
 // topics and database of the test's own.
 func testConfig(t testing.TB) config.Config {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Kafka.Brokers = testenv.Kafka(t)
-	cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
-	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = testenv.ClickHouseDatabase(t)
-	cfg.ClickHouse.FlushInterval = 100 * time.Millisecond
-	cfg.DLR.AdminAddr = "127.0.0.1:0"
-	cfg.DLR.SweepInterval = 50 * time.Millisecond
-	cfg.DLR.StateDir = t.TempDir()
+	cfg := testenv.Config(t)
+	testenv.WithClickHouse(t, &cfg)
 	if err := service.CreateTopics(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -32,11 +32,7 @@ func keyHash(key string) string {
 // three tenants: acme and globex (keys "acme-key", "globex-key") and slow,
 // allowed one HTTP request per second.
 func testConfig(t testing.TB) config.Config {
-	cfg := config.Default()
-	cfg.Kafka.Brokers = testenv.Kafka(t)
-	cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
-	cfg.Ingest.AdminAddr = "127.0.0.1:0"
-	cfg.Ingest.HTTPAddr = "127.0.0.1:0"
+	cfg := testenv.Config(t)
 	cfg.Tenants = []config.Tenant{
 		{ID: "acme", APIKeySHA256: []string{keyHash("acme-key"), keyHash("acme-old-key")}},
 		{ID: "globex", APIKeySHA256: []string{keyHash("globex-key")}},

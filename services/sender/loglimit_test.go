@@ -1,10 +1,8 @@
 package sender
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -43,15 +41,7 @@ func TestLogLimiter(t *testing.T) {
 // warnLogEvery says so, with the count held back, whatever the refusals
 // of the same carrier do.
 func TestDisagreementsCountedAndLogRateLimited(t *testing.T) {
-	m, reader := testMetrics(t)
-	var clock time.Time
-	now := func() time.Time { return clock }
-	var buf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&buf, nil))
-	obs := map[string]*deliverObserver{
-		"a": newDeliverObserver("a", m, log.With("carrier", "a"), now),
-		"b": newDeliverObserver("b", m, log.With("carrier", "b"), now),
-	}
+	obs, reader, buf, clock := testObservers(t)
 	obs["a"].refused(&smpp.Deliver{ESMClass: smpp.ESMClassDeliveryReceipt}, errors.New("kafka down")) // uses the refusals' allowance, not this one's
 	buf.Reset()
 	tests := []struct {
@@ -68,7 +58,7 @@ func TestDisagreementsCountedAndLogRateLimited(t *testing.T) {
 		{warnLogEvery, "b", false, 0},
 	}
 	for i, tt := range tests {
-		clock = time.Unix(0, 0).Add(tt.at)
+		*clock = time.Unix(0, 0).Add(tt.at)
 		buf.Reset()
 		obs[tt.carrier].disagreed(t.Context(), "268435528", "268435529")
 		if !tt.logged {

@@ -62,18 +62,24 @@ func TestRefusalsCountedByCarrierAndReason(t *testing.T) {
 	}
 }
 
-// At most one warn line per carrier per warnLogEvery, each saying how many
-// refusals went unlogged since the previous one.
-func TestRefusalLogRateLimited(t *testing.T) {
-	m, _ := testMetrics(t)
-	var clock time.Time
-	now := func() time.Time { return clock }
-	var buf bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&buf, nil))
-	obs := map[string]*deliverObserver{
+// testObservers are the deliver observers of carriers a and b, logging JSON
+// to buf on a clock the test sets.
+func testObservers(t *testing.T) (obs map[string]*deliverObserver, reader *sdkmetric.ManualReader, buf *bytes.Buffer, clock *time.Time) {
+	m, reader := testMetrics(t)
+	clock, buf = new(time.Time), new(bytes.Buffer)
+	now := func() time.Time { return *clock }
+	log := slog.New(slog.NewJSONHandler(buf, nil))
+	obs = map[string]*deliverObserver{
 		"a": newDeliverObserver("a", m, log.With("carrier", "a"), now),
 		"b": newDeliverObserver("b", m, log.With("carrier", "b"), now),
 	}
+	return obs, reader, buf, clock
+}
+
+// At most one warn line per carrier per warnLogEvery, each saying how many
+// refusals went unlogged since the previous one.
+func TestRefusalLogRateLimited(t *testing.T) {
+	obs, _, buf, clock := testObservers(t)
 	tests := []struct {
 		at       time.Duration
 		carrier  string
@@ -89,7 +95,7 @@ func TestRefusalLogRateLimited(t *testing.T) {
 		{3 * warnLogEvery, "a", true, 1},
 	}
 	for i, tt := range tests {
-		clock = time.Unix(0, 0).Add(tt.at)
+		*clock = time.Unix(0, 0).Add(tt.at)
 		buf.Reset()
 		obs[tt.carrier].refused(&smpp.Deliver{ESMClass: smpp.ESMClassDeliveryReceipt}, errors.New("kafka down"))
 		if !tt.logged {

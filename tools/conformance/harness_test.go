@@ -92,15 +92,8 @@ func startStack(t *testing.T, ctx context.Context, smscs []smsc) *stack {
 	}
 	go lines.Each(ev.add)
 
-	cfg := config.Default()
-	cfg.Kafka.Brokers = testenv.Kafka(t)
-	cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
-	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = testenv.ClickHouseDatabase(t)
-	cfg.ClickHouse.FlushInterval = 100 * time.Millisecond
-	cfg.Sender.AdminAddr = "127.0.0.1:0"
-	cfg.DLR.AdminAddr = "127.0.0.1:0"
-	cfg.DLR.SweepInterval = 50 * time.Millisecond
-	cfg.DLR.StateDir = t.TempDir()
+	cfg := testenv.Config(t)
+	testenv.WithClickHouse(t, &cfg)
 	for _, s := range smscs {
 		c := config.Carrier{ID: carrierID(s.name), Host: "127.0.0.1", Port: ev.ports[s.name],
 			SystemID: "sluice", Password: "pw", Binds: 1, TPS: 1000, Window: 10, RetryDelay: 100 * time.Millisecond}
