@@ -20,8 +20,6 @@ import (
 	"github.com/sluice-sms/sluice/services/ingest"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
-
 // TestBadRecordsGoToDLQWhileGoodOnesFlow publishes good and bad records with
 // one key, so all on one partition, and checks that the bad ones land in the
 // DLQ unchanged with their reason while every good one behind them is
