@@ -27,7 +27,7 @@ import (
 	_ "github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
-//go:embed topics.yaml openapi.yaml json/*.json clickhouse/migrations/*.sql clickhouse/queries/*.sql
+//go:embed topics.yaml openapi.yaml asyncapi.yaml json/*.json clickhouse/migrations/*.sql clickhouse/queries/*.sql
 var files embed.FS
 
 // FS returns the embedded contract files, by their paths under schemas/
