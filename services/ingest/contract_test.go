@@ -3,12 +3,18 @@ package ingest
 import (
 	"bytes"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
-
+	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,14 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 var contract = sync.OnceValues(func() (validator.Validator, error) {
-	spec, err := fs.ReadFile(schemas.FS(), schemas.OpenAPIPath)
-	if err != nil {
-		return nil, err
-	}
-	_, self, _, _ := runtime.Caller(0)
-	doc, err := libopenapi.NewDocumentWithConfiguration(spec, &datamodel.DocumentConfiguration{
-		BasePath: filepath.Join(filepath.Dir(self), "..", "..", "schemas"), AllowFileReferences: true,
-	})
+	doc, err := openAPIDocument()
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +46,19 @@ var contract = sync.OnceValues(func() (validator.Validator, error) {
 	}
 	return v, nil
 })
+
+// openAPIDocument reads schemas/openapi.yaml with its references into
+// schemas/json resolved.
+func openAPIDocument() (libopenapi.Document, error) {
+	spec, err := fs.ReadFile(schemas.FS(), schemas.OpenAPIPath)
+	if err != nil {
+		return nil, err
+	}
+	_, self, _, _ := runtime.Caller(0)
+	return libopenapi.NewDocumentWithConfiguration(spec, &datamodel.DocumentConfiguration{
+		BasePath: filepath.Join(filepath.Dir(self), "..", "..", "schemas"), AllowFileReferences: true,
+	})
+}
 
 // contractTransport fails a request whose answer the OpenAPI document does
 // not describe: an undocumented status, a missing required header, a body
@@ -121,4 +133,56 @@ func documented(req *http.Request) bool {
 		return req.Method == http.MethodGet
 	}
 	return false
+}
+
+// TestErrorCodesDocumented keeps the error codes of the code, of the
+// OpenAPI document (ErrorCode) and of the README's error table one set.
+func TestErrorCodesDocumented(t *testing.T) {
+	fset := token.NewFileSet()
+	inCode := map[string]bool{}
+	for _, file := range []string{"validate.go", "http.go"} {
+		f, err := parser.ParseFile(fset, file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Names) == 1 && strings.HasPrefix(vs.Names[0].Name, "Code") && len(vs.Values) == 1 {
+				if lit, ok := vs.Values[0].(*ast.BasicLit); ok {
+					inCode[strings.Trim(lit.Value, `"`)] = true
+				}
+			}
+			return true
+		})
+	}
+	delete(inCode, CodeUnknownTenant) // the topic's only: HTTP takes the tenant from the key
+	doc, err := openAPIDocument()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := doc.BuildV3Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inSpec := map[string]bool{}
+	for _, alt := range model.Model.Components.Schemas.GetOrZero("ErrorCode").Schema().OneOf {
+		for _, e := range alt.Schema().Enum {
+			inSpec[e.Value] = true
+		}
+	}
+	_, self, _, _ := runtime.Caller(0)
+	readme, err := os.ReadFile(filepath.Join(filepath.Dir(self), "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTable := map[string]bool{}
+	row := regexp.MustCompile("(?m)^\\| [1-5][0-9][0-9] \\| (.*?) \\|")
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		for _, c := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(m[1], -1) {
+			inTable[c[1]] = true
+		}
+	}
+	delete(inTable, CodeUnknownTenant)
+	if !maps.Equal(inCode, inSpec) || !maps.Equal(inCode, inTable) {
+		t.Errorf("error codes differ:\ncode   %v\nspec   %v\nREADME %v", slices.Sorted(maps.Keys(inCode)), slices.Sorted(maps.Keys(inSpec)), slices.Sorted(maps.Keys(inTable)))
+	}
 }
