@@ -27,7 +27,7 @@ import (
 	_ "github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
-//go:embed topics.yaml json/*.json clickhouse/migrations/*.sql clickhouse/queries/*.sql
+//go:embed topics.yaml openapi.yaml asyncapi.yaml json/*.json clickhouse/migrations/*.sql clickhouse/queries/*.sql
 var files embed.FS
 
 // FS returns the embedded contract files, by their paths under schemas/
@@ -99,6 +99,10 @@ const (
 const (
 	RequestSchemaPath = "json/sms.requests.v1.json"
 	StatusSchemaPath  = "json/sms.status.v1.json"
+	// The HTTP API's contract (OpenAPI 3.1) and the public topics'
+	// (AsyncAPI 3.0), both referring to the JSON Schemas above.
+	OpenAPIPath  = "openapi.yaml"
+	AsyncAPIPath = "asyncapi.yaml"
 )
 
 // Value formats of a topic.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // ErrUnsupportedCoding is returned by Decode for a data_coding it cannot
@@ -80,6 +81,25 @@ func Decode(dataCoding uint8, b []byte) (string, error) {
 		return string(b), nil
 	}
 	return "", fmt.Errorf("%w 0x%02x", ErrUnsupportedCoding, dataCoding)
+}
+
+// DecodeExact is Decode for a text that must be sent as it came: a lone
+// UTF-16 surrogate in UCS-2, which Decode shows as U+FFFD (right for a
+// receipt's text, wrong for a message to a handset), is an error.
+func DecodeExact(dataCoding uint8, b []byte) (string, error) {
+	if alphabetOf(dataCoding) == alphaUCS2 && len(b)%2 == 0 {
+		for i := 0; i < len(b); i += 2 {
+			u := rune(b[i])<<8 | rune(b[i+1])
+			switch {
+			case !utf16.IsSurrogate(u):
+			case u < 0xDC00 && i+3 < len(b) && utf16.DecodeRune(u, rune(b[i+2])<<8|rune(b[i+3])) != utf8.RuneError:
+				i += 2 // a pair
+			default:
+				return "", fmt.Errorf("UCS-2 text holds a lone surrogate 0x%04X at octet %d", u, i)
+			}
+		}
+	}
+	return Decode(dataCoding, b)
 }
 
 func decodeGSM7(b []byte) (string, error) {

@@ -317,6 +317,71 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// TestDecodeExact: the same as Decode but for UCS-2 surrogates, which must
+// pair.
+func TestDecodeExact(t *testing.T) {
+	tests := []struct {
+		name string
+		dc   uint8
+		in   []byte
+		want string
+		err  bool
+	}{
+		{"pair", 0x08, []byte{0x00, 0x41, 0xD8, 0x3D, 0xDE, 0x00}, "A😀", false},
+		{"message waiting ucs2 pair", 0xE8, []byte{0xD8, 0x3D, 0xDE, 0x00}, "😀", false},
+		{"lone high", 0x08, []byte{0x00, 0x41, 0xD8, 0x3D}, "", true},
+		{"lone low", 0x08, []byte{0xDE, 0x00, 0x00, 0x41}, "", true},
+		{"high then not low", 0x08, []byte{0xD8, 0x3D, 0x00, 0x41}, "", true},
+		{"two highs", 0x08, []byte{0xD8, 0x3D, 0xD8, 0x3D, 0xDE, 0x00}, "", true},
+		{"reversed pair", 0x08, []byte{0xDE, 0x00, 0xD8, 0x3D}, "", true},
+		{"odd length", 0x08, []byte{0x00, 0x41, 0x00}, "", true},
+		{"gsm7 untouched", 0x00, []byte{0x00}, "@", false},
+		{"8-bit untouched", 0x04, []byte{0xD8, 0x3D}, "\xd8=", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeExact(tt.dc, tt.in)
+			if (err != nil) != tt.err || got != tt.want {
+				t.Errorf("DecodeExact(0x%02x, % x) = %q, %v; want %q, error %v", tt.dc, tt.in, got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+// FuzzDecodeExact: what DecodeExact accepts, Decode reads the same, and a
+// UCS-2 text it accepts is valid UTF-8 without a replacement character the
+// octets did not hold.
+func FuzzDecodeExact(f *testing.F) {
+	f.Add(uint8(0x08), []byte{0xD8, 0x3D, 0xDE, 0x00})
+	f.Add(uint8(0x08), []byte{0xD8, 0x3D})
+	f.Add(uint8(0x08), []byte{0xFF, 0xFD})
+	f.Add(uint8(0x00), []byte("hi"))
+	f.Fuzz(func(t *testing.T, dc uint8, b []byte) {
+		exact, err := DecodeExact(dc, b)
+		if err != nil {
+			return
+		}
+		loose, _ := Decode(dc, b)
+		if exact != loose {
+			t.Fatalf("DecodeExact %q, Decode %q", exact, loose)
+		}
+		if alphabetOf(dc) == alphaUCS2 && strings.Count(exact, "\uFFFD") != unitsFFFD(b) {
+			t.Fatalf("% x decoded to %q with a replacement character", b, exact)
+		}
+	})
+}
+
+// unitsFFFD counts the U+FFFD the UCS-2 octets hold themselves.
+func unitsFFFD(b []byte) int {
+	n := 0
+	for i := 0; i+1 < len(b); i += 2 {
+		if b[i] == 0xFF && b[i+1] == 0xFD {
+			n++
+		}
+	}
+	return n
+}
+
 func FuzzSplit(f *testing.F) {
 	for _, s := range corpus {
 		f.Add(s, uint16(7))

@@ -20,8 +20,6 @@ import (
 	"github.com/sluice-sms/sluice/services/ingest"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
-
 // TestBadRecordsGoToDLQWhileGoodOnesFlow publishes good and bad records with
 // one key, so all on one partition, and checks that the bad ones land in the
 // DLQ unchanged with their reason while every good one behind them is
@@ -46,6 +44,10 @@ func TestBadRecordsGoToDLQWhileGoodOnesFlow(t *testing.T) {
 		{`{"tenant":"acme","from":"ACME","text":"no destination"}`, "required"},
 		{`not json at all`, "malformed_json"},
 		{`{"tenant":"acme","from":"ACME","to":"+447700900123","text":"hi","colour":"red"}`, "unknown_field"},
+		{"{\"tenant\":\"acme\",\"from\":\"ACME\",\"to\":\"+447700900123\",\"text\":\"a\xff\xfeb\"}", "invalid_text"},
+		{`{"tenant":"acme","from":"ACME","to":"+447700900123","text":"\ud800"}`, "invalid_text"},
+		{`{"tenant":"acme","from":"ACME","to":"+447700900123","text":"a\u0000"}`, "invalid_text"},
+		{`{"tenant":"acme","from":"ACME","to":"+447700900123","text":"hi","to":"+447700900456"}`, "duplicate_field"},
 		{good("g3"), ""},
 	}
 	msgs := make([]kafka.Message, len(records))

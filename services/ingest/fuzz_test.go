@@ -37,6 +37,10 @@ func FuzzDecodeBody(f *testing.F) {
 	f.Add([]byte(batchOf(good(), good(`client_ref="a"`))))
 	f.Add([]byte(`{"messages":null}`))
 	f.Add([]byte(`{"messages":[7]}`))
+	// The strict decoding's refusals, in a batch and around it.
+	f.Add([]byte(batchOf(good(), good(`text="\ud800"`), "{\"text\":\"\xff\"}", `{"to":"a","TO":"b"}`)))
+	f.Add([]byte(`{"messages":[` + good() + `],"Messages":[]}`))
+	f.Add([]byte(`{"messages":[` + good() + `],"messages":[` + good() + `]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		reqs, batch, errs := DecodeBody(body, "acme")
 		if reqs == nil && len(errs) == 0 {

@@ -47,7 +47,10 @@ func startIngest(t testing.TB, cfg config.Config, h hooks) string {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
-	h.httpReady = func(a string) { addr <- a }
+	h.httpReady = func(a string) { ingestHosts.Store(a, true); addr <- a }
+	if admin := h.adminReady; admin != nil {
+		h.adminReady = func(a string) { ingestHosts.Store(a, true); admin(a) }
+	}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), h) }()
 	stopped := false

@@ -279,7 +279,7 @@ func DecodeBody(body []byte, tenant string) (reqs []*message.Request, batch bool
 		return nil, false, []APIError{{FieldError: *fieldErr(CodeMalformedJSON, "", "empty body")}}
 	}
 	var top map[string]skipped
-	if ferr := decodeStrict(body, &top); ferr != nil {
+	if ferr := decodeChecked(body, &top, false); ferr != nil {
 		return nil, false, []APIError{{FieldError: *ferr}}
 	}
 	raws := []json.RawMessage{body}
@@ -288,7 +288,7 @@ func DecodeBody(body []byte, tenant string) (reqs []*message.Request, batch bool
 		var envelope struct {
 			Messages []json.RawMessage `json:"messages"`
 		}
-		if ferr := decodeStrict(body, &envelope); ferr != nil {
+		if ferr := decodeChecked(body, &envelope, false); ferr != nil {
 			return nil, true, []APIError{{FieldError: *ferr}}
 		}
 		switch {

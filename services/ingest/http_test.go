@@ -64,6 +64,13 @@ func TestHTTPRejects(t *testing.T) {
 			batchOf(good(`client_ref="a"`), good(`client_ref="b"`), good(`client_ref="a"`)), http.StatusBadRequest, []APIError{
 				{Index: ix(2), FieldError: FieldError{Code: "duplicate_client_ref", Field: "client_ref", Message: "repeats the client_ref of message 0"}},
 			}},
+		httpCase{"messages twice", "acme-key", "application/json", `{"messages":[` + good() + `],"messages":[` + good(`to="+447400654321"`) + `]}`, http.StatusBadRequest, one("duplicate_field", "messages", "appears more than once in the object")},
+		httpCase{"batch with bad text", "acme-key", "application/json",
+			batchOf(good(), good(`text="\ud800"`), good("text=\"\xff\""), `{"from":"ACME","to":"+447400123456","text":"x","to":"+447400654321"}`), http.StatusBadRequest, []APIError{
+				{Index: ix(1), FieldError: FieldError{Code: "invalid_text", Field: "text", Message: `holds a lone UTF-16 surrogate (\ud800)`}},
+				{Index: ix(2), FieldError: FieldError{Code: "invalid_text", Field: "text", Message: "is not valid UTF-8 (byte 0xff)"}},
+				{Index: ix(3), FieldError: FieldError{Code: "duplicate_field", Field: "to", Message: "appears more than once in the object"}},
+			}},
 		httpCase{"body too large", "acme-key", "application/json", good(`text="` + strings.Repeat("x", MaxBodySize) + `"`), http.StatusRequestEntityTooLarge, one("body_too_large", "", fmt.Sprintf("the body is larger than %d bytes", MaxBodySize))},
 		httpCase{"text/plain", "acme-key", "text/plain", good(), http.StatusUnsupportedMediaType, one("unsupported_media_type", "", "the body must be application/json")},
 		httpCase{"no API key", "", "application/json", good(), http.StatusUnauthorized, unauthorized},

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -424,7 +425,7 @@ func (in *intake) validateRecord(value []byte, now time.Time) (*sluicepb.Message
 func (in *intake) reject(rec kafka.Message, ferr *FieldError, now time.Time) ([]kafka.Message, error) {
 	out := []kafka.Message{in.deadLetter(rec, ferr)}
 	st, ok := rejectedStatus(rec.Value, ferr, now)
-	if !ok || ferr.Code == CodeUnknownTenant {
+	if !ok || ferr.Code == CodeUnknownTenant || ambiguous(ferr) {
 		return out, nil // nobody to tell (and no status under a made-up tenant)
 	}
 	value, err := st.Marshal()
@@ -446,6 +447,15 @@ func (in *intake) deadLetter(rec kafka.Message, ferr *FieldError) kafka.Message 
 		kafka.Header{Key: schemas.HeaderSourceOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
 	)
 	return kafka.Message{Topic: in.env.Topic(schemas.TopicRequestsDLQ), Key: rec.Key, Value: rec.Value, Headers: headers}
+}
+
+// ambiguous says whether a refusal leaves the record's tenant or
+// client_ref in doubt: a top-level field given twice may be either of them,
+// and a tenant that is not valid text names nobody. Such a record is only
+// dead-lettered.
+func ambiguous(ferr *FieldError) bool {
+	return ferr.Code == CodeDuplicateField && !strings.Contains(ferr.Field, ".") ||
+		ferr.Code == CodeInvalidText && ferr.Field == "tenant"
 }
 
 // rejectedStatus is the rejected status event of a record that names a

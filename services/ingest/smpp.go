@@ -24,7 +24,7 @@ var smppStatuses = map[string]uint32{
 	CodeInvalidSender:   smpp.StatusInvSrcAddr,
 	CodeTextTooLong:     smpp.StatusInvMsgLen,
 	CodeTooLong:         smpp.StatusInvMsgLen,
-	CodeInvalidText:     smpp.StatusInvMsgLen,
+	CodeInvalidText:     smppd.StatusInvDCS, // the text cannot be sent as it came
 	CodeInvalidValidity: smppd.StatusInvExpiry,
 }
 

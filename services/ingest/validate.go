@@ -41,6 +41,7 @@ const (
 	CodeMalformedJSON   = "malformed_json"
 	CodeInvalidType     = "invalid_type"
 	CodeUnknownField    = "unknown_field"
+	CodeDuplicateField  = "duplicate_field"
 	CodeRequired        = "required"
 	CodeUnknownTenant   = "unknown_tenant"
 	CodeInvalidNumber   = "invalid_number"
@@ -79,9 +80,18 @@ func DecodeRequest(data []byte) (message.Request, *FieldError) {
 	return req, decodeStrict(data, &req)
 }
 
-// decodeStrict decodes one JSON object into v, refusing unknown fields and
-// trailing data.
-func decodeStrict(data []byte, v any) *FieldError {
+// decodeStrict decodes one JSON object into v, refusing unknown fields,
+// trailing data, and what checkJSON refuses at every level.
+func decodeStrict(data []byte, v any) *FieldError { return decodeChecked(data, v, true) }
+
+// decodeChecked is decodeStrict with checkJSON's deep.
+func decodeChecked(data []byte, v any, deep bool) *FieldError {
+	// Invalid JSON is left to the decoder, which says what is wrong with it.
+	if json.Valid(data) {
+		if ferr := checkJSON(data, deep); ferr != nil {
+			return ferr
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -150,6 +160,9 @@ func Accept(tenant string, req message.Request, now time.Time, lim Limits) (*slu
 	prio, ok := message.ParsePriority(req.Priority)
 	if !ok {
 		return nil, fieldErr(CodeInvalidPriority, "priority", "must be otp, transactional or marketing")
+	}
+	if ferr := CheckText("text", req.Text); ferr != nil {
+		return nil, ferr
 	}
 	enc, segments, err := text.Count(req.Text)
 	if err != nil {
@@ -226,6 +239,21 @@ func checkRefs(req message.Request) *FieldError {
 		case len(v) > maxMetadataValLen:
 			return fieldErr(CodeInvalidMetadata, "metadata."+k, "must be at most %d bytes", maxMetadataValLen)
 		}
+	}
+	return nil
+}
+
+// CheckText refuses a text that could not reach the handset as sent:
+// invalid UTF-8 (a lone surrogate cannot be valid UTF-8 either) would arrive
+// as replacement characters, and NUL ends the text on many SMSCs. JSON's
+// escapes are checked before decoding (checkJSON), since encoding/json
+// replaces what it cannot decode; this catches the other front doors.
+func CheckText(field, s string) *FieldError {
+	if !utf8.ValidString(s) {
+		return fieldErr(CodeInvalidText, field, "is not valid UTF-8")
+	}
+	if strings.ContainsRune(s, 0) {
+		return fieldErr(CodeInvalidText, field, "must not contain NUL (U+0000)")
 	}
 	return nil
 }

@@ -137,3 +137,59 @@ func TestAcceptEncodings(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptsFaithfulText: what the strict decoding must still accept, and
+// how it travels: escapes that decode to valid text (a surrogate pair is one
+// character), a replacement character sent on purpose, metadata keys that
+// differ only in case (a map, not struct fields), and characters outside
+// GSM-7, which go UCS-2.
+func TestAcceptsFaithfulText(t *testing.T) {
+	for _, tt := range []struct {
+		name, body, text, encoding string
+		metadata                   int
+	}{
+		{"escaped surrogate pair", good(`text="Thanks \ud83d\ude00"`), "Thanks 😀", "ucs2", 0},
+		{"upper-case escapes", good(`text="\uD83D\uDE00"`), "😀", "ucs2", 0},
+		{"raw emoji", good(`text="Thanks 😀"`), "Thanks 😀", "ucs2", 0},
+		{"a replacement character on purpose", good(`text="\ufffd�"`), "\ufffd\ufffd", "ucs2", 0},
+		{"escapes of GSM-7 text", good(`text="\u0041\n\"\\\/"`), "A\n\"\\/", "gsm7", 0},
+		{"cyrillic", good(`text="Привет"`), "Привет", "ucs2", 0},
+		{"metadata keys differing in case", good(`metadata={"k":"a","K":"b"}`), "Your code is 123456", "gsm7", 2},
+		{"the same key in two objects", `{"from":"ACME","to":"+447400123456","text":"x","metadata":{"text":"y"}}`, "x", "gsm7", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, ferr := DecodeRequest([]byte(withTenant("acme", tt.body)))
+			if ferr != nil {
+				t.Fatal(ferr)
+			}
+			m, ferr := Accept("acme", req, now, testLimits)
+			if ferr != nil {
+				t.Fatal(ferr)
+			}
+			if m.Text != tt.text || message.EncodingName(m.Encoding) != tt.encoding || len(m.Metadata) != tt.metadata {
+				t.Errorf("text %q (%s), %d metadata keys; want %q (%s), %d", m.Text, message.EncodingName(m.Encoding), len(m.Metadata), tt.text, tt.encoding, tt.metadata)
+			}
+		})
+	}
+}
+
+// TestCheckText is the text check of the front doors that do not speak
+// JSON (SMPP decodes into a Go string).
+func TestCheckText(t *testing.T) {
+	for _, tt := range []struct{ text, want string }{
+		{"hello", ""},
+		{"😀 ж €", ""},
+		{"\ufffd", ""},
+		{"a\xffb", "invalid_text: text: is not valid UTF-8"},
+		{"\xed\xa0\x80", "invalid_text: text: is not valid UTF-8"}, // a surrogate written as UTF-8
+		{"a\x00", "invalid_text: text: must not contain NUL (U+0000)"},
+	} {
+		got := ""
+		if ferr := CheckText("text", tt.text); ferr != nil {
+			got = ferr.Error()
+		}
+		if got != tt.want {
+			t.Errorf("CheckText(%q) = %q, want %q", tt.text, got, tt.want)
+		}
+	}
+}

@@ -52,7 +52,7 @@ func (s *Server) submit(ctx context.Context, ss *smpp.ServerSession, sm *smpp.Su
 }
 
 func (s *Server) publish(ctx context.Context, t *tenant, p *part) smpp.SubmitResp {
-	body, err := text.Decode(p.dataCoding, p.payload)
+	body, err := text.DecodeExact(p.dataCoding, p.payload)
 	if err != nil {
 		return s.refused(t, &Rejection{Status: StatusInvDCS, Reason: err.Error()})
 	}
