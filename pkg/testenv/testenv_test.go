@@ -115,7 +115,7 @@ func createTopic(ctx context.Context, t *testing.T, brokers []string, topic stri
 	t.Helper()
 	client := &kgo.Client{Addr: kgo.TCP(brokers...)}
 	resp, err := client.CreateTopics(ctx, &kgo.CreateTopicsRequest{Topics: []kgo.TopicConfig{{
-		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
+		Topic: topic, NumPartitions: partitions, ReplicationFactor: testenv.ReplicationFactor(),
 	}}})
 	if err != nil {
 		t.Fatalf("create topic: %v", err)
