@@ -33,6 +33,7 @@ func testConfig(t testing.TB) config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Kafka.Brokers = testenv.Kafka(t)
+	cfg.Kafka.ReplicationFactor = testenv.ReplicationFactor()
 	cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
 	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = testenv.ClickHouseDatabase(t)
 	cfg.ClickHouse.FlushInterval = 100 * time.Millisecond

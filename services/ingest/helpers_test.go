@@ -34,6 +34,7 @@ func keyHash(key string) string {
 func testConfig(t testing.TB) config.Config {
 	cfg := config.Default()
 	cfg.Kafka.Brokers = testenv.Kafka(t)
+	cfg.Kafka.ReplicationFactor = testenv.ReplicationFactor()
 	cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
 	cfg.Ingest.AdminAddr = "127.0.0.1:0"
 	cfg.Ingest.HTTPAddr = "127.0.0.1:0"

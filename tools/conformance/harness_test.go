@@ -94,6 +94,7 @@ func startStack(t *testing.T, ctx context.Context, smscs []smsc) *stack {
 
 	cfg := config.Default()
 	cfg.Kafka.Brokers = testenv.Kafka(t)
+	cfg.Kafka.ReplicationFactor = testenv.ReplicationFactor()
 	cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
 	cfg.ClickHouse.Addr, cfg.ClickHouse.Database = testenv.ClickHouseDatabase(t)
 	cfg.ClickHouse.FlushInterval = 100 * time.Millisecond
