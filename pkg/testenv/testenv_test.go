@@ -35,9 +35,10 @@ func TestKafkaRoundTrip(t *testing.T) {
 	tests := []struct {
 		name    string
 		brokers func(testing.TB) []string
+		rf      int
 	}{
-		{"testenv.Kafka", testenv.Kafka},
-		{"embedded", startEmbedded()},
+		{"testenv.Kafka", testenv.Kafka, testenv.ReplicationFactor()},
+		{"embedded", startEmbedded(), 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,7 +47,7 @@ func TestKafkaRoundTrip(t *testing.T) {
 			defer cancel()
 			topic := testenv.TopicPrefix(t) + "roundtrip"
 			const partitions = 3
-			createTopic(ctx, t, brokers, topic, partitions)
+			createTopic(ctx, t, brokers, topic, partitions, tt.rf)
 
 			w := &kgo.Writer{
 				Addr:         kgo.TCP(brokers...),
@@ -111,11 +112,11 @@ func TestKafkaRoundTrip(t *testing.T) {
 	}
 }
 
-func createTopic(ctx context.Context, t *testing.T, brokers []string, topic string, partitions int) {
+func createTopic(ctx context.Context, t *testing.T, brokers []string, topic string, partitions, rf int) {
 	t.Helper()
 	client := &kgo.Client{Addr: kgo.TCP(brokers...)}
 	resp, err := client.CreateTopics(ctx, &kgo.CreateTopicsRequest{Topics: []kgo.TopicConfig{{
-		Topic: topic, NumPartitions: partitions, ReplicationFactor: testenv.ReplicationFactor(),
+		Topic: topic, NumPartitions: partitions, ReplicationFactor: rf,
 	}}})
 	if err != nil {
 		t.Fatalf("create topic: %v", err)
