@@ -31,7 +31,7 @@ pid_of() {
   local file="$TESTENV/$1.pid" pid
   [[ -f "$file" ]] || return 0
   pid="$(<"$file")"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$TESTENV/"; then
+  if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$TESTENV/"; then
     echo "$pid"
   fi
 }

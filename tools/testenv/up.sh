@@ -78,8 +78,9 @@ start_kafka() {
     -ports "$KAFKA_PORTS" -controller-ports "$KAFKA_CONTROLLER_PORTS")"
   for ((i = 1; i <= KAFKA_NODES; i++)); do
     local node="$dir/node-$i"
+    # The GC log shows whether the heap holds (README "Development").
     local java=(java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -Djava.awt.headless=true
-      "-Dlog4j2.configurationFile=$node/log4j2.yaml" -cp "$lib/*")
+      "-Xlog:gc:file=$TESTENV/kafka-$i-gc.log" "-Dlog4j2.configurationFile=$node/log4j2.yaml" -cp "$lib/*")
     "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$node/server.properties" \
       >"$TESTENV/kafka-$i-format.log" 2>&1 ||
       { tail -n 20 "$TESTENV/kafka-$i-format.log" >&2; die "formatting Kafka storage of node $i failed"; }
