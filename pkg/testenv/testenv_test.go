@@ -230,3 +230,21 @@ func TestClickHouseDatabase(t *testing.T) {
 		t.Errorf("database %s still exists after its test ended", db)
 	}
 }
+
+func TestReplicationFactor(t *testing.T) {
+	for _, tt := range []struct {
+		brokers, rf string
+		want        int
+	}{
+		{"", "3", 1}, // the embedded broker: one node, whatever the variable says
+		{"127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "3", 3},
+		{"127.0.0.1:1", "", 1},
+		{"127.0.0.1:1", "x", 1},
+	} {
+		t.Setenv(testenv.EnvKafkaBrokers, tt.brokers)
+		t.Setenv(testenv.EnvKafkaReplication, tt.rf)
+		if got := testenv.ReplicationFactor(); got != tt.want {
+			t.Errorf("brokers %q, replication %q: %d, want %d", tt.brokers, tt.rf, got, tt.want)
+		}
+	}
+}
