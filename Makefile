@@ -67,7 +67,8 @@ bench:
 
 ## chaos: the whole-pipeline fault suite in full (the four services as processes, kill -9 of
 ## each mid-stream, a carrier that disconnects, stalls and throttles, ClickHouse away for a
-## minute, the broker restarted, bigger campaigns, a baseline); `make test` runs its short
+## minute, the broker restarted, a broker of three killed with kill -9 and every partition's
+## leadership moved, bigger campaigns, a baseline); `make test` runs its short
 ## form in `unit`
 CHAOS_N    ?= 10000
 CHAOS_RATE ?= 2000
@@ -76,7 +77,7 @@ chaos:
 	tools/testenv/up.sh; \
 	source .testenv/env.sh; \
 	cd tools && SLUICE_CHAOS=full SLUICE_CHAOS_N=$(CHAOS_N) SLUICE_CHAOS_RATE=$(CHAOS_RATE) \
-		$(GOTEST) -v -run '^(TestKill9|TestCarrierFaults|TestClickHouseAway|TestBrokerRestart)' ./chaos
+		$(GOTEST) -v -run '^(TestKill9|TestCarrierFaults|TestClickHouseAway|TestBrokerRestart|TestBrokerCluster)' ./chaos
 
 ## demo: a sample campaign through all four services on embedded defaults
 demo:

@@ -11,6 +11,7 @@ import (
 	kgo "github.com/segmentio/kafka-go"
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 )
 
 // testTimeout bounds each test; on the embedded broker they take a few
@@ -19,7 +20,7 @@ const testTimeout = 60 * time.Second
 
 func ensureTopics(t *testing.T, brokers []string, specs ...kafka.TopicSpec) {
 	t.Helper()
-	if err := kafka.EnsureTopics(t.Context(), brokers, 1, specs); err != nil {
+	if err := kafka.EnsureTopics(t.Context(), brokers, testenv.ReplicationFactor(), specs); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -29,7 +29,7 @@ func TestEnsureTopics(t *testing.T) {
 		t.Run(step.name, func(t *testing.T) {
 			spec := compacted
 			spec.Partitions = step.partitions
-			if err := kafka.EnsureTopics(t.Context(), brokers, 1, []kafka.TopicSpec{spec, plain}); err != nil {
+			if err := kafka.EnsureTopics(t.Context(), brokers, testenv.ReplicationFactor(), []kafka.TopicSpec{spec, plain}); err != nil {
 				t.Fatal(err)
 			}
 			for topic, want := range wantPartitions {

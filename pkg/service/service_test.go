@@ -25,7 +25,7 @@ func TestConsumerLagOnMetrics(t *testing.T) {
 	prefix := testenv.TopicPrefix(t)
 	topic := prefix + "in"
 	ctx := t.Context()
-	if err := kafka.EnsureTopics(ctx, brokers, 1, []kafka.TopicSpec{{Name: topic, Partitions: 2}}); err != nil {
+	if err := kafka.EnsureTopics(ctx, brokers, testenv.ReplicationFactor(), []kafka.TopicSpec{{Name: topic, Partitions: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	w := &kgo.Writer{Addr: kgo.TCP(brokers...), Topic: topic, RequiredAcks: kgo.RequireAll, Balancer: &kgo.RoundRobin{}}

@@ -14,6 +14,7 @@ func Config(t testing.TB) config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Kafka.Brokers = Kafka(t)
+	cfg.Kafka.ReplicationFactor = ReplicationFactor()
 	cfg.Kafka.TopicPrefix = TopicPrefix(t)
 	cfg.Ingest.AdminAddr, cfg.Ingest.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Router.AdminAddr = "127.0.0.1:0"

@@ -30,8 +30,8 @@ func Kafka(t testing.TB) []string {
 	return b.Addrs()
 }
 
-// WaitKafka returns once the cluster at brokers serves metadata listing a
-// live broker and a controller (an open port alone does not mean the broker
+// WaitKafka returns once the cluster at brokers serves metadata listing at
+// least as many live brokers as addresses given, and a controller (an open port alone does not mean the broker
 // has joined its cluster). It retries until ctx ends.
 func WaitKafka(ctx context.Context, brokers []string) error {
 	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 5 * time.Second}
@@ -40,8 +40,8 @@ func WaitKafka(ctx context.Context, brokers []string) error {
 		if err != nil {
 			return fmt.Errorf("metadata: %w", err)
 		}
-		if len(md.Brokers) == 0 || md.Controller.ID < 0 {
-			return errors.New("metadata lists no live broker or controller yet")
+		if len(md.Brokers) < len(brokers) || md.Controller.ID < 0 {
+			return fmt.Errorf("metadata lists %d of %d brokers, controller %d", len(md.Brokers), len(brokers), md.Controller.ID)
 		}
 		return nil
 	})

@@ -40,3 +40,30 @@ func TestWriteKRaftConfig(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestWriteKRaftNodeConfig(t *testing.T) {
+	dir := t.TempDir()
+	nodes := []KRaftNode{{1, 29092, 29093}, {2, 29094, 29095}, {3, 29096, 29097}}
+	if err := WriteKRaftNodeConfig(dir, nodes, 1); err != nil {
+		t.Fatal(err)
+	}
+	props, err := os.ReadFile(filepath.Join(dir, "server.properties"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"node.id=2\n",
+		"listeners=PLAINTEXT://127.0.0.1:29094,CONTROLLER://127.0.0.1:29095\n",
+		"controller.quorum.voters=1@127.0.0.1:29093,2@127.0.0.1:29095,3@127.0.0.1:29097\n",
+		"default.replication.factor=3\n",
+		"min.insync.replicas=2\n",
+		"offsets.topic.replication.factor=3\n",
+	} {
+		if !strings.Contains(string(props), want) {
+			t.Errorf("server.properties lacks %q:\n%s", want, props)
+		}
+	}
+	if err := WriteKRaftNodeConfig(dir, nodes, 3); err == nil {
+		t.Error("node 3 of 3: want an error")
+	}
+}

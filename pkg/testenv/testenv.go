@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -21,7 +22,23 @@ import (
 const (
 	EnvKafkaBrokers   = "SLUICE_TEST_KAFKA_BROKERS"   // comma-separated host:port list
 	EnvClickHouseAddr = "SLUICE_TEST_CLICKHOUSE_ADDR" // host:port of the native protocol
+	// EnvKafkaReplication is the replication factor for the tests' topics
+	// on SLUICE_TEST_KAFKA_BROKERS (3 on up.sh's three-node cluster).
+	EnvKafkaReplication = "SLUICE_TEST_KAFKA_REPLICATION_FACTOR"
 )
+
+// ReplicationFactor is the replication factor for topics on the brokers
+// Kafka returns: SLUICE_TEST_KAFKA_REPLICATION_FACTOR with
+// SLUICE_TEST_KAFKA_BROKERS, else 1 (the embedded broker has one node).
+func ReplicationFactor() int {
+	if os.Getenv(EnvKafkaBrokers) == "" {
+		return 1
+	}
+	if n, err := strconv.Atoi(os.Getenv(EnvKafkaReplication)); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
 
 // Main runs the tests and then stops what this package started for the
 // whole test binary. Use it as `func TestMain(m *testing.M) { testenv.Main(m) }`.

@@ -35,9 +35,10 @@ func TestKafkaRoundTrip(t *testing.T) {
 	tests := []struct {
 		name    string
 		brokers func(testing.TB) []string
+		rf      int
 	}{
-		{"testenv.Kafka", testenv.Kafka},
-		{"embedded", startEmbedded()},
+		{"testenv.Kafka", testenv.Kafka, testenv.ReplicationFactor()},
+		{"embedded", startEmbedded(), 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,7 +47,7 @@ func TestKafkaRoundTrip(t *testing.T) {
 			defer cancel()
 			topic := testenv.TopicPrefix(t) + "roundtrip"
 			const partitions = 3
-			createTopic(ctx, t, brokers, topic, partitions)
+			createTopic(ctx, t, brokers, topic, partitions, tt.rf)
 
 			w := &kgo.Writer{
 				Addr:         kgo.TCP(brokers...),
@@ -111,11 +112,11 @@ func TestKafkaRoundTrip(t *testing.T) {
 	}
 }
 
-func createTopic(ctx context.Context, t *testing.T, brokers []string, topic string, partitions int) {
+func createTopic(ctx context.Context, t *testing.T, brokers []string, topic string, partitions, rf int) {
 	t.Helper()
 	client := &kgo.Client{Addr: kgo.TCP(brokers...)}
 	resp, err := client.CreateTopics(ctx, &kgo.CreateTopicsRequest{Topics: []kgo.TopicConfig{{
-		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1,
+		Topic: topic, NumPartitions: partitions, ReplicationFactor: rf,
 	}}})
 	if err != nil {
 		t.Fatalf("create topic: %v", err)
@@ -227,5 +228,23 @@ func TestClickHouseDatabase(t *testing.T) {
 	}
 	if left != 0 {
 		t.Errorf("database %s still exists after its test ended", db)
+	}
+}
+
+func TestReplicationFactor(t *testing.T) {
+	for _, tt := range []struct {
+		brokers, rf string
+		want        int
+	}{
+		{"", "3", 1}, // the embedded broker: one node, whatever the variable says
+		{"127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "3", 3},
+		{"127.0.0.1:1", "", 1},
+		{"127.0.0.1:1", "x", 1},
+	} {
+		t.Setenv(testenv.EnvKafkaBrokers, tt.brokers)
+		t.Setenv(testenv.EnvKafkaReplication, tt.rf)
+		if got := testenv.ReplicationFactor(); got != tt.want {
+			t.Errorf("brokers %q, replication %q: %d, want %d", tt.brokers, tt.rf, got, tt.want)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 func TestStoreRestore(t *testing.T) {
 	cfg := config.Default()
 	cfg.Kafka.Brokers = testenv.Kafka(t)
+	cfg.Kafka.ReplicationFactor = testenv.ReplicationFactor()
 	cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
 	if err := service.CreateTopics(t.Context(), cfg); err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ func TestBadRecordsGoToDLQWhileGoodOnesFlow(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	cfg := config.Default()
 	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.ReplicationFactor = testenv.ReplicationFactor()
 	cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
 	cfg.Ingest.AdminAddr = "127.0.0.1:0"
 

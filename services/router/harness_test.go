@@ -47,6 +47,7 @@ func newHarnessWith(t testing.TB, partitions int, mutate func(*config.Config)) *
 	t.Helper()
 	cfg := config.Default()
 	cfg.Kafka.Brokers = testenv.Kafka(t)
+	cfg.Kafka.ReplicationFactor = testenv.ReplicationFactor()
 	cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
 	cfg.Kafka.BatchTimeout = 2 * time.Millisecond
 	cfg.Router.AdminAddr = ""
@@ -292,7 +293,7 @@ func createTopics(t testing.TB, cfg config.Config, partitions int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	if err := kafka.EnsureTopics(ctx, cfg.Kafka.Brokers, 1, specs); err != nil {
+	if err := kafka.EnsureTopics(ctx, cfg.Kafka.Brokers, testenv.ReplicationFactor(), specs); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -43,7 +43,7 @@ func TestPublisher(t *testing.T) {
 			defer cancel()
 			brokers := testenv.Kafka(t)
 			topic := testenv.TopicPrefix(t) + "results"
-			if err := kafka.EnsureTopics(ctx, brokers, 1, []kafka.TopicSpec{{Name: topic, Partitions: 1}}); err != nil {
+			if err := kafka.EnsureTopics(ctx, brokers, testenv.ReplicationFactor(), []kafka.TopicSpec{{Name: topic, Partitions: 1}}); err != nil {
 				t.Fatal(err)
 			}
 			prod := &countingProducer{Producer: kafka.NewProducer(brokers, time.Millisecond)}

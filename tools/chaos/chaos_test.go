@@ -62,7 +62,7 @@ func startStack(t testing.TB) *Stack {
 func startStackWith(t testing.TB, opt Options) *Stack {
 	t.Helper()
 	if len(opt.Brokers) == 0 {
-		opt.Brokers = testenv.Kafka(t)
+		opt.Brokers, opt.ReplicationFactor = testenv.Kafka(t), testenv.ReplicationFactor()
 	}
 	if opt.ClickHouseAddr == "" {
 		opt.ClickHouseAddr, opt.ClickHouseDB = testenv.ClickHouseDatabase(t)

@@ -59,14 +59,16 @@ func Build(ctx context.Context, dir string) error {
 
 // Options say where the stack runs.
 type Options struct {
-	BinDir         string // the binaries from Build
-	Dir            string // config, logs and the dlr state
-	Brokers        []string
-	ClickHouseAddr string
-	ClickHouseDB   string
-	TopicPrefix    string
-	Carriers       []smscsim.CarrierConfig // default devstack.DefaultCarriers
-	Log            *slog.Logger            // the simulator's log; nil: discarded
+	BinDir  string // the binaries from Build
+	Dir     string // config, logs and the dlr state
+	Brokers []string
+	// ReplicationFactor of the stack's topics; 0: 1.
+	ReplicationFactor int
+	ClickHouseAddr    string
+	ClickHouseDB      string
+	TopicPrefix       string
+	Carriers          []smscsim.CarrierConfig // default devstack.DefaultCarriers
+	Log               *slog.Logger            // the simulator's log; nil: discarded
 	// RespTimeout is the carriers' resp_timeout; 0: the sender's default.
 	RespTimeout time.Duration
 }
@@ -133,6 +135,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 func (s *Stack) config() (config.Config, error) {
 	cfg := config.Default()
 	cfg.Kafka.Brokers = s.opt.Brokers
+	cfg.Kafka.ReplicationFactor = max(1, s.opt.ReplicationFactor)
 	cfg.Kafka.TopicPrefix = s.opt.TopicPrefix
 	cfg.ClickHouse.Addr = s.opt.ClickHouseAddr
 	cfg.ClickHouse.Database = s.opt.ClickHouseDB

@@ -28,15 +28,17 @@ import (
 
 // Options say what to start. Zero values start everything embedded.
 type Options struct {
-	Brokers        []string // use this Kafka instead of an embedded broker
-	KafkaPort      int      // port of the embedded broker; 0: any
-	ClickHouseAddr string   // use this ClickHouse instead of a local server
-	ClickHouseDB   string   // default "sluice"
-	DataDir        string   // the local ClickHouse server's data; "": a temporary dir
-	TopicPrefix    string
-	AdminPorts     bool // serve /metrics etc. on the services' default ports (else any free port)
-	Carriers       []smscsim.CarrierConfig
-	Log            *slog.Logger // the services' logs
+	Brokers []string // use this Kafka instead of an embedded broker
+	// ReplicationFactor of the topics on Brokers; 0: 1 (the embedded broker).
+	ReplicationFactor int
+	KafkaPort         int    // port of the embedded broker; 0: any
+	ClickHouseAddr    string // use this ClickHouse instead of a local server
+	ClickHouseDB      string // default "sluice"
+	DataDir           string // the local ClickHouse server's data; "": a temporary dir
+	TopicPrefix       string
+	AdminPorts        bool // serve /metrics etc. on the services' default ports (else any free port)
+	Carriers          []smscsim.CarrierConfig
+	Log               *slog.Logger // the services' logs
 }
 
 // Stack is a running sluice.
@@ -140,6 +142,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 func (s *Stack) config(opt Options, brokers []string, chAddr string) (config.Config, error) {
 	cfg := config.Default()
 	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.ReplicationFactor = max(1, opt.ReplicationFactor)
 	cfg.Kafka.TopicPrefix = opt.TopicPrefix
 	cfg.ClickHouse.Addr = chAddr
 	cfg.ClickHouse.Database = opt.ClickHouseDB

@@ -28,11 +28,12 @@ func startStack(t *testing.T) (*Stack, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s, err := Start(ctx, Options{
-		Brokers:        brokers,
-		ClickHouseAddr: chAddr,
-		ClickHouseDB:   db,
-		TopicPrefix:    testenv.TopicPrefix(t),
-		Log:            slog.New(slog.NewJSONHandler(logFile, nil)),
+		Brokers:           brokers,
+		ReplicationFactor: testenv.ReplicationFactor(),
+		ClickHouseAddr:    chAddr,
+		ClickHouseDB:      db,
+		TopicPrefix:       testenv.TopicPrefix(t),
+		Log:               slog.New(slog.NewJSONHandler(logFile, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -64,6 +64,7 @@ func newHarness(t testing.TB, sims []smscsim.CarrierConfig, carriers []config.Ca
 	h := &harness{t: t, ctx: ctx, brokers: testenv.Kafka(t), sim: sim}
 	h.cfg = config.Default()
 	h.cfg.Kafka.Brokers = h.brokers
+	h.cfg.Kafka.ReplicationFactor = testenv.ReplicationFactor()
 	h.cfg.Kafka.TopicPrefix = testenv.TopicPrefix(t)
 	h.cfg.Sender.AdminAddr = "127.0.0.1:0"
 	for i, c := range carriers {

@@ -33,6 +33,15 @@ stop() {
   rm -f "$TESTENV/$name.pid"
 }
 
-stop kafka
+# Signal every node first: a node stopped after its quorum is gone waits
+# for the controller until the grace period ends.
+for f in "$TESTENV"/kafka-*.pid; do
+  [[ -f "$f" ]] && pid="$(pid_of "$(basename "$f" .pid)")" && [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null || true
+done
+# Every node's pid file, whatever KAFKA_NODES says now; "kafka" is the
+# one-node layout of older checkouts.
+for f in "$TESTENV"/kafka-*.pid "$TESTENV"/kafka.pid; do
+  [[ -f "$f" ]] && stop "$(basename "$f" .pid)"
+done
 stop clickhouse
 rm -f "$TESTENV/env.sh"

@@ -6,11 +6,20 @@ TESTENV="${SLUICE_TESTENV_DIR:-$ROOT/.testenv}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/sluice"
 
 KAFKA_VERSION="${SLUICE_TESTENV_KAFKA_VERSION:-4.4.0}"
+# Three combined broker+controller nodes; node i listens on KAFKA_PORT+2(i-1)
+# and its controller on KAFKA_CONTROLLER_PORT+2(i-1), unless the lists are given.
+KAFKA_NODES="${SLUICE_TESTENV_KAFKA_NODES:-3}"
 KAFKA_PORT="${SLUICE_TESTENV_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${SLUICE_TESTENV_KAFKA_CONTROLLER_PORT:-19093}"
+step_ports() { local i out=(); for ((i = 0; i < KAFKA_NODES; i++)); do out+=($(($1 + 2 * i))); done; (IFS=,; echo "${out[*]}"); }
+KAFKA_PORTS="${SLUICE_TESTENV_KAFKA_PORTS:-$(step_ports "$KAFKA_PORT")}"
+KAFKA_CONTROLLER_PORTS="${SLUICE_TESTENV_KAFKA_CONTROLLER_PORTS:-$(step_ports "$KAFKA_CONTROLLER_PORT")}"
 CLICKHOUSE_PORT="${SLUICE_TESTENV_CLICKHOUSE_PORT:-19000}"
-# Every test creates its own topics; 512 MiB ran out with a few thousand partitions.
-KAFKA_HEAP="${SLUICE_TESTENV_KAFKA_HEAP:-2g}"
+# Per node. Every test creates its own topics, and with replication factor 3
+# every node holds a replica of each partition: a few thousand at the peak of
+# make unit. 512 MiB ran out with one node; see README "Development" for the
+# measured heap use.
+KAFKA_HEAP="${SLUICE_TESTENV_KAFKA_HEAP:-768m}"
 CLICKHOUSE_HTTP_PORT="${SLUICE_TESTENV_CLICKHOUSE_HTTP_PORT:-18123}"
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
@@ -22,7 +31,7 @@ pid_of() {
   local file="$TESTENV/$1.pid" pid
   [[ -f "$file" ]] || return 0
   pid="$(<"$file")"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$TESTENV/"; then
+  if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$TESTENV/"; then
     echo "$pid"
   fi
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the servers the tests run against, installing what is missing:
-# Apache Kafka (KRaft, one node, from Maven Central jars) and clickhouse-server,
+# Apache Kafka (KRaft, three combined broker+controller nodes, replication
+# factor 3, min.insync.replicas 2, from Maven Central jars) and clickhouse-server,
 # both on 127.0.0.1 with non-default ports, all state under .testenv/. Then
 # writes .testenv/env.sh for the tests (SLUICE_TEST_KAFKA_BROKERS,
 # SLUICE_TEST_CLICKHOUSE_ADDR). Servers already started by an earlier run are
@@ -65,22 +66,34 @@ check_port_free() {
   port_open "$1" && die "port $1 is taken by another process; stop it or set $2" || true
 }
 
+# start_kafka formats and starts every node of a new cluster (a cluster
+# that is partly up is stopped by down.sh first: its nodes share one id).
 start_kafka() {
-  local lib dir="$TESTENV/kafka" cluster_id
+  local lib dir="$TESTENV/kafka" cluster_id p i
   lib="$(kafka_jars)"
-  check_port_free "$KAFKA_PORT" SLUICE_TESTENV_KAFKA_PORT
-  check_port_free "$KAFKA_CONTROLLER_PORT" SLUICE_TESTENV_KAFKA_CONTROLLER_PORT
+  for p in ${KAFKA_PORTS//,/ }; do check_port_free "$p" SLUICE_TESTENV_KAFKA_PORT; done
+  for p in ${KAFKA_CONTROLLER_PORTS//,/ }; do check_port_free "$p" SLUICE_TESTENV_KAFKA_CONTROLLER_PORT; done
   rm -rf "$dir"
   cluster_id="$("$TESTENV/bin/sluice-testenv" kafka-config -dir "$dir" \
-    -port "$KAFKA_PORT" -controller-port "$KAFKA_CONTROLLER_PORT")"
-  local java=(java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -Djava.awt.headless=true
-    "-Dlog4j2.configurationFile=$dir/log4j2.yaml" -cp "$lib/*")
-  "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
-    >"$TESTENV/kafka-format.log" 2>&1 ||
-    { tail -n 20 "$TESTENV/kafka-format.log" >&2; die "formatting Kafka storage failed"; }
-  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
-  nohup "${java[@]}" kafka.Kafka "$dir/server.properties" >"$TESTENV/kafka.log" 2>&1 </dev/null &
-  echo $! >"$TESTENV/kafka.pid"
+    -ports "$KAFKA_PORTS" -controller-ports "$KAFKA_CONTROLLER_PORTS")"
+  for ((i = 1; i <= KAFKA_NODES; i++)); do
+    local node="$dir/node-$i"
+    # The GC log shows whether the heap holds (README "Development").
+    local java=(java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -Djava.awt.headless=true
+      "-Xlog:gc:file=$TESTENV/kafka-$i-gc.log" "-Dlog4j2.configurationFile=$node/log4j2.yaml" -cp "$lib/*")
+    "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$node/server.properties" \
+      >"$TESTENV/kafka-$i-format.log" 2>&1 ||
+      { tail -n 20 "$TESTENV/kafka-$i-format.log" >&2; die "formatting Kafka storage of node $i failed"; }
+    nohup "${java[@]}" kafka.Kafka "$node/server.properties" >"$TESTENV/kafka-$i.log" 2>&1 </dev/null &
+    echo $! >"$TESTENV/kafka-$i.pid"
+  done
+  log "starting Kafka $KAFKA_VERSION, $KAFKA_NODES nodes on 127.0.0.1:{$KAFKA_PORTS}, heap $KAFKA_HEAP each"
+}
+
+# kafka_running succeeds when every node of the cluster is up.
+kafka_running() {
+  local i
+  for ((i = 1; i <= KAFKA_NODES; i++)); do [[ -n "$(pid_of "kafka-$i")" ]] || return 1; done
 }
 
 start_clickhouse() {
@@ -102,12 +115,18 @@ main() {
   # One readiness check and one ClickHouse config for this script and pkg/testenv.
   (cd "$ROOT/pkg" && go build -o "$TESTENV/bin/sluice-testenv" ./testenv/cmd/sluice-testenv)
 
-  [[ -n "$(pid_of kafka)" ]] && log "reusing Kafka (pid $(pid_of kafka))" || start_kafka
+  if kafka_running; then
+    log "reusing Kafka ($KAFKA_NODES nodes)"
+  else
+    for ((i = 1; i <= KAFKA_NODES; i++)); do [[ -z "$(pid_of "kafka-$i")" ]] || die "Kafka is partly up: run tools/testenv/down.sh first"; done
+    start_kafka
+  fi
   [[ -n "$(pid_of clickhouse)" ]] && log "reusing clickhouse-server (pid $(pid_of clickhouse))" || start_clickhouse
 
-  local kafka="127.0.0.1:$KAFKA_PORT" clickhouse="127.0.0.1:$CLICKHOUSE_PORT"
+  local kafka p i clickhouse="127.0.0.1:$CLICKHOUSE_PORT"
+  kafka="$(for p in ${KAFKA_PORTS//,/ }; do echo "127.0.0.1:$p"; done | paste -sd,)"
   if ! "$TESTENV/bin/sluice-testenv" wait -kafka "$kafka" -clickhouse "$clickhouse" -timeout 3m; then
-    for f in kafka.log clickhouse.log clickhouse/log/error.log; do
+    for f in $(cd "$TESTENV" && ls kafka-*.log) clickhouse.log clickhouse/log/error.log; do
       [[ -f "$TESTENV/$f" ]] && { log "--- $TESTENV/$f"; tail -n 30 "$TESTENV/$f" >&2; }
     done
     die "servers did not become ready (run tools/testenv/down.sh to stop what started)"
@@ -115,6 +134,7 @@ main() {
   cat >"$TESTENV/env.sh" <<ENV
 # Written by tools/testenv/up.sh: source it before go test.
 export SLUICE_TEST_KAFKA_BROKERS=$kafka
+export SLUICE_TEST_KAFKA_REPLICATION_FACTOR=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))
 export SLUICE_TEST_CLICKHOUSE_ADDR=$clickhouse
 ENV
   log "ready: Kafka $kafka, ClickHouse $clickhouse (source $TESTENV/env.sh)"

@@ -3,7 +3,7 @@
 // answer, so the script, pkg/testenv, pkg/chlocal and the fault suite share
 // one configuration and one readiness check.
 //
-//	sluice-testenv kafka-config -dir DIR -port N -controller-port N   (prints a new cluster id)
+//	sluice-testenv kafka-config -dir DIR -ports N,... -controller-ports N,...   (DIR/node-<id> per node; prints a new cluster id)
 //	sluice-testenv clickhouse-config -dir DIR -tcp-port N -http-port N
 //	sluice-testenv wait [-kafka host:port,...] [-clickhouse host:port] [-timeout 2m]
 package main
@@ -14,6 +14,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,17 +37,23 @@ func run(args []string) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	switch args[0] {
 	case "kafka-config":
-		dir := fs.String("dir", "", "directory for server.properties, log4j2.yaml and the broker's data")
-		port := fs.Int("port", 19092, "client port")
-		cport := fs.Int("controller-port", 19093, "KRaft controller port")
+		dir := fs.String("dir", "", "directory for the nodes' directories (node-1, node-2, ...): config and data")
+		ports := fs.String("ports", "19092", "client ports, one per node, comma-separated")
+		cports := fs.String("controller-ports", "19093", "KRaft controller ports, one per node, comma-separated")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if *dir == "" {
 			return errors.New("kafka-config: -dir is required")
 		}
-		if err := testenv.WriteKRaftConfig(*dir, *port, *cport); err != nil {
+		nodes, err := kraftNodes(*ports, *cports)
+		if err != nil {
 			return err
+		}
+		for i, n := range nodes {
+			if err := testenv.WriteKRaftNodeConfig(filepath.Join(*dir, fmt.Sprintf("node-%d", n.ID)), nodes, i); err != nil {
+				return err
+			}
 		}
 		fmt.Println(testenv.KRaftClusterID())
 		return nil
@@ -83,4 +91,26 @@ func run(args []string) error {
 	default:
 		return fmt.Errorf("unknown command %q", args[0])
 	}
+}
+
+// kraftNodes pairs the i-th client port with the i-th controller port as
+// node i+1.
+func kraftNodes(ports, cports string) ([]testenv.KRaftNode, error) {
+	ps, cs := strings.Split(ports, ","), strings.Split(cports, ",")
+	if len(ps) != len(cs) {
+		return nil, fmt.Errorf("kafka-config: %d client ports but %d controller ports", len(ps), len(cs))
+	}
+	nodes := make([]testenv.KRaftNode, len(ps))
+	for i := range ps {
+		p, err := strconv.Atoi(ps[i])
+		if err != nil {
+			return nil, fmt.Errorf("kafka-config: port %q: %w", ps[i], err)
+		}
+		c, err := strconv.Atoi(cs[i])
+		if err != nil {
+			return nil, fmt.Errorf("kafka-config: controller port %q: %w", cs[i], err)
+		}
+		nodes[i] = testenv.KRaftNode{ID: i + 1, Port: p, ControllerPort: c}
+	}
+	return nodes, nil
 }

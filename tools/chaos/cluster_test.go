@@ -1,0 +1,192 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+)
+
+// TestBrokerCluster runs campaigns on a three-node cluster of the test's own
+// (replication factor 3, min.insync.replicas 2) while a broker that leads
+// partitions of the stack's topics is killed with SIGKILL, and while the
+// leadership of every partition moves to another broker: no code path may
+// depend on one broker, so every message must still end in one final status
+// and one row.
+func TestBrokerCluster(t *testing.T) {
+	n, rate, down, timeout := 1200, 400.0, 5*time.Second, 3*time.Minute
+	if full {
+		n, rate, down, timeout = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000)), 30*time.Second, 6*time.Minute
+	}
+	k := startKafka(t, 3)
+	s := startStackWith(t, Options{Brokers: k.addrs(), ReplicationFactor: 3})
+	prefix := s.Cfg.Kafka.TopicPrefix
+	var results []Result
+
+	t.Run("kill_-9_a_leader", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var victim *kafkaNode
+		f := Fault{
+			Name: fmt.Sprintf("kafka broker kill -9, %s", down), Down: down,
+			Stop: func(ctx context.Context) error {
+				id, leads, err := busiestLeader(ctx, k.addrs(), prefix)
+				if err != nil {
+					return err
+				}
+				victim = k.node(id)
+				t.Logf("killing broker %d, leader of %d of the stack's partitions", id, leads)
+				victim.kill()
+				return nil
+			},
+			Start: func(ctx context.Context) error { return victim.start(ctx) },
+		}
+		res, err := s.Run(ctx, f, Campaign("chaos-cluster-kill", n, 13), rate, nil)
+		results = append(results, res)
+		checkResult(t, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("leadership_moved", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var moved int
+		f := Fault{
+			Name: "kafka leadership of every partition moved",
+			Stop: func(ctx context.Context) (err error) {
+				moved, err = moveLeaders(ctx, k.addrs(), prefix)
+				return err
+			},
+			Start: func(context.Context) error { return nil },
+		}
+		res, err := s.Run(ctx, f, Campaign("chaos-cluster-moved", n, 17), rate, nil)
+		results = append(results, res)
+		checkResult(t, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if moved == 0 {
+			t.Error("no partition's leader moved")
+		}
+		t.Logf("moved the leaders of %d partitions", moved)
+	})
+	logResults(t, fmt.Sprintf("three-broker cluster (%d messages per fault at %.0f msg/s)", n, rate), results)
+}
+
+// stackPartitions returns the partitions of the topics whose names start
+// with prefix, as the cluster sees them now.
+func stackPartitions(ctx context.Context, brokers []string, prefix string) ([]kgo.Partition, error) {
+	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}
+	md, err := client.Metadata(ctx, &kgo.MetadataRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	var ps []kgo.Partition
+	for _, tp := range md.Topics {
+		if strings.HasPrefix(tp.Name, prefix) {
+			ps = append(ps, tp.Partitions...)
+		}
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("no topics with prefix %q", prefix)
+	}
+	return ps, nil
+}
+
+// busiestLeader returns the broker that leads the most partitions of the
+// prefix's topics, and how many.
+func busiestLeader(ctx context.Context, brokers []string, prefix string) (id, leads int, err error) {
+	ps, err := stackPartitions(ctx, brokers, prefix)
+	if err != nil {
+		return 0, 0, err
+	}
+	count := map[int]int{}
+	for _, p := range ps {
+		count[p.Leader.ID]++
+	}
+	for b, c := range count {
+		if c > leads {
+			id, leads = b, c
+		}
+	}
+	return id, leads, nil
+}
+
+// moveLeaders makes the next replica of each partition of the prefix's
+// topics its preferred leader (a reassignment to the same replicas,
+// rotated), runs a preferred leader election and waits until every
+// partition is led by its new preferred leader. It returns how many
+// partitions changed leader.
+func moveLeaders(ctx context.Context, brokers []string, prefix string) (int, error) {
+	ps, err := stackPartitions(ctx, brokers, prefix)
+	if err != nil {
+		return 0, err
+	}
+	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 30 * time.Second}
+	req := &kgo.AlterPartitionReassignmentsRequest{Timeout: 30 * time.Second}
+	want := map[string]int{} // topic/partition: its new leader
+	byTopic := map[string][]int{}
+	for _, p := range ps {
+		if len(p.Replicas) < 2 {
+			return 0, fmt.Errorf("%s/%d has %d replicas: nowhere to move", p.Topic, p.ID, len(p.Replicas))
+		}
+		// Rotate so that the replica after the current leader comes first.
+		at := 0
+		for i, r := range p.Replicas {
+			if r.ID == p.Leader.ID {
+				at = i
+			}
+		}
+		ids := make([]int, len(p.Replicas))
+		for i := range ids {
+			ids[i] = p.Replicas[(at+1+i)%len(p.Replicas)].ID
+		}
+		req.Assignments = append(req.Assignments, kgo.AlterPartitionReassignmentsRequestAssignment{Topic: p.Topic, PartitionID: p.ID, BrokerIDs: ids})
+		want[fmt.Sprintf("%s/%d", p.Topic, p.ID)] = ids[0]
+		byTopic[p.Topic] = append(byTopic[p.Topic], p.ID)
+	}
+	resp, err := client.AlterPartitionReassignments(ctx, req)
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reassign partitions: %w", err)
+	}
+	for _, r := range resp.PartitionResults {
+		if r.Error != nil {
+			return 0, fmt.Errorf("reassign %s/%d: %w", r.Topic, r.PartitionID, r.Error)
+		}
+	}
+	for topic, parts := range byTopic {
+		resp, err := client.ElectLeaders(ctx, &kgo.ElectLeadersRequest{Topic: topic, Partitions: parts, Timeout: 30 * time.Second})
+		if err == nil {
+			err = resp.Error
+		}
+		if err != nil {
+			return 0, fmt.Errorf("elect leaders of %s: %w", topic, err)
+		}
+	}
+	moved := 0
+	err = poll(ctx, func() bool {
+		now, err := stackPartitions(ctx, brokers, prefix)
+		if err != nil {
+			return false
+		}
+		moved = 0
+		for _, p := range now {
+			if want[fmt.Sprintf("%s/%d", p.Topic, p.ID)] == p.Leader.ID {
+				moved++
+			}
+		}
+		return moved == len(want)
+	})
+	if err != nil {
+		return moved, fmt.Errorf("%d of %d partitions on their new leader: %w", moved, len(want), err)
+	}
+	return moved, nil
+}
