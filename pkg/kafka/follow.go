@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
 
 	"github.com/sluice-sms/sluice/pkg/backoff"
 )
@@ -37,13 +36,10 @@ func FollowPartition(ctx context.Context, brokers []string, topic string, partit
 // readPartition hands fn the records from *next on until an error, moving
 // *next past each one.
 func readPartition(ctx context.Context, brokers []string, topic string, partition int, next *int64, fn func(Message)) error {
-	r := newPartitionReader(brokers, topic, partition)
-	defer func() { _ = traffic.closeReader(r) }()
-	if err := r.SetOffset(*next); err != nil {
-		return fmt.Errorf("read %s/%d: %w", topic, partition, err)
-	}
+	r := sharedFetcher(brokers).subscribe(topic, partition, *next)
+	defer r.Close()
 	for {
-		m, err := r.FetchMessage(ctx)
+		m, err := r.fetchOne(ctx)
 		if err != nil {
 			return fmt.Errorf("read %s/%d: %w", topic, partition, err)
 		}
@@ -65,13 +61,10 @@ func ReadRange(ctx context.Context, brokers []string, topic string, partition in
 	if from >= s.Next {
 		return s.Next, nil
 	}
-	r := newPartitionReader(brokers, topic, partition)
-	defer func() { _ = traffic.closeReader(r) }()
-	if err := r.SetOffset(from); err != nil {
-		return 0, fmt.Errorf("read %s/%d: %w", topic, partition, err)
-	}
+	r := sharedFetcher(brokers).subscribe(topic, partition, from)
+	defer r.Close()
 	for {
-		m, err := r.FetchMessage(ctx)
+		m, err := r.fetchOne(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("read %s/%d: %w", topic, partition, err)
 		}
@@ -106,18 +99,6 @@ func Tail(ctx context.Context, brokers []string, topic string, partition int, fn
 			caught()
 		}
 	}, log)
-}
-
-// newPartitionReader reads one partition without a consumer group.
-func newPartitionReader(brokers []string, topic string, partition int) *kgo.Reader {
-	return traffic.addReader(kgo.NewReader(kgo.ReaderConfig{
-		Brokers:   brokers,
-		Topic:     topic,
-		Partition: partition,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		MaxWait:   500 * time.Millisecond, // as a claim's: an idle partition costs two fetches a second
-	}))
 }
 
 // ReadAll returns every record topic holds now, partition by partition in

@@ -39,7 +39,7 @@ type Claim struct {
 	brokers   []string
 	mu        sync.Mutex // guards start and readers: workers may fetch and commit from several goroutines
 	start     map[string]int64
-	readers   map[string]*kgo.Reader
+	readers   map[string]*subscription
 	stopping  <-chan struct{}
 	genDone   <-chan struct{}
 }
@@ -51,77 +51,52 @@ func (c *Claim) Stopping() <-chan struct{} { return c.stopping }
 // Fetch returns the claim's next record of topic, waiting until one comes;
 // its error is ctx's when ctx ends.
 func (c *Claim) Fetch(ctx context.Context, topic string) (Message, error) {
-	return c.reader(topic).FetchMessage(ctx)
+	m, err := c.reader(topic).fetchOne(ctx)
+	if err != nil && ctx.Err() == nil {
+		return m, fmt.Errorf("fetch %s/%d: %w", topic, c.Partition, err)
+	}
+	return m, err
 }
 
 // Offset is the offset of the record Fetch of topic returns next: the
-// group's committed offset until the claim reads or seeks.
+// group's committed offset until the claim reads or seeks (negative,
+// FirstOffset, while nothing is committed and nothing read).
 func (c *Claim) Offset(topic string) int64 { return c.reader(topic).Offset() }
 
 // Seek makes Fetch of topic go on from offset.
 func (c *Claim) Seek(topic string, offset int64) error {
-	if err := c.reader(topic).SetOffset(offset); err != nil {
-		return fmt.Errorf("seek %s/%d@%d: %w", topic, c.Partition, offset, err)
-	}
+	c.reader(topic).setOffset(offset)
 	return nil
 }
 
-// reader returns the claim's reader of topic, opening it at the group's
-// committed offset (or where the claim last committed) the first time.
-func (c *Claim) reader(topic string) *kgo.Reader {
+// reader returns the claim's subscription to topic, at the group's committed
+// offset (or where the claim last committed) the first time. Every claim and
+// follower of the process shares one fetch per partition leader.
+func (c *Claim) reader(topic string) *subscription {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r, ok := c.readers[topic]; ok {
 		return r
 	}
-	r := traffic.addReader(kgo.NewReader(kgo.ReaderConfig{
-		Brokers:   c.brokers,
-		Topic:     topic,
-		Partition: c.Partition,
-		MinBytes:  1,
-		MaxBytes:  16 << 20,
-		// An empty partition is asked again only this often; records end
-		// the wait at once (MinBytes 1). At 100 ms the idle pollers of a
-		// whole deployment cost the broker 15% of a core.
-		MaxWait:       500 * time.Millisecond,
-		QueueCapacity: 1000,
-	}))
-	if err := r.SetOffset(c.start[topic]); err != nil {
-		// SetOffset fails only on a closed reader, which this one is not.
-		panic(fmt.Sprintf("kafka: set offset: %v", err))
-	}
+	r := sharedFetcher(c.brokers).subscribe(topic, c.Partition, c.start[topic])
 	c.readers[topic] = r
 	return r
 }
 
 // FetchBatch returns up to opt.Max records of topic: it waits at most wait
 // for the first one, then at most opt.Linger for more. Nothing within wait
-// is an empty batch and no error; an error is ctx's end or a failed reader.
+// is an empty batch and no error; an error is ctx's end or a failed
+// partition.
 func (c *Claim) FetchBatch(ctx context.Context, topic string, wait time.Duration, opt BatchOptions) ([]Message, error) {
-	r := c.reader(topic)
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	first, err := r.FetchMessage(wctx)
-	cancel()
+	batch, err := c.reader(topic).batch(ctx, wait, opt.Linger, opt.Max)
 	switch {
 	case err == nil:
+		return batch, nil
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, nil // nothing yet
 	default:
 		return nil, fmt.Errorf("fetch %s/%d: %w", topic, c.Partition, err)
 	}
-	batch := []Message{first}
-	lctx, cancel := context.WithTimeout(ctx, opt.Linger)
-	defer cancel()
-	for len(batch) < opt.Max {
-		m, err := r.FetchMessage(lctx)
-		if err != nil {
-			break // linger over (or ctx done): hand over what we have
-		}
-		batch = append(batch, m)
-	}
-	return batch, nil
 }
 
 // Commit records that every record of the claim's partition of topic before
@@ -167,7 +142,7 @@ func (c *Claim) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.readers {
-		_ = traffic.closeReader(r)
+		r.Close()
 	}
 	clear(c.readers)
 }
@@ -288,7 +263,7 @@ func claimsOf(gen *kgo.Generation, brokers []string, stopping <-chan struct{}) [
 		for _, p := range parts {
 			c, ok := byPartition[p.ID]
 			if !ok {
-				c = &Claim{Partition: p.ID, commits: commits, genCtx: genCtx, brokers: brokers, start: map[string]int64{}, readers: map[string]*kgo.Reader{}, stopping: stopping}
+				c = &Claim{Partition: p.ID, commits: commits, genCtx: genCtx, brokers: brokers, start: map[string]int64{}, readers: map[string]*subscription{}, stopping: stopping}
 				byPartition[p.ID] = c
 			}
 			c.start[topic] = p.Offset

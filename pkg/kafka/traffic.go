@@ -12,34 +12,17 @@ import (
 
 // traffic counts the process's Kafka requests and records, for the cost per
 // message: fetch requests and records read, produce requests and records
-// written. It is process-wide, like expvar, because readers are opened deep
-// inside claims and followers; kafka-go's Stats hand over counts since their
-// last call, so readers and writers are asked at every collection and once
-// more when they close.
-var traffic = &trafficCounts{readers: map[*kgo.Reader]struct{}{}, writers: map[*kgo.Writer]struct{}{}}
+// written. It is process-wide, like expvar, because the fetcher and the
+// writers are shared deep inside claims, followers and producers; kafka-go's
+// writer Stats hand over counts since their last call, so writers are asked
+// at every collection and once more when they close.
+var traffic = &trafficCounts{writers: map[*kgo.Writer]struct{}{}}
 
 type trafficCounts struct {
 	fetches, fetched, produces, produced atomic.Int64
 
 	mu      sync.Mutex
-	readers map[*kgo.Reader]struct{}
 	writers map[*kgo.Writer]struct{}
-}
-
-func (t *trafficCounts) addReader(r *kgo.Reader) *kgo.Reader {
-	t.mu.Lock()
-	t.readers[r] = struct{}{}
-	t.mu.Unlock()
-	return r
-}
-
-// closeReader takes the reader's last counts, then closes it.
-func (t *trafficCounts) closeReader(r *kgo.Reader) error {
-	t.mu.Lock()
-	delete(t.readers, r)
-	t.mu.Unlock()
-	t.readerStats(r)
-	return r.Close()
 }
 
 func (t *trafficCounts) addWriter(w *kgo.Writer) *kgo.Writer {
@@ -58,25 +41,16 @@ func (t *trafficCounts) closeWriter(w *kgo.Writer) error {
 	return err
 }
 
-func (t *trafficCounts) readerStats(r *kgo.Reader) {
-	s := r.Stats()
-	t.fetches.Add(s.Fetches)
-	t.fetched.Add(s.Messages)
-}
-
 func (t *trafficCounts) writerStats(w *kgo.Writer) {
 	s := w.Stats()
 	t.produces.Add(s.Writes)
 	t.produced.Add(s.Messages)
 }
 
-// collect takes the counts of every open reader and writer.
+// collect takes the counts of every open writer.
 func (t *trafficCounts) collect() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for r := range t.readers {
-		t.readerStats(r)
-	}
 	for w := range t.writers {
 		t.writerStats(w)
 	}

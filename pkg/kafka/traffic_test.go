@@ -55,7 +55,7 @@ func TestTrafficCounted(t *testing.T) {
 	if got := req1["produce"] - req0["produce"]; got < 2 || got > 4 {
 		t.Errorf("%d produce requests, want 2 to 4", got)
 	}
-	if got := req1["fetch"] - req0["fetch"]; got < 2 {
-		t.Errorf("%d fetch requests, want at least one per partition", got)
+	if got := req1["fetch"] - req0["fetch"]; got < 1 {
+		t.Errorf("%d fetch requests, want at least one", got)
 	}
 }

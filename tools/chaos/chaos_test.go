@@ -57,6 +57,21 @@ func startStack(t testing.TB) *Stack {
 	return startStackWith(t, Options{})
 }
 
+// stackDir is where a test's stack keeps its config, logs and state: under
+// SLUICE_CHAOS_DIR when set, so that they outlive the test for a post-mortem.
+func stackDir(t testing.TB) string {
+	root := os.Getenv("SLUICE_CHAOS_DIR")
+	if root == "" {
+		return t.TempDir()
+	}
+	dir := filepath.Join(root, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stack config, logs and state in %s", dir)
+	return dir
+}
+
 // startStackWith starts the stack with opt's brokers and ClickHouse (the
 // shared test servers when not set) and its carrier settings.
 func startStackWith(t testing.TB, opt Options) *Stack {
@@ -67,7 +82,7 @@ func startStackWith(t testing.TB, opt Options) *Stack {
 	if opt.ClickHouseAddr == "" {
 		opt.ClickHouseAddr, opt.ClickHouseDB = testenv.ClickHouseDatabase(t)
 	}
-	opt.BinDir, opt.Dir, opt.TopicPrefix = binaries(t), t.TempDir(), testenv.TopicPrefix(t)
+	opt.BinDir, opt.Dir, opt.TopicPrefix = binaries(t), stackDir(t), testenv.TopicPrefix(t)
 	opt.Log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -26,31 +26,51 @@ func TestBrokerCluster(t *testing.T) {
 	prefix := s.Cfg.Kafka.TopicPrefix
 	var results []Result
 
-	t.Run("kill_-9_a_leader", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		var victim *kafkaNode
-		f := Fault{
-			Name: fmt.Sprintf("kafka broker kill -9, %s", down), Down: down,
-			Stop: func(ctx context.Context) error {
-				id, leads, err := busiestLeader(ctx, k.addrs(), prefix)
-				if err != nil {
-					return err
-				}
-				victim = k.node(id)
-				t.Logf("killing broker %d, leader of %d of the stack's partitions", id, leads)
-				victim.kill()
-				return nil
-			},
-			Start: func(ctx context.Context) error { return victim.start(ctx) },
-		}
-		res, err := s.Run(ctx, f, Campaign("chaos-cluster-kill", n, 13), rate, nil)
-		results = append(results, res)
-		checkResult(t, res)
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
+	// The busiest leader takes the most partitions away at once; broker 1 is
+	// also the first address in every service's broker list, the one a client
+	// that depended on one broker would use.
+	victims := []struct {
+		name string
+		pick func(ctx context.Context) (id int, err error)
+	}{
+		{"kill_-9_the_busiest_leader", func(ctx context.Context) (int, error) {
+			id, _, err := busiestLeader(ctx, k.addrs(), prefix)
+			return id, err
+		}},
+		{"kill_-9_the_first_listed_broker", func(context.Context) (int, error) { return k.nodes[0].id, nil }},
+	}
+	for i, v := range victims {
+		t.Run(v.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			var victim *kafkaNode
+			f := Fault{
+				Name: fmt.Sprintf("%s, %s", strings.ReplaceAll(v.name, "_", " "), down), Down: down,
+				Stop: func(ctx context.Context) error {
+					id, err := v.pick(ctx)
+					if err != nil {
+						return err
+					}
+					leads, err := leaderCount(ctx, k.addrs(), prefix, id)
+					if err != nil {
+						return err
+					}
+					victim = k.node(id)
+					t.Logf("killing broker %d, leader of %d of the stack's partitions", id, leads)
+					victim.kill()
+					return nil
+				},
+				Start: func(ctx context.Context) error { return victim.start(ctx) },
+			}
+			res, err := s.Run(ctx, f, Campaign(fmt.Sprintf("chaos-cluster-kill-%d", i), n, 13+uint64(i)), rate, nil)
+			results = append(results, res)
+			checkResult(t, res)
+			if err != nil {
+				logLag(t, s)
+				t.Fatal(err)
+			}
+		})
+	}
 
 	t.Run("leadership_moved", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -96,6 +116,34 @@ func stackPartitions(ctx context.Context, brokers []string, prefix string) ([]kg
 		return nil, fmt.Errorf("no topics with prefix %q", prefix)
 	}
 	return ps, nil
+}
+
+// logLag logs where a stalled campaign's messages wait.
+func logLag(t *testing.T, s *Stack) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lag, err := s.Lag(ctx)
+	for _, l := range lag {
+		t.Log("lag:", l)
+	}
+	if err != nil {
+		t.Log("lag:", err)
+	}
+}
+
+// leaderCount returns how many of the prefix's partitions broker id leads.
+func leaderCount(ctx context.Context, brokers []string, prefix string, id int) (int, error) {
+	ps, err := stackPartitions(ctx, brokers, prefix)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range ps {
+		if p.Leader.ID == id {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // busiestLeader returns the broker that leads the most partitions of the

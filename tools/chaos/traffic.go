@@ -39,18 +39,6 @@ func (s *Stack) Traffic(ctx context.Context) (map[string]Traffic, error) {
 }
 
 func scrapeTraffic(ctx context.Context, url string) (Traffic, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return Traffic{}, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return Traffic{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return Traffic{}, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
 	var t Traffic
 	fields := map[string]*int64{
 		`sluice_kafka_requests_total{kind="fetch"`:   &t.FetchRequests,
@@ -58,19 +46,60 @@ func scrapeTraffic(ctx context.Context, url string) (Traffic, error) {
 		`sluice_kafka_records_total{kind="fetched"`:  &t.Fetched,
 		`sluice_kafka_records_total{kind="produced"`: &t.Produced,
 	}
+	err := scrapeMetrics(ctx, url, func(line string, v float64) {
+		for prefix, f := range fields {
+			if strings.HasPrefix(line, prefix) {
+				*f += int64(v)
+			}
+		}
+	})
+	return t, err
+}
+
+// Lag returns every service's consumer lag series that are not zero, as
+// /metrics prints them: where a stalled campaign's messages wait.
+func (s *Stack) Lag(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, name := range Services {
+		err := scrapeMetrics(ctx, "http://"+s.adminAddr(name)+"/metrics", func(line string, v float64) {
+			if strings.HasPrefix(line, "sluice_kafka_consumer_lag") && v != 0 {
+				out = append(out, name+": "+line)
+			}
+		})
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+// scrapeMetrics calls fn with every sample line of url's Prometheus text
+// and its value.
+func scrapeMetrics(ctx context.Context, url string, fn func(line string, v float64)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		for prefix, v := range fields {
-			if strings.HasPrefix(line, prefix) {
-				n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-				if err != nil {
-					return Traffic{}, fmt.Errorf("%q: %w", line, err)
-				}
-				*v += int64(n)
-			}
+		if line == "" || line[0] == '#' {
+			continue
 		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			return fmt.Errorf("%q: %w", line, err)
+		}
+		fn(line, v)
 	}
-	return t, sc.Err()
+	return sc.Err()
 }

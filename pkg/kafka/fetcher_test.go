@@ -1,0 +1,124 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/testenv"
+)
+
+// TestOneFetchPerLeader reads many partitions at once, as a member's claims
+// and followers do, and checks that every record arrives once and in order
+// while the process sends fewer fetch requests than there are partitions:
+// the partitions of one leader share a request.
+func TestOneFetchPerLeader(t *testing.T) {
+	const partitions, perPartition = 24, 50
+	brokers := testenv.Kafka(t)
+	topic := testenv.TopicPrefix(t) + "fetch"
+	ensureTopics(t, brokers, kafka.TopicSpec{Name: topic, Partitions: partitions})
+	var msgs []kafka.Message
+	for p := range partitions {
+		for i := range perPartition {
+			msgs = append(msgs, kafka.Message{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("%d/%d", p, i))})
+		}
+	}
+	produceTo(t, brokers, msgs...)
+
+	meter, reader := testenv.Meter(t)
+	if _, err := kafka.RegisterTraffic(meter); err != nil {
+		t.Fatal(err)
+	}
+	before := testenv.Counters(t, reader, "sluice_kafka_requests", "kind")["fetch"]
+	var mu sync.Mutex
+	got := map[int][]string{}
+	var g errgroup.Group
+	for p := range partitions {
+		g.Go(func() error {
+			_, err := kafka.ReadRange(t.Context(), brokers, topic, p, kafka.FirstOffset, func(m kafka.Message) error {
+				mu.Lock()
+				defer mu.Unlock()
+				got[p] = append(got[p], string(m.Value))
+				return nil
+			})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	requests := testenv.Counters(t, reader, "sluice_kafka_requests", "kind")["fetch"] - before
+
+	for p := range partitions {
+		if len(got[p]) != perPartition {
+			t.Fatalf("partition %d: %d records, want %d", p, len(got[p]), perPartition)
+		}
+		for i, v := range got[p] {
+			if want := fmt.Sprintf("%d/%d", p, i); v != want {
+				t.Fatalf("partition %d record %d is %q, want %q", p, i, v, want)
+			}
+		}
+	}
+	if requests >= partitions {
+		t.Errorf("%d fetch requests for %d partitions: want fewer, one per leader at a time", requests, partitions)
+	}
+	t.Logf("%d partitions read with %d fetch requests", partitions, requests)
+}
+
+// TestClaimSeekAndOffset checks a claim's position: Offset follows what
+// Fetch handed out, and Seek goes back to re-read records.
+func TestClaimSeekAndOffset(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	prefix := testenv.TopicPrefix(t)
+	topic := prefix + "seek"
+	ensureTopics(t, brokers, kafka.TopicSpec{Name: topic, Partitions: 1})
+	var msgs []kafka.Message
+	for i := range 10 {
+		msgs = append(msgs, kafka.Message{Topic: topic, Value: []byte(fmt.Sprint(i))})
+	}
+	produceTo(t, brokers, msgs...)
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- kafka.RunGroup(ctx, kafka.GroupConfig{Brokers: brokers, Group: prefix + "g", Topics: []string{topic}}, func(ctx context.Context, c *kafka.Claim) error {
+			defer cancel()
+			for i := range 4 {
+				m, err := c.Fetch(ctx, topic)
+				if err != nil {
+					return err
+				}
+				if m.Offset != int64(i) {
+					return fmt.Errorf("fetch %d: offset %d", i, m.Offset)
+				}
+			}
+			if got := c.Offset(topic); got != 4 {
+				return fmt.Errorf("offset after 4 records: %d, want 4", got)
+			}
+			if err := c.Seek(topic, 1); err != nil {
+				return err
+			}
+			b, err := c.FetchBatch(ctx, topic, 10*time.Second, kafka.BatchOptions{Max: 3, Linger: time.Second})
+			if err != nil {
+				return err
+			}
+			if len(b) != 3 || b[0].Offset != 1 || b[2].Offset != 3 {
+				return fmt.Errorf("batch after seek to 1: %d records from %d", len(b), b[0].Offset)
+			}
+			if got := c.Offset(topic); got != 4 {
+				return fmt.Errorf("offset after the batch: %d, want 4", got)
+			}
+			errc <- nil
+			return nil
+		})
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
