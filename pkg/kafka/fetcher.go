@@ -36,10 +36,9 @@ type fetcher struct {
 	subs       map[*subscription]struct{}
 	layout     map[partitionKey]int32 // leaders, as of layoutAt
 	layoutAt   time.Time
-	staleTopic bool // a followed topic is not in layout yet
-	busy    map[int32]bool // leaders with a request in flight
-	wake    chan struct{}
-	stopped chan struct{}
+	staleTopic bool          // a followed topic is not in layout yet
+	busy       map[int32]int // requests in flight, by leader
+	wake       chan struct{}
 }
 
 const (
@@ -77,9 +76,8 @@ func sharedFetcher(brokers []string) *fetcher {
 		transport: &kgo.Transport{MetadataTTL: 2 * time.Second, DialTimeout: 5 * time.Second},
 		brokers:   brokers,
 		subs:      map[*subscription]struct{}{},
-		busy:      map[int32]bool{},
+		busy:      map[int32]int{},
 		wake:      make(chan struct{}, 1),
-		stopped:   make(chan struct{}),
 	}
 	fetchers.byBrokers[key] = f
 	go f.run()
@@ -246,6 +244,13 @@ func (f *fetcher) run() {
 
 // dispatch starts the requests that can go now and returns how long until
 // a subscription waiting on a retry may go.
+//
+// The wanting subscriptions of a leader go in one request. A leader may
+// have up to maxInflight requests at once, so that a subscription that
+// starts (a restore, a new claim) or has just been drained does not wait
+// for a long poll of idle partitions to end; and a request holds one
+// position per partition, so a second reader of a partition goes in the
+// next one.
 func (f *fetcher) dispatch() time.Duration {
 	leaders, err := f.leaders()
 	f.mu.Lock()
@@ -254,55 +259,54 @@ func (f *fetcher) dispatch() time.Duration {
 		return 500 * time.Millisecond
 	}
 	now, soonest := time.Now(), time.Hour
-	type batch struct {
-		subs []*subscription
-		full bool // some partition was left out for a full buffer
-	}
-	byLeader := map[int32]*batch{}
-	taken := map[partitionKey]bool{} // one position per partition in a request
+	wanting := map[int32][]*subscription{}
+	full := map[int32]bool{} // some partition was left out for a full buffer
 	for s := range f.subs {
 		if s.inflight || s.err != nil {
 			continue
 		}
 		leader, ok := leaders[partitionKey{s.topic, s.partition}]
 		if !ok {
-			leader = -1 // unknown yet: asked of any broker, which answers with an error to retry
+			leader = -1 // unknown yet: the transport fails the request, to retry
 		}
-		b := byLeader[leader]
-		if b == nil {
-			b = &batch{}
-			byLeader[leader] = b
-		}
-		switch k := (partitionKey{s.topic, s.partition}); {
+		switch {
 		case s.bytes >= subBufferBytes:
-			b.full = true
+			full[leader] = true
 		case now.Before(s.retryAt):
 			soonest = min(soonest, s.retryAt.Sub(now))
-		case taken[k]:
-			soonest = min(soonest, fetchMaxWaitBusy)
 		default:
-			taken[k] = true
-			b.subs = append(b.subs, s)
+			wanting[leader] = append(wanting[leader], s)
 		}
 	}
-	for leader, b := range byLeader {
-		if len(b.subs) == 0 || f.busy[leader] {
-			continue
-		}
-		f.busy[leader] = true
+	for leader, subs := range wanting {
 		wait := fetchMaxWait
-		if b.full {
+		if full[leader] {
 			wait = fetchMaxWaitBusy
 		}
-		reqs := make([]fetchReq, len(b.subs))
-		for i, s := range b.subs {
-			s.inflight = true
-			reqs[i] = fetchReq{s, s.next, s.epoch}
+		for len(subs) > 0 && f.busy[leader] < maxInflight {
+			var reqs []fetchReq
+			var rest []*subscription
+			in := map[partitionKey]bool{}
+			for _, s := range subs {
+				k := partitionKey{s.topic, s.partition}
+				if in[k] {
+					rest = append(rest, s)
+					continue
+				}
+				in[k] = true
+				s.inflight = true
+				reqs = append(reqs, fetchReq{s, s.next, s.epoch})
+			}
+			subs = rest
+			f.busy[leader]++
+			go f.fetch(leader, reqs, wait)
 		}
-		go f.fetch(leader, reqs, wait)
 	}
 	return soonest
 }
+
+// maxInflight bounds the requests in flight to one leader.
+const maxInflight = 4
 
 type fetchReq struct {
 	s     *subscription
@@ -359,7 +363,9 @@ const layoutTTL = 250 * time.Millisecond
 func (f *fetcher) fetch(leader int32, reqs []fetchReq, wait time.Duration) {
 	defer func() {
 		f.mu.Lock()
-		delete(f.busy, leader)
+		if f.busy[leader]--; f.busy[leader] <= 0 {
+			delete(f.busy, leader)
+		}
 		for _, r := range reqs {
 			r.s.inflight = false
 		}

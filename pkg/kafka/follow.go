@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-
 	"github.com/sluice-sms/sluice/pkg/backoff"
 )
 
