@@ -10,6 +10,8 @@ import (
 	"time"
 
 	kgo "github.com/segmentio/kafka-go"
+
+	"github.com/sluice-sms/sluice/pkg/batch"
 )
 
 // Message is a Kafka record.
@@ -21,13 +23,42 @@ type Header = kgo.Header
 // Producer writes records to any topic and returns only when every in-sync
 // replica has them.
 type Producer struct {
-	w *kgo.Writer
+	w    *kgo.Writer // its settings and transport; ProduceMany writes
+	b    *batch.Batcher[*produceCall]
+	stop context.CancelFunc
+	done chan struct{}
 }
 
+// Batches of Produce: the records of up to produceMaxCalls calls,
+// produceInflight batches written at once.
+const (
+	produceMaxCalls = 128
+	produceInflight = 16
+)
+
 // NewProducer returns a producer. batchTimeout is how long a partial batch
-// waits for company; kafka-go's 1 s default would add a second to every hop.
+// waits for company (the records of other Produce calls); kafka-go's 1 s
+// default would add a second to every hop.
 func NewProducer(brokers []string, batchTimeout time.Duration) *Producer {
-	return &Producer{w: traffic.addWriter(&kgo.Writer{
+	p := &Producer{w: newWriter(brokers, batchTimeout), done: make(chan struct{})}
+	// Writes taken before Close finish after it: Close stops the gathering,
+	// not the writes under way.
+	p.b = batch.New(batch.Options{Max: produceMaxCalls, Linger: batchTimeout, Inflight: produceInflight},
+		func(ctx context.Context, calls []*produceCall) error {
+			p.produceCalls(context.WithoutCancel(ctx), calls)
+			return nil
+		})
+	ctx, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	go func() {
+		defer close(p.done)
+		p.b.Run(ctx)
+	}()
+	return p
+}
+
+func newWriter(brokers []string, batchTimeout time.Duration) *kgo.Writer {
+	return traffic.addWriter(&kgo.Writer{
 		Addr:         kgo.TCP(brokers...),
 		Balancer:     &kgo.Murmur2Balancer{}, // same partitions as Java clients
 		RequiredAcks: kgo.RequireAll,
@@ -40,22 +71,55 @@ func NewProducer(brokers []string, batchTimeout time.Duration) *Producer {
 		WriteBackoffMin:        50 * time.Millisecond,
 		WriteBackoffMax:        2 * time.Second,
 		AllowAutoTopicCreation: false,
-	})}
+	})
 }
 
-// Produce writes msgs (each naming its topic) and waits for the acks.
+// Produce writes msgs (each naming its topic) and waits for the acks. The
+// records of concurrent calls (a service's partition workers) go together,
+// in one produce request per partition leader (ProduceMany).
 func (p *Producer) Produce(ctx context.Context, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("produce %d records: %w", len(msgs), err)
+	call := &produceCall{msgs: msgs}
+	if err := p.b.Do(ctx, call); err != nil {
+		return err
 	}
-	return nil
+	return call.err // set before Do returned
 }
 
-// Close flushes and closes the producer.
-func (p *Producer) Close() error { return traffic.closeWriter(p.w) }
+// produceCall is one Produce call's records and, once written, its result.
+type produceCall struct {
+	msgs []Message
+	err  error
+}
+
+// produceCalls writes the records of calls together. A call that cannot be
+// written at all (a topic that does not exist) must not fail the others it
+// was gathered with: on such an error each call is written on its own.
+func (p *Producer) produceCalls(ctx context.Context, calls []*produceCall) {
+	var all []Message
+	for _, c := range calls {
+		all = append(all, c.msgs...)
+	}
+	err := p.ProduceMany(ctx, all...)
+	if err != nil && errors.Is(err, errPermanent) && len(calls) > 1 {
+		for _, c := range calls {
+			c.err = p.ProduceMany(ctx, c.msgs...)
+		}
+		return
+	}
+	for _, c := range calls {
+		c.err = err
+	}
+}
+
+// Close waits for the writes under way, then closes the producer.
+func (p *Producer) Close() error {
+	p.stop()
+	<-p.done
+	return traffic.closeWriter(p.w)
+}
 
 // TopicSpec is a topic to create.
 type TopicSpec struct {

@@ -1,7 +1,12 @@
 package kafka_test
 
 import (
+	"errors"
+	"fmt"
 	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	kgo "github.com/segmentio/kafka-go"
 
@@ -55,6 +60,46 @@ func TestPartitionCountOfMissingTopic(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	if n, err := kafka.PartitionCount(t.Context(), brokers, testenv.TopicPrefix(t)+"missing"); err == nil {
 		t.Fatalf("PartitionCount of a missing topic = %d, want an error", n)
+	}
+}
+
+// TestProduceGathersCalls writes from many goroutines at once, one of them
+// to a topic that does not exist: the calls are gathered into shared
+// requests, yet each call gets its own answer, and the bad one fails only
+// itself.
+func TestProduceGathersCalls(t *testing.T) {
+	const callers, each = 32, 20
+	brokers := testenv.Kafka(t)
+	prefix := testenv.TopicPrefix(t)
+	good, missing := prefix+"good", prefix+"missing"
+	ensureTopics(t, brokers, kafka.TopicSpec{Name: good, Partitions: 6})
+	p := kafka.NewProducer(brokers, 5*time.Millisecond)
+	defer p.Close()
+
+	var g errgroup.Group
+	for c := range callers {
+		g.Go(func() error {
+			msgs := make([]kafka.Message, each)
+			for i := range msgs {
+				msgs[i] = kafka.Message{Topic: good, Key: []byte(fmt.Sprintf("%d-%d", c, i)), Value: []byte("v")}
+			}
+			return p.Produce(t.Context(), msgs...)
+		})
+	}
+	badErr := make(chan error, 1)
+	go func() { badErr <- p.Produce(t.Context(), kafka.Message{Topic: missing, Value: []byte("v")}) }()
+	if err := g.Wait(); err != nil {
+		t.Fatalf("a call to an existing topic failed: %v", err)
+	}
+	if err := <-badErr; !errors.Is(err, kgo.UnknownTopicOrPartition) {
+		t.Errorf("produce to a missing topic: %v, want UnknownTopicOrPartition", err)
+	}
+	all, err := kafka.ReadAll(t.Context(), brokers, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != callers*each {
+		t.Errorf("%d records in %s, want %d", len(all), good, callers*each)
 	}
 }
 
