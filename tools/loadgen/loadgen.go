@@ -6,13 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	kgo "github.com/segmentio/kafka-go"
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
@@ -350,47 +349,45 @@ func (t *Tally) addAt(st message.Status, now time.Time) {
 
 // Follow reads the status topic from its start until every followed message
 // has a final status or ctx ends, calling progress now and then. Broker
-// errors are waited out until ctx ends.
+// errors are waited out until ctx ends: each partition's follower reads on
+// from where it was.
 func Follow(ctx context.Context, brokers []string, topic string, t *Tally, progress func(final int)) error {
-	r := kgo.NewReader(kgo.ReaderConfig{
-		Brokers:     brokers,
-		GroupID:     fmt.Sprintf("sluice-loadgen-%d", time.Now().UnixNano()),
-		Topic:       topic,
-		StartOffset: kgo.FirstOffset,
-		MinBytes:    1,
-		MaxBytes:    16 << 20,
-		MaxWait:     100 * time.Millisecond,
-	})
-	defer r.Close()
-	tick := time.NewTicker(500 * time.Millisecond)
+	n, err := kafka.PartitionCount(ctx, brokers, topic)
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", topic, err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	quiet := slog.New(slog.DiscardHandler) // a broker away is expected in the fault suite
+	for p := range n {
+		wg.Go(func() {
+			kafka.FollowPartition(fctx, brokers, topic, p, kafka.FirstOffset, func(m kafka.Message) {
+				var st message.Status
+				if json.Unmarshal(m.Value, &st) == nil {
+					t.add(st)
+				}
+			}, quiet)
+		})
+	}
+	// Checked often, so that a campaign's measured end is its last final
+	// status; progress is told every half second.
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		if t.Final() == len(t.want) {
-			return nil
-		}
+	lastProgress := time.Now()
+	for t.Final() < len(t.want) {
 		select {
-		case <-tick.C:
-			if progress != nil {
+		case now := <-tick.C:
+			if progress != nil && now.Sub(lastProgress) >= 500*time.Millisecond {
+				lastProgress = now
 				progress(t.Final())
 			}
-		default:
-		}
-		m, err := r.FetchMessage(ctx)
-		if err != nil && ctx.Err() == nil {
-			// A broker away, restarting or moving leadership: the reader
-			// reconnects and resumes from its position.
-			select {
-			case <-ctx.Done():
-			case <-time.After(250 * time.Millisecond):
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("follow %s: %d of %d final: %w", topic, t.Final(), len(t.want), err)
-		}
-		var st message.Status
-		if json.Unmarshal(m.Value, &st) == nil {
-			t.add(st)
+		case <-ctx.Done():
+			return fmt.Errorf("follow %s: %d of %d final: %w", topic, t.Final(), len(t.want), ctx.Err())
 		}
 	}
+	return nil
 }
