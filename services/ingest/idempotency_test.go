@@ -125,13 +125,18 @@ func TestTopicBadRecords(t *testing.T) {
 			kafka.Message{Topic: topic, Key: []byte("k"), Value: []byte(withTenant("acme", good(`client_ref="good-`+string(rune('A'+i%26))+string(rune('a'+i/26))+`"`)))})
 	}
 	produceWhenReady(t, cfg.Kafka.Brokers, msgs...)
-	waitFor(t, "every good record", func() bool { return len(acceptedMessages(t, cfg)) >= len(cases) })
+	// The dead letters go in the write after the accepted messages' (see
+	// intake.produce): wait for both.
+	dlq := cfg.Kafka.TopicPrefix + schemas.TopicRequestsDLQ
+	waitFor(t, "every good record and every dead letter", func() bool {
+		return len(acceptedMessages(t, cfg)) >= len(cases) && len(records(t, cfg.Kafka.Brokers, dlq)) >= len(cases)
+	})
 
 	if n := len(acceptedMessages(t, cfg)); n != len(cases) {
 		t.Errorf("%d accepted, want the %d good ones only", n, len(cases))
 	}
 	byCase := map[string]kafka.Message{}
-	for _, d := range records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicRequestsDLQ) {
+	for _, d := range records(t, cfg.Kafka.Brokers, dlq) {
 		h := map[string]string{}
 		for _, x := range d.Headers {
 			h[x.Key] = string(x.Value)
