@@ -8,7 +8,7 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/sluice"
 KAFKA_VERSION="${SLUICE_TESTENV_KAFKA_VERSION:-4.4.0}"
 # Three combined broker+controller nodes; node i listens on KAFKA_PORT+2(i-1)
 # and its controller on KAFKA_CONTROLLER_PORT+2(i-1), unless the lists are given.
-KAFKA_NODES="${SLUICE_TESTENV_KAFKA_NODES:-3}"
+KAFKA_NODES="${SLUICE_TESTENV_KAFKA_NODES:-1}"
 KAFKA_PORT="${SLUICE_TESTENV_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${SLUICE_TESTENV_KAFKA_CONTROLLER_PORT:-19093}"
 step_ports() { local i out=(); for ((i = 0; i < KAFKA_NODES; i++)); do out+=($(($1 + 2 * i))); done; (IFS=,; echo "${out[*]}"); }
@@ -19,7 +19,7 @@ CLICKHOUSE_PORT="${SLUICE_TESTENV_CLICKHOUSE_PORT:-19000}"
 # every node holds a replica of each partition: a few thousand at the peak of
 # make unit. 512 MiB ran out with one node; see README "Development" for the
 # measured heap use.
-KAFKA_HEAP="${SLUICE_TESTENV_KAFKA_HEAP:-768m}"
+KAFKA_HEAP="${SLUICE_TESTENV_KAFKA_HEAP:-$([[ $KAFKA_NODES == 1 ]] && echo 2g || echo 768m)}"
 CLICKHOUSE_HTTP_PORT="${SLUICE_TESTENV_CLICKHOUSE_HTTP_PORT:-18123}"
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
