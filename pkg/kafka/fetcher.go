@@ -224,7 +224,6 @@ func (s *subscription) take(max int) ([]Message, error, <-chan struct{}) {
 	if wasFull && s.bytes < subBufferBytes {
 		s.f.poke() // left out of fetches until now
 	}
-	traffic.fetched.Add(int64(n))
 	return out, nil, s.ready
 }
 
@@ -456,6 +455,7 @@ func (f *fetcher) deliver(ctx context.Context, r fetchReq, p *fetchAPI.ResponseP
 		return
 	}
 	msgs, err := records(r, p)
+	traffic.fetched.Add(int64(len(msgs))) // from the broker, whether or not a reader takes them
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := r.s
