@@ -204,14 +204,21 @@ func (k *kafkaNode) signal(sig syscall.Signal, grace time.Duration) {
 	}
 }
 
+// brokerFaultSize is a broker fault's campaign: messages, rate, how long
+// the broker stays away and the run's timeout (short in make test, long in
+// make chaos).
+func brokerFaultSize() (n int, rate float64, down, timeout time.Duration) {
+	if full {
+		return envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000)), 30 * time.Second, 6 * time.Minute
+	}
+	return 1200, 400.0, 5 * time.Second, 3 * time.Minute
+}
+
 // TestBrokerRestart stops the Kafka broker mid-stream and starts it again on
 // the same port and data: every service must ride it out (none may exit),
 // and every message must still end in one final status and one row.
 func TestBrokerRestart(t *testing.T) {
-	n, rate, down, timeout := 1200, 400.0, 5*time.Second, 3*time.Minute
-	if full {
-		n, rate, down, timeout = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000)), 30*time.Second, 6*time.Minute
-	}
+	n, rate, down, timeout := brokerFaultSize()
 	k := startKafka(t, 1)
 	s := startStackWith(t, Options{Brokers: k.addrs(), ReplicationFactor: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

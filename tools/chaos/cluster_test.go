@@ -17,10 +17,7 @@ import (
 // depend on one broker, so every message must still end in one final status
 // and one row.
 func TestBrokerCluster(t *testing.T) {
-	n, rate, down, timeout := 1200, 400.0, 5*time.Second, 3*time.Minute
-	if full {
-		n, rate, down, timeout = envInt("SLUICE_CHAOS_N", 10000), float64(envInt("SLUICE_CHAOS_RATE", 2000)), 30*time.Second, 6*time.Minute
-	}
+	n, rate, down, timeout := brokerFaultSize()
 	k := startKafka(t, 3)
 	s := startStackWith(t, Options{Brokers: k.addrs(), ReplicationFactor: 3})
 	prefix := s.Cfg.Kafka.TopicPrefix
