@@ -2,6 +2,7 @@ package sender
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -91,36 +92,74 @@ func TestPublisher(t *testing.T) {
 			if got := prod.calls.Load(); got != 1 {
 				t.Errorf("%d produce calls, want 1", got)
 			}
-			if got := readAll(ctx, t, brokers, topic, tt.wantInLog); got != tt.wantInLog {
+			if got := readAll(ctx, t, brokers, topic); got != tt.wantInLog {
 				t.Errorf("%d records in the topic, want %d", got, tt.wantInLog)
 			}
 		})
 	}
 }
 
-// readAll counts the records of partition 0 of topic, reading until it has
-// want of them, then a moment more to see any extra one.
-func readAll(ctx context.Context, t *testing.T, brokers []string, topic string, want int) int {
+// readAll counts the records in partition 0 of topic: its end less its
+// start, since nothing there is compacted or transactional.
+func readAll(ctx context.Context, t *testing.T, brokers []string, topic string) int {
 	t.Helper()
-	ctx, cancel := context.WithCancel(ctx)
-	var follow sync.WaitGroup
-	defer func() { cancel(); follow.Wait() }()
-	var got atomic.Int64
-	enough := make(chan struct{})
-	follow.Go(func() {
-		kafka.FollowPartition(ctx, brokers, topic, 0, 0, func(kafka.Message) {
-			if got.Add(1) == int64(want) {
-				close(enough)
-			}
-		}, slog.New(slog.DiscardHandler))
-	})
-	if want > 0 {
-		select {
-		case <-enough:
-		case <-ctx.Done():
-			t.Fatalf("only %d of %d records read", got.Load(), want)
-		}
+	span, err := kafka.PartitionOffsets(ctx, brokers, topic, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // nothing more may come; not a timing assertion on the code under test
-	return int(got.Load())
+	return int(span.Next - span.First)
+}
+
+// flakyProducer refuses its first fails calls, as a Kafka that lost a
+// leader does, then writes with the real producer.
+type flakyProducer struct {
+	*kafka.Producer
+	fails atomic.Int64
+}
+
+func (f *flakyProducer) ProduceMany(ctx context.Context, msgs ...kafka.Message) error {
+	if f.fails.Add(-1) >= 0 {
+		return errors.New("not leader for partition")
+	}
+	return f.Producer.ProduceMany(ctx, msgs...)
+}
+
+// TestPublishSubmittedWaitsOutKafka: the records of a submitted message are
+// written once Kafka takes writes again, not left for a replay that would
+// not come before the next rebalance.
+func TestPublishSubmittedWaitsOutKafka(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	brokers := testenv.Kafka(t)
+	topic := testenv.TopicPrefix(t) + "results"
+	if err := kafka.EnsureTopics(ctx, brokers, testenv.ReplicationFactor(), []kafka.TopicSpec{{Name: topic, Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	prod := &flakyProducer{Producer: kafka.NewProducer(brokers, time.Millisecond)}
+	defer prod.Close()
+	prod.fails.Store(3)
+	s := &slot{pub: newPublisher(prod, time.Millisecond, 16), log: slog.New(slog.DiscardHandler)}
+	runCtx, stop := context.WithCancel(ctx)
+	var run sync.WaitGroup
+	run.Go(func() { s.pub.run(runCtx) })
+	defer func() { stop(); run.Wait() }()
+
+	recs := []kafka.Message{{Topic: topic, Value: []byte("submit result")}, {Topic: topic, Value: []byte("submitted")}}
+	if err := s.publishSubmitted(ctx, recs); err != nil {
+		t.Fatalf("publish after 3 refusals: %v", err)
+	}
+	if left := prod.fails.Load(); left != -1 {
+		t.Errorf("%d refusals left, want every one used and one write", left+1)
+	}
+	if got := readAll(ctx, t, brokers, topic); got != 2 {
+		t.Errorf("%d records in the topic, want 2", got)
+	}
+
+	// Abandoned work (a stopping slot past its drain time) gives up.
+	prod.fails.Store(1 << 30)
+	gone, abandon := context.WithCancel(ctx)
+	abandon()
+	if err := s.publishSubmitted(gone, recs); err == nil {
+		t.Error("abandoned publish returned no error")
+	}
 }

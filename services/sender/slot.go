@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-sms/sluice/pkg/backoff"
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
@@ -550,5 +551,22 @@ func (s *slot) record(ctx context.Context, tk *ticket, m *sluicepb.Message, resu
 		}
 		out = append(out, kafka.Message{Topic: s.env.prefix + schemas.TopicStatus, Key: []byte(m.Id), Value: v})
 	}
-	return s.pub.publish(ctx, append(out, tail...)...)
+	return s.publishSubmitted(ctx, append(out, tail...))
+}
+
+// Publish retries: a Kafka that refuses writes for longer than the
+// producer's own attempts (a leader lost, the ISR shrinking) is waited out.
+const (
+	publishRetryMin = 100 * time.Millisecond
+	publishRetryMax = 5 * time.Second
+)
+
+// publishSubmitted writes the records of a message whose submits are done,
+// until Kafka has them or the slot abandons its work. Giving up sooner
+// would leave the offset uncommitted with nothing to replay it until the
+// next rebalance, and a replay would submit the message a second time.
+func (s *slot) publishSubmitted(ctx context.Context, recs []kafka.Message) error {
+	return backoff.Retry(ctx, publishRetryMin, publishRetryMax,
+		func() error { return s.pub.publish(ctx, recs...) },
+		func(err error) { s.log.Warn("publish failed; retrying", "records", len(recs), "err", err) })
 }
