@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
@@ -44,7 +45,7 @@ func partialMeta(v []byte) (int64, bool, error) {
 	return p.DeadlineMs, !p.Done, nil
 }
 
-func (a *aggregator) step(t *txn, _ string, rec kafka.Message) ([]kafka.Message, error) {
+func (a *aggregator) step(t *state.Txn, _ string, rec kafka.Message) ([]kafka.Message, error) {
 	var o sluicepb.SegmentOutcome
 	if err := proto.Unmarshal(rec.Value, &o); err != nil {
 		return nil, fmt.Errorf("decode outcome %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
@@ -55,7 +56,7 @@ func (a *aggregator) step(t *txn, _ string, rec kafka.Message) ([]kafka.Message,
 	// upstream the carrier may have taken a message twice and sent two
 	// receipts that disagree, and only the first may end the message.
 	var p sluicepb.Partial
-	if v, ok, err := t.get(id); err != nil {
+	if v, ok, err := t.Get(id); err != nil {
 		return nil, err
 	} else if ok {
 		if err := proto.Unmarshal(v, &p); err != nil {
@@ -76,13 +77,13 @@ func (a *aggregator) step(t *txn, _ string, rec kafka.Message) ([]kafka.Message,
 }
 
 // fire gives up on the missing segments of a message, or drops a done mark.
-func (a *aggregator) fire(t *txn, id string, v []byte) ([]kafka.Message, error) {
+func (a *aggregator) fire(t *state.Txn, id string, v []byte) ([]kafka.Message, error) {
 	var p sluicepb.Partial
 	if err := proto.Unmarshal(v, &p); err != nil {
 		return nil, fmt.Errorf("decode partial %q: %w", id, err)
 	}
 	if p.Done || len(p.Outcomes) == 0 {
-		return nil, t.del(id)
+		return nil, t.Del(id)
 	}
 	first := p.Outcomes[0]
 	outcomes := p.Outcomes
@@ -98,7 +99,7 @@ func (a *aggregator) fire(t *txn, id string, v []byte) ([]kafka.Message, error) 
 	return a.complete(t, id, outcomes, p.DeadlineMs)
 }
 
-func (a *aggregator) complete(t *txn, id string, outcomes []*sluicepb.SegmentOutcome, atMs int64) ([]kafka.Message, error) {
+func (a *aggregator) complete(t *state.Txn, id string, outcomes []*sluicepb.SegmentOutcome, atMs int64) ([]kafka.Message, error) {
 	out, err := a.publish(outcomes)
 	if err != nil {
 		return nil, err
@@ -106,12 +107,12 @@ func (a *aggregator) complete(t *txn, id string, outcomes []*sluicepb.SegmentOut
 	return out, a.save(t, id, &sluicepb.Partial{Done: true, DeadlineMs: atMs + a.cfg.Retention.Milliseconds()})
 }
 
-func (a *aggregator) save(t *txn, id string, p *sluicepb.Partial) error {
+func (a *aggregator) save(t *state.Txn, id string, p *sluicepb.Partial) error {
 	v, err := proto.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode partial: %w", err)
 	}
-	return t.put(id, v, p.DeadlineMs, !p.Done)
+	return t.Put(id, v, p.DeadlineMs, !p.Done)
 }
 
 func (a *aggregator) publish(outcomes []*sluicepb.SegmentOutcome) ([]kafka.Message, error) {

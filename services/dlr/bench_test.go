@@ -17,13 +17,14 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
 func noopMeter() metric.Meter  { return noop.NewMeterProvider().Meter("test") }
 func noopTracer() trace.Tracer { return tracenoop.NewTracerProvider().Tracer("test") }
 
-func benchCorrelator(b *testing.B, db *stateDB) *correlator {
+func benchCorrelator(b *testing.B, db *state.DB) *correlator {
 	b.Helper()
 	m, err := newMetrics(noopMeter(), db)
 	if err != nil {
@@ -48,12 +49,12 @@ func pair(i int, now int64) (submit, dlr kafka.Message) {
 // table, in transactions of 1,000 records committed to the store as the
 // service does (Kafka round trips left out).
 func BenchmarkCorrelate(b *testing.B) {
-	db, err := openStateDB(b.TempDir())
+	db, err := state.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	s := db.store('c', 0, "pending", pendingMeta)
+	s := db.Store('c', 0, "pending", pendingMeta)
 	c := benchCorrelator(b, db)
 	now := time.Now().UnixMilli()
 	const batch = 1000
@@ -64,7 +65,7 @@ func BenchmarkCorrelate(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i += batch {
-		t := s.begin()
+		t := s.Begin()
 		end := min(i+batch, b.N)
 		for _, rec := range subs[i:end] {
 			if _, err := c.step(t, "submits", rec); err != nil {
@@ -77,7 +78,7 @@ func BenchmarkCorrelate(b *testing.B) {
 				b.Fatalf("step: %v, %d outputs", err, len(out))
 			}
 		}
-		if err := t.commit(); err != nil {
+		if err := t.Commit(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -97,7 +98,7 @@ func BenchmarkPendingMemory(b *testing.B) {
 	}
 	for range b.N {
 		dir := b.TempDir()
-		db, err := openStateDB(dir)
+		db, err := state.Open(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -105,23 +106,23 @@ func BenchmarkPendingMemory(b *testing.B) {
 		now := time.Now().UnixMilli()
 		start := time.Now()
 		const parts = 12
-		stores := make([]*store, parts)
+		stores := make([]*state.Store, parts)
 		for p := range stores {
-			stores[p] = db.store('c', p, "pending", pendingMeta)
+			stores[p] = db.Store('c', p, "pending", pendingMeta)
 		}
 		for i := 0; i < n; i += 10000 {
-			t := stores[(i/10000)%parts].begin()
+			t := stores[(i/10000)%parts].Begin()
 			for j := i; j < min(i+10000, n); j++ {
 				rec, _ := pair(j, now)
 				if _, err := c.step(t, "submits", rec); err != nil {
 					b.Fatal(err)
 				}
 			}
-			if err := t.commit(); err != nil {
+			if err := t.Commit(); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if got := db.pending(); got != int64(n) {
+		if got := db.Live(); got != int64(n) {
 			b.Fatalf("%d pending, want %d", got, n)
 		}
 		runtime.GC()

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/smpp"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/pkg/telemetry"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
@@ -77,9 +78,9 @@ func pendingMeta(v []byte) (int64, bool, error) {
 	return p.DeadlineMs, !p.Done, nil
 }
 
-func (c *correlator) load(t *txn, key string) (*sluicepb.Pending, error) {
+func (c *correlator) load(t *state.Txn, key string) (*sluicepb.Pending, error) {
 	var p sluicepb.Pending
-	v, ok, err := t.get(key)
+	v, ok, err := t.Get(key)
 	if err != nil || !ok {
 		return &p, err
 	}
@@ -89,19 +90,19 @@ func (c *correlator) load(t *txn, key string) (*sluicepb.Pending, error) {
 	return &p, nil
 }
 
-func (c *correlator) save(t *txn, key string, p *sluicepb.Pending) error {
+func (c *correlator) save(t *state.Txn, key string, p *sluicepb.Pending) error {
 	v, err := proto.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode pending: %w", err)
 	}
-	return t.put(key, v, p.DeadlineMs, !p.Done)
+	return t.Put(key, v, p.DeadlineMs, !p.Done)
 }
 
 func (c *correlator) count(result string) {
 	c.m.receipts.Add(context.Background(), 1, metric.WithAttributes(attribute.String("result", result)))
 }
 
-func (c *correlator) step(t *txn, topic string, rec kafka.Message) ([]kafka.Message, error) {
+func (c *correlator) step(t *state.Txn, topic string, rec kafka.Message) ([]kafka.Message, error) {
 	key := string(rec.Key)
 	if topic == c.dlrTopic {
 		var d sluicepb.RawDLR
@@ -119,7 +120,7 @@ func (c *correlator) step(t *txn, topic string, rec kafka.Message) ([]kafka.Mess
 	return c.stepSubmit(t, key, rec, &s)
 }
 
-func (c *correlator) stepDLR(t *txn, key string, rec kafka.Message, d *sluicepb.RawDLR) ([]kafka.Message, error) {
+func (c *correlator) stepDLR(t *state.Txn, key string, rec kafka.Message, d *sluicepb.RawDLR) ([]kafka.Message, error) {
 	if d.SmscMessageId == "" {
 		c.count("unmatched")
 		return []kafka.Message{{Topic: c.unmatched, Key: rec.Key, Value: rec.Value}}, nil
@@ -182,7 +183,7 @@ func (c *correlator) tryAlternative(rec kafka.Message, d *sluicepb.RawDLR) ([]ka
 	return out, nil
 }
 
-func (c *correlator) stepSubmit(t *txn, key string, rec kafka.Message, s *sluicepb.SubmitResult) ([]kafka.Message, error) {
+func (c *correlator) stepSubmit(t *state.Txn, key string, rec kafka.Message, s *sluicepb.SubmitResult) ([]kafka.Message, error) {
 	p, err := c.load(t, key)
 	if err != nil {
 		return nil, err
@@ -213,7 +214,7 @@ func (c *correlator) submitDeadline(s *sluicepb.SubmitResult) int64 {
 // match publishes the segment's outcome and leaves a done mark that keeps
 // the key for retention to drop duplicates. A done mark with an (empty) Dlr
 // says the key was matched; without one, that it timed out.
-func (c *correlator) match(t *txn, key string, p *sluicepb.Pending) ([]kafka.Message, error) {
+func (c *correlator) match(t *state.Txn, key string, p *sluicepb.Pending) ([]kafka.Message, error) {
 	c.count("matched")
 	o := outcome(p.Submit, p.Dlr)
 	c.trace(p, o)
@@ -240,14 +241,14 @@ func (c *correlator) trace(p *sluicepb.Pending, o *sluicepb.SegmentOutcome) {
 	span.End()
 }
 
-func (c *correlator) fire(t *txn, key string, v []byte) ([]kafka.Message, error) {
+func (c *correlator) fire(t *state.Txn, key string, v []byte) ([]kafka.Message, error) {
 	var p sluicepb.Pending
 	if err := proto.Unmarshal(v, &p); err != nil {
 		return nil, fmt.Errorf("decode pending %q: %w", key, err)
 	}
 	switch {
 	case p.Done:
-		return nil, t.del(key)
+		return nil, t.Del(key)
 	case p.Submit != nil:
 		// No receipt in time. The validity passed: the SMSC has dropped it,
 		// "expired"; else nobody knows, "unknown".
@@ -271,7 +272,7 @@ func (c *correlator) fire(t *txn, key string, v []byte) ([]kafka.Message, error)
 		if err != nil {
 			return nil, fmt.Errorf("encode dlr: %w", err)
 		}
-		return []kafka.Message{{Topic: c.unmatched, Key: []byte(key), Value: dv}}, t.del(key)
+		return []kafka.Message{{Topic: c.unmatched, Key: []byte(key), Value: dv}}, t.Del(key)
 	}
 }
 

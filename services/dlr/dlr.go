@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/service"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/schemas"
 )
 
@@ -51,7 +52,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer env.Close()
 
-	db, err := openStateDB(cfg.DLR.StateDir)
+	db, err := state.Open(cfg.DLR.StateDir)
 	if err != nil {
 		return err
 	}

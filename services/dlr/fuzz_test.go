@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
@@ -19,12 +20,12 @@ func FuzzCorrelate(f *testing.F) {
 	dlr, _ := proto.Marshal(&sluicepb.RawDLR{Carrier: "hexco", SmscMessageId: "26", Stat: "DELIVRD", MessageState: 2})
 	f.Add([]byte("hexco:1a"), sub, dlr)
 	f.Add([]byte("hexco:26"), []byte{0xff, 0x01}, []byte("id:x stat:DELIVRD"))
-	db, err := openStateDB(f.TempDir())
+	db, err := state.Open(f.TempDir())
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = db.Close() })
-	s := db.store('c', 0, "pending", pendingMeta)
+	s := db.Store('c', 0, "pending", pendingMeta)
 	m, err := newMetrics(noopMeter(), db)
 	if err != nil {
 		f.Fatal(err)
@@ -32,8 +33,8 @@ func FuzzCorrelate(f *testing.F) {
 	c := &correlator{dlrTopic: "dlr", outcomes: "outcomes", unmatched: "unmatched", cfg: config.Default().DLR,
 		m: m, tracer: noopTracer()}
 	f.Fuzz(func(t *testing.T, key, submit, receipt []byte) {
-		tx := s.begin()
-		defer tx.discard()
+		tx := s.Begin()
+		defer tx.Discard()
 		var d sluicepb.RawDLR
 		out, err := c.step(tx, "dlr", kafka.Message{Topic: "dlr", Key: key, Value: receipt})
 		if err != nil {

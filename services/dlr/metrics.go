@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/sluice-sms/sluice/pkg/state"
 )
 
 // metrics are the dlr service's instruments.
@@ -19,7 +21,7 @@ type metrics struct {
 	retention retentionMetrics // the analytics retention job's
 }
 
-func newMetrics(meter metric.Meter, db *stateDB) (*metrics, error) {
+func newMetrics(meter metric.Meter, db *state.DB) (*metrics, error) {
 	var m metrics
 	var err error
 	if m.receipts, err = meter.Int64Counter("sluice_dlr_receipts", metric.WithDescription("Delivery receipts by what became of them")); err != nil {
@@ -45,7 +47,7 @@ func newMetrics(meter metric.Meter, db *stateDB) (*metrics, error) {
 	}
 	_, err = meter.Int64ObservableGauge("sluice_dlr_pending", metric.WithDescription("Submits and receipts waiting for their other half, and long messages waiting for segments"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(db.pending())
+			o.Observe(db.Live())
 			return nil
 		}))
 	if err != nil {

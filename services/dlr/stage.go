@@ -8,14 +8,15 @@ import (
 	"github.com/sluice-sms/sluice/pkg/backoff"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/service"
+	"github.com/sluice-sms/sluice/pkg/state"
 )
 
 // stepper is a stage's logic over one partition's table.
 type stepper interface {
 	// step handles one input record and returns the records to publish.
-	step(t *txn, topic string, rec kafka.Message) ([]kafka.Message, error)
+	step(t *state.Txn, topic string, rec kafka.Message) ([]kafka.Message, error)
 	// fire handles a row whose timer is due and returns the records to publish.
-	fire(t *txn, key string, value []byte) ([]kafka.Message, error)
+	fire(t *state.Txn, key string, value []byte) ([]kafka.Message, error)
 }
 
 // stage is a stateful stage: inputs co-partitioned with a changelog.
@@ -24,7 +25,7 @@ type stage struct {
 	group      string
 	inputs     []string
 	changelog  string
-	meta       entryMeta
+	meta       state.Meta
 	newStepper func() stepper
 }
 
@@ -44,7 +45,7 @@ const (
 // half-published batch is replayed against the state before it: outputs
 // may repeat (they carry event ids), nothing is lost. Due timers are fired
 // the same way between batches.
-func (st stage) run(ctx context.Context, env *service.Env, db *stateDB, sweep time.Duration, now func() time.Time) error {
+func (st stage) run(ctx context.Context, env *service.Env, db *state.DB, sweep time.Duration, now func() time.Time) error {
 	brokers := env.Cfg.Kafka.Brokers
 	return kafka.RunGroup(ctx, kafka.GroupConfig{
 		Brokers: brokers,
@@ -52,20 +53,20 @@ func (st stage) run(ctx context.Context, env *service.Env, db *stateDB, sweep ti
 		Topics:  st.inputs,
 		Logger:  env.Log,
 	}, func(ctx context.Context, c *kafka.Claim) error {
-		s := db.store(st.tag, c.Partition, st.changelog, st.meta)
-		defer s.release()
+		s := db.Store(st.tag, c.Partition, st.changelog, st.meta)
+		defer s.Release()
 		// Retried here: a worker that returns leaves its partition idle
 		// until the next rebalance. A new topic's partitions may have no
 		// leader yet.
 		var replayed int
 		err := retry(ctx, env, st.group+" restore", func() (err error) {
-			replayed, err = s.restore(ctx, brokers)
+			replayed, err = s.Restore(ctx, brokers)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		env.Log.Info("state restored", "stage", st.group, "partition", c.Partition, "replayed", replayed, "pending", s.live.Load())
+		env.Log.Info("state restored", "stage", st.group, "partition", c.Partition, "replayed", replayed, "pending", s.Live())
 		step := st.newStepper()
 		lastSweep, lastCheckpoint := time.Time{}, time.Now()
 		for ctx.Err() == nil {
@@ -78,7 +79,7 @@ func (st stage) run(ctx context.Context, env *service.Env, db *stateDB, sweep ti
 					continue // nothing yet on this topic
 				}
 				err = retry(ctx, env, st.group, func() error {
-					return publish(ctx, env, s, func(t *txn) ([]kafka.Message, error) {
+					return publish(ctx, env, s, func(t *state.Txn) ([]kafka.Message, error) {
 						var out []kafka.Message
 						for _, rec := range batch {
 							o, err := step.step(t, topic, rec)
@@ -115,13 +116,13 @@ func (st stage) run(ctx context.Context, env *service.Env, db *stateDB, sweep ti
 }
 
 // sweep fires every timer due at nowMs, sweepLimit at a time.
-func (st stage) sweep(ctx context.Context, env *service.Env, s *store, step stepper, nowMs int64) error {
+func (st stage) sweep(ctx context.Context, env *service.Env, s *state.Store, step stepper, nowMs int64) error {
 	for {
 		fired := 0
 		err := retry(ctx, env, st.group, func() error {
-			return publish(ctx, env, s, func(t *txn) ([]kafka.Message, error) {
+			return publish(ctx, env, s, func(t *state.Txn) ([]kafka.Message, error) {
 				var out []kafka.Message
-				n, err := t.due(nowMs, sweepLimit, func(key string, value []byte) error {
+				n, err := t.Due(nowMs, sweepLimit, func(key string, value []byte) error {
 					o, err := step.fire(t, key, value)
 					out = append(out, o...)
 					return err
@@ -138,9 +139,9 @@ func (st stage) sweep(ctx context.Context, env *service.Env, s *store, step step
 
 // publish runs fn in a store transaction, publishes its outputs, then its
 // changelog records, then commits it to the store.
-func publish(ctx context.Context, env *service.Env, s *store, fn func(*txn) ([]kafka.Message, error)) error {
-	t := s.begin()
-	defer t.discard()
+func publish(ctx context.Context, env *service.Env, s *state.Store, fn func(*state.Txn) ([]kafka.Message, error)) error {
+	t := s.Begin()
+	defer t.Discard()
 	out, err := fn(t)
 	if err != nil {
 		return err
@@ -150,21 +151,21 @@ func publish(ctx context.Context, env *service.Env, s *store, fn func(*txn) ([]k
 	if err := env.Producer.Produce(ctx, out...); err != nil {
 		return err
 	}
-	if err := env.Producer.Produce(ctx, t.changes...); err != nil {
+	if err := env.Producer.Produce(ctx, t.Changes()...); err != nil {
 		return err
 	}
-	return t.commit()
+	return t.Commit()
 }
 
 // checkpointStore records the changelog's end as the store's checkpoint:
 // every change this member made is acknowledged below it, and it is the
 // partition's only writer.
-func checkpointStore(ctx context.Context, brokers []string, s *store) error {
-	span, err := kafka.PartitionOffsets(ctx, brokers, s.changelog, s.partition)
+func checkpointStore(ctx context.Context, brokers []string, s *state.Store) error {
+	span, err := kafka.PartitionOffsets(ctx, brokers, s.Changelog(), s.Partition())
 	if err != nil {
 		return err
 	}
-	return s.saveCheckpoint(span.Next)
+	return s.SaveCheckpoint(span.Next)
 }
 
 // retry runs fn until it succeeds or ctx ends, backing off.

@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/service"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
@@ -58,24 +59,24 @@ func TestStoreRestore(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	db, err := openStateDB(dir)
+	db, err := state.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := db.store('c', 0, changelog, pendingMeta)
+	s := db.Store('c', 0, changelog, pendingMeta)
 	check := func(wantReplayed, wantLive int, wantRows map[string]bool) {
 		t.Helper()
-		n, err := s.restore(t.Context(), cfg.Kafka.Brokers)
+		n, err := s.Restore(t.Context(), cfg.Kafka.Brokers)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != wantReplayed || s.live.Load() != int64(wantLive) {
-			t.Errorf("replayed %d, %d pending; want %d, %d", n, s.live.Load(), wantReplayed, wantLive)
+		if n != wantReplayed || s.Live() != int64(wantLive) {
+			t.Errorf("replayed %d, %d pending; want %d, %d", n, s.Live(), wantReplayed, wantLive)
 		}
-		tx := s.begin()
-		defer tx.discard()
+		tx := s.Begin()
+		defer tx.Discard()
 		for k, want := range wantRows {
-			if _, ok, err := tx.get(k); err != nil || ok != want {
+			if _, ok, err := tx.Get(k); err != nil || ok != want {
 				t.Errorf("row %s present %v (%v), want %v", k, ok, err, want)
 			}
 		}
@@ -91,7 +92,7 @@ func TestStoreRestore(t *testing.T) {
 	}
 	check(10, 28, map[string]bool{keys[25]: true, keys[1]: false})
 
-	if err := s.saveCheckpoint(1 << 40); err != nil {
+	if err := s.SaveCheckpoint(1 << 40); err != nil {
 		t.Fatal(err)
 	}
 	check(32, 28, map[string]bool{keys[0]: true, keys[1]: false, keys[25]: true})

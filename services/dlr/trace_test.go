@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
@@ -16,7 +17,7 @@ import (
 // whose context came in the submit record's traceparent header, even when
 // the receipt arrives first.
 func TestSpanLink(t *testing.T) {
-	db, err := openStateDB(t.TempDir())
+	db, err := state.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,14 +29,14 @@ func TestSpanLink(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	c := &correlator{dlrTopic: "dlr", outcomes: "outcomes", unmatched: "unmatched", cfg: config.Default().DLR, m: m, tracer: tp.Tracer("test")}
-	s := db.store('c', 0, "pending", pendingMeta)
+	s := db.Store('c', 0, "pending", pendingMeta)
 
 	const traceID, spanID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	sv, _ := proto.Marshal(&sluicepb.SubmitResult{Message: &sluicepb.Message{Id: "m1", Carrier: "sim-a", Segments: 1}, SmscMessageId: "x1", SubmittedAtMs: 1000})
 	dv, _ := proto.Marshal(&sluicepb.RawDLR{Carrier: "sim-a", SmscMessageId: "x1", Stat: "DELIVRD", ReceivedAtMs: 2000})
 	key := []byte("sim-a:x1")
-	tx := s.begin()
-	defer tx.discard()
+	tx := s.Begin()
+	defer tx.Discard()
 	if _, err := c.step(tx, "dlr", kafka.Message{Key: key, Value: dv}); err != nil {
 		t.Fatal(err)
 	}
