@@ -76,6 +76,10 @@ type Router struct {
 	// destination country.
 	QuietHours []QuietHours `yaml:"quiet_hours"`
 	OptOut     OptOut       `yaml:"opt_out"`
+	// StateDir holds the schedule of held messages (an LSM store, restored
+	// from the schedule topic). "" means a temporary directory: the
+	// schedule is read back from the topic at each start.
+	StateDir string `yaml:"state_dir"`
 }
 
 // QuietHours is a daily window, in a time zone, during which marketing to

@@ -14,9 +14,17 @@ import (
 )
 
 // The router process is killed (SIGKILL) in the middle of a scheduled
-// backlog and started again: every message is routed, none before its
-// send_at. A kill can repeat the batch in hand; the test reports copies.
+// backlog and started again, with the schedule's store it had (restored
+// from its checkpoint) and with an empty one (restored from the schedule
+// topic): every message is routed, none before its send_at. A kill can
+// repeat the batch in hand; the test reports copies.
 func TestScheduleSurvivesKill(t *testing.T) {
+	for _, disk := range []string{"same disk", "empty disk"} {
+		t.Run(disk, func(t *testing.T) { scheduleSurvivesKill(t, disk == "same disk") })
+	}
+}
+
+func scheduleSurvivesKill(t *testing.T, sameDisk bool) {
 	const n = 2000
 	h := newHarness(t, nil)
 	bin := filepath.Join(t.TempDir(), "sluice-router")
@@ -24,8 +32,11 @@ func TestScheduleSurvivesKill(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cfgPath := filepath.Join(t.TempDir(), "sluice.yaml")
-	writeConfig(t, h, cfgPath)
+	cfgPath, stateDir := filepath.Join(t.TempDir(), "sluice.yaml"), ""
+	if sameDisk {
+		stateDir = t.TempDir()
+	}
+	writeConfig(t, h, cfgPath, stateDir)
 	bulkLane := h.outbound("a", schemas.LaneBulk)
 	w := h.watch(bulkLane)
 
@@ -49,7 +60,9 @@ func TestScheduleSurvivesKill(t *testing.T) {
 		return cmd
 	}
 	first := run()
-	until(t, "part of the backlog released", func() bool { return len(w.of(bulkLane)) > 0 })
+	// Mid-release, so that the store has checkpoints with entries both
+	// held and released.
+	until(t, "a quarter of the backlog released", func() bool { return len(w.of(bulkLane)) > n/4 })
 	if err := first.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +84,11 @@ func TestScheduleSurvivesKill(t *testing.T) {
 	t.Logf("killed after %d of %d released; %d copies after the kill", killedAt, n, copies)
 }
 
-func writeConfig(t *testing.T, h *harness, path string) {
+func writeConfig(t *testing.T, h *harness, path, stateDir string) {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n  topic_prefix: %q\n  batch_timeout: 2ms\n  create_topics: false\n", strings.Join(h.cfg.Kafka.Brokers, ", "), h.cfg.Kafka.TopicPrefix)
-	b.WriteString("router:\n  admin_addr: \"\"\n")
+	fmt.Fprintf(&b, "router:\n  admin_addr: \"\"\n  state_dir: %q\n", stateDir)
 	b.WriteString("tenants: [{id: acme}, {id: beta}]\ncarriers:\n")
 	for _, c := range h.cfg.Carriers {
 		fmt.Fprintf(&b, "  - {id: %s, host: 127.0.0.1, port: 2775, system_id: x, binds: %d, tps: 100, window: 10}\n", c.ID, c.Binds)

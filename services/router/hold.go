@@ -1,10 +1,15 @@
 package router
 
 import (
-	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
@@ -21,8 +26,7 @@ type held struct {
 	due      time.Time
 	reason   string
 	reserved bool           // its tenant's throughput slot is already taken
-	offset   int64          // of its schedule record; -1 until read back
-	index    int            // in the heap
+	offset   int64          // of its first schedule record
 	headers  []kafka.Header // trace context
 }
 
@@ -37,125 +41,251 @@ func (e *held) wake() time.Time {
 	return e.due
 }
 
-// holding is one router partition's schedule in memory: what its schedule
-// topic partition says is held, by wake time. The topic is the durable copy;
-// this is rebuilt from it on every assignment.
-type holding struct {
-	byID     map[string]*held
-	queue    heldQueue
-	released map[string]struct{} // released; its marker not read back yet
-}
-
-func newHolding() *holding {
-	return &holding{byID: map[string]*held{}, released: map[string]struct{}{}}
-}
-
-func (h *holding) len() int { return len(h.byID) }
-
-// hold adds a message just written to the schedule.
-func (h *holding) hold(m *sluicepb.Message, due time.Time, reason string, reserved bool, headers []kafka.Header) {
-	if _, ok := h.byID[m.Id]; ok {
-		return // a replayed copy: the first one stands
+// A held message's row: wake (8 bytes, big endian, what the table's timer
+// says), offset (8), reserved (1), its headers, then its schedule entry.
+func (e *held) encode() []byte {
+	entry, err := proto.Marshal(&sluicepb.Held{Message: e.msg, DueMs: e.due.UnixMilli(), Reason: e.reason, MessageId: e.msg.GetId()})
+	if err != nil {
+		panic(fmt.Sprintf("router: encode schedule row: %v", err)) // cannot happen: plain values
 	}
-	e := &held{msg: m, due: due, reason: reason, reserved: reserved, offset: -1, headers: headers}
-	h.byID[m.Id] = e
-	heap.Push(&h.queue, e)
+	b := binary.BigEndian.AppendUint64(nil, uint64(e.wake().UnixMilli()))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.offset))
+	b = append(b, map[bool]byte{false: 0, true: 1}[e.reserved])
+	b = binary.AppendUvarint(b, uint64(len(e.headers)))
+	for _, h := range e.headers {
+		b = binary.AppendUvarint(b, uint64(len(h.Key)))
+		b = append(b, h.Key...)
+		b = binary.AppendUvarint(b, uint64(len(h.Value)))
+		b = append(b, h.Value...)
+	}
+	return append(b, entry...)
 }
 
-// readBack applies a record of the schedule topic: an entry read back (with
-// its offset now known, or on restart for the first time) or the marker of
-// a release.
-func (h *holding) readBack(rec *sluicepb.Held, offset int64, headers []kafka.Header) {
+var errRow = errors.New("damaged schedule row")
+
+func decodeHeld(b []byte) (*held, error) {
+	if len(b) < 17 {
+		return nil, errRow
+	}
+	e := &held{offset: int64(binary.BigEndian.Uint64(b[8:16])), reserved: b[16] == 1}
+	b = b[17:]
+	n, b, err := uvarint(b)
+	if err != nil {
+		return nil, err
+	}
+	for range n {
+		var k, v []byte
+		if k, b, err = chunk(b); err != nil {
+			return nil, err
+		}
+		if v, b, err = chunk(b); err != nil {
+			return nil, err
+		}
+		e.headers = append(e.headers, kafka.Header{Key: string(k), Value: v})
+	}
+	var entry sluicepb.Held
+	if err := proto.Unmarshal(b, &entry); err != nil {
+		return nil, fmt.Errorf("%w: %w", errRow, err)
+	}
+	e.msg, e.due, e.reason = entry.GetMessage(), time.UnixMilli(entry.GetDueMs()), entry.GetReason()
+	return e, nil
+}
+
+func uvarint(b []byte) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, nil, errRow
+	}
+	return v, b[n:], nil
+}
+
+func chunk(b []byte) ([]byte, []byte, error) {
+	n, b, err := uvarint(b)
+	if err != nil || uint64(len(b)) < n {
+		return nil, nil, errRow
+	}
+	return b[:n], b[n:], nil
+}
+
+// heldMeta is the table's view of a row: its timer is its wake time.
+func heldMeta(v []byte) (int64, bool, error) {
+	if len(v) < 8 {
+		return 0, false, errRow
+	}
+	return int64(binary.BigEndian.Uint64(v)), true, nil
+}
+
+// Indexes of a schedule table besides its rows and timers.
+const (
+	// offsetTag: offset (8) and id of the first schedule record of every
+	// held message, so that the schedule's low mark is one seek away.
+	offsetTag = 'o'
+	// tatTag: tenant/lane → when its throughput is next free (ms), as of
+	// the checkpoint, so that a restart keeps the slots taken before it.
+	tatTag = 'r'
+)
+
+func offsetKey(offset int64, id string) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(offset)), id...)
+}
+
+// holding is one router partition's schedule: one row per held message in
+// the process's disk store (pkg/state), with a timer at its wake time, so
+// that the heap holds only the store's caches whatever is held. Its
+// changelog is the partition's schedule topic: rows are added only as the
+// partition reads its entries back from the topic (or replays them at a
+// restore), and removed as it releases them or reads a release marker.
+type holding struct {
+	st       *state.Store
+	released map[string]struct{} // released; its marker not read back yet
+	txn      *state.Txn          // the release under way
+	txnErr   error               // the first failure of later or done in it
+	// restoredAt: slots reserved for earlier times went by while nobody
+	// owned the partition; those messages are paced again rather than all
+	// sent at once.
+	restoredAt time.Time
+}
+
+func newHolding(st *state.Store) *holding {
+	return &holding{st: st, released: map[string]struct{}{}}
+}
+
+func (h *holding) len() int64 { return h.st.Live() }
+
+// readBack applies a record of the schedule topic in t: an entry (the
+// first copy of a message's entry stands) or the marker of a release.
+func (h *holding) readBack(t *state.Txn, rec *sluicepb.Held, offset int64, headers []kafka.Header) error {
 	id := rec.GetMessageId()
 	if rec.GetReleased() {
 		delete(h.released, id)
-		if e, ok := h.byID[id]; ok { // released by an earlier owner of the partition
-			h.remove(e)
-		}
-		return
+		return h.remove(t, id) // released by an earlier owner of the partition, if still there
 	}
 	if _, gone := h.released[id]; gone {
-		return
+		return nil
 	}
-	if e, ok := h.byID[id]; ok {
-		if e.offset < 0 || offset < e.offset {
-			e.offset = offset
-		}
-		return
+	if _, ok, err := t.Get(id); err != nil || ok {
+		return err
 	}
 	e := &held{msg: rec.GetMessage(), due: time.UnixMilli(rec.GetDueMs()), reason: rec.GetReason(),
 		reserved: rec.GetReason() == holdThrottled, offset: offset, headers: headers}
-	h.byID[id] = e
-	heap.Push(&h.queue, e)
+	if err := t.Apply(id, e.encode(), e.wake().UnixMilli(), true); err != nil {
+		return err
+	}
+	return t.SetAux(offsetTag, offsetKey(offset, id), nil)
+}
+
+func (h *holding) remove(t *state.Txn, id string) error {
+	v, ok, err := t.Get(id)
+	if err != nil || !ok {
+		return err
+	}
+	e, err := decodeHeld(v)
+	if err != nil {
+		return fmt.Errorf("schedule row %s: %w", id, err)
+	}
+	if err := t.Apply(id, nil, 0, false); err != nil {
+		return err
+	}
+	return t.DeleteAux(offsetTag, offsetKey(e.offset, id))
 }
 
 // next returns the earliest wake time, false when nothing is held.
-func (h *holding) next() (time.Time, bool) {
-	if len(h.queue) == 0 {
-		return time.Time{}, false
-	}
-	return h.queue[0].wake(), true
+func (h *holding) next() (time.Time, bool, error) {
+	ms, ok, err := h.st.NextDue()
+	return time.UnixMilli(ms), ok, err
 }
 
-// due removes and returns up to max entries whose wake time has come.
-func (h *holding) due(now time.Time, max int) []*held {
+// due starts a release: it returns up to max entries whose wake time has
+// come. later and done then change them, and commit ends the release once
+// its records are written.
+func (h *holding) due(now time.Time, max int) ([]*held, error) {
+	h.txn = h.st.Begin()
 	var out []*held
-	for len(h.queue) > 0 && len(out) < max && !h.queue[0].wake().After(now) {
-		out = append(out, heap.Pop(&h.queue).(*held))
+	_, err := h.txn.Due(now.UnixMilli(), max, func(id string, v []byte) error {
+		e, err := decodeHeld(v)
+		if err != nil {
+			return fmt.Errorf("schedule row %s: %w", id, err)
+		}
+		if e.reserved && e.due.Before(h.restoredAt) {
+			e.reserved = false
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		h.abort()
 	}
-	return out
+	return out, err
 }
 
-// later puts back an entry taken by due that must wait longer.
+// later puts back an entry taken by due that must wait longer. The change
+// is the store's alone: a restore from the topic finds the entry as first
+// held, and decides it again.
 func (h *holding) later(e *held, due time.Time, reason string, reserved bool) {
 	e.due, e.reason, e.reserved = due, reason, reserved
-	heap.Push(&h.queue, e)
+	h.failed(h.txn.Apply(e.msg.Id, e.encode(), e.wake().UnixMilli(), true))
+}
+
+// failed keeps a release's first store failure for commit to return: the
+// decisions go on, and the release is retried from the store as it was.
+func (h *holding) failed(err error) {
+	if h.txnErr == nil {
+		h.txnErr = err
+	}
 }
 
 // done forgets an entry taken by due whose release marker is being written.
 func (h *holding) done(e *held) {
-	delete(h.byID, e.msg.Id)
 	h.released[e.msg.Id] = struct{}{}
+	h.failed(h.remove(h.txn, e.msg.Id))
 }
 
-func (h *holding) remove(e *held) {
-	if e.index >= 0 {
-		heap.Remove(&h.queue, e.index)
+// commit ends a release: call it once the release's records, markers
+// included, are written, so that a crash before it finds the entries still
+// held and releases them again rather than losing them.
+func (h *holding) commit() error {
+	defer h.abort()
+	if h.txnErr != nil {
+		return fmt.Errorf("schedule: %w", h.txnErr)
 	}
-	delete(h.byID, e.msg.Id)
+	return h.txn.Commit()
 }
 
-// low is the schedule offset a restart must read from: the first record of
-// a held entry, or readPos when every entry read so far is released.
-func (h *holding) low(readPos int64) int64 {
-	low := readPos
-	for _, e := range h.byID {
-		if e.offset >= 0 && e.offset < low {
-			low = e.offset
+func (h *holding) abort() {
+	if h.txn != nil {
+		h.txn.Discard()
+		h.txn, h.txnErr = nil, nil
+	}
+}
+
+// low is the schedule offset a restart with an empty store must read
+// from: the first record of a held entry, or readPos when nothing is held.
+func (h *holding) low(readPos int64) (int64, error) {
+	k, _, ok, err := h.st.FirstAux(offsetTag)
+	if err != nil || !ok || len(k) < 8 {
+		return readPos, err
+	}
+	return int64(binary.BigEndian.Uint64(k)), nil
+}
+
+// saveTat writes the throughput clocks for the next checkpoint.
+func (h *holding) saveTat(tat map[string]time.Time) error {
+	t := h.st.Begin()
+	defer t.Discard()
+	for k, at := range tat {
+		if err := t.SetAux(tatTag, []byte(k), binary.BigEndian.AppendUint64(nil, uint64(at.UnixMilli()))); err != nil {
+			return err
 		}
 	}
-	return low
+	return t.Commit()
 }
 
-// heldQueue is a min-heap of entries by wake time.
-type heldQueue []*held
-
-func (q heldQueue) Len() int           { return len(q) }
-func (q heldQueue) Less(i, j int) bool { return q[i].wake().Before(q[j].wake()) }
-func (q heldQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index, q[j].index = i, j
-}
-func (q *heldQueue) Push(x any) {
-	e := x.(*held)
-	e.index = len(*q)
-	*q = append(*q, e)
-}
-func (q *heldQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	e.index = -1
-	*q = old[:len(old)-1]
-	return e
+// loadTat reads the throughput clocks as of the checkpoint.
+func (h *holding) loadTat(tat map[string]time.Time) error {
+	return h.st.ScanAux(tatTag, func(k, v []byte) error {
+		if len(v) == 8 {
+			tat[string(k)] = later(tat[string(k)], time.UnixMilli(int64(binary.BigEndian.Uint64(v))))
+		}
+		return nil
+	})
 }

@@ -7,14 +7,30 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
+
+// testHolding is a schedule table in a store of its own.
+func testHolding(t *testing.T) *holding {
+	t.Helper()
+	db, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return newHolding(db.Store(scheduleTable, 0, "schedule", heldMeta))
+}
 
 // A release marker read back on restore raises its tenant's quota count to
 // what the marker says, when the changelog record written after it is
 // missing (a crash between the two writes of a release batch).
 func TestReleaseMarkersRestoreQuotaCounts(t *testing.T) {
-	p := &partition{held: newHolding(), quota: map[string]*sluicepb.TenantState{
+	p := &partition{held: testHolding(t), quota: map[string]*sluicepb.TenantState{
 		"acme": {Tenant: "acme", Day: "2026-11-27", Count: 5, NextOffsets: map[string]int64{}},
 	}}
 	steps := []struct {
@@ -22,61 +38,109 @@ func TestReleaseMarkersRestoreQuotaCounts(t *testing.T) {
 		count       uint64
 		wantDay     string
 		wantCount   uint64
+		wantRaised  bool
 	}{
-		{"acme", "2026-11-27", 7, "2026-11-27", 7},  // ahead of the changelog
-		{"acme", "2026-11-27", 3, "2026-11-27", 7},  // an older marker
-		{"acme", "2026-11-26", 90, "2026-11-27", 7}, // yesterday's
-		{"acme", "2026-11-28", 1, "2026-11-28", 1},  // a new day
-		{"beta", "2026-11-27", 2, "2026-11-27", 2},  // no changelog record at all
+		{"acme", "2026-11-27", 7, "2026-11-27", 7, true},   // ahead of the changelog
+		{"acme", "2026-11-27", 3, "2026-11-27", 7, false},  // an older marker
+		{"acme", "2026-11-26", 90, "2026-11-27", 7, false}, // yesterday's
+		{"acme", "2026-11-28", 1, "2026-11-28", 1, true},   // a new day
+		{"beta", "2026-11-27", 2, "2026-11-27", 2, true},   // no changelog record at all
 	}
 	for i, s := range steps {
 		v, err := proto.Marshal(&sluicepb.Held{MessageId: "m", Released: true, QuotaDay: s.day, QuotaCount: s.count})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.readBack(kafka.Message{Key: []byte(s.tenant), Value: v, Offset: int64(i)}); err != nil {
+		tx := p.held.st.Begin()
+		raised, err := p.readBack(tx, kafka.Message{Key: []byte(s.tenant), Value: v, Offset: int64(i)})
+		tx.Discard()
+		if err != nil {
 			t.Fatal(err)
 		}
 		st := p.quota[s.tenant]
-		if st.Day != s.wantDay || st.Count != s.wantCount {
-			t.Errorf("step %d: %s at %s/%d, want %s/%d", i, s.tenant, st.Day, st.Count, s.wantDay, s.wantCount)
+		if st.Day != s.wantDay || st.Count != s.wantCount || (raised != "") != s.wantRaised {
+			t.Errorf("step %d: %s at %s/%d (raised %q), want %s/%d (raised %v)", i, s.tenant, st.Day, st.Count, raised, s.wantDay, s.wantCount, s.wantRaised)
 		}
 	}
 }
 
-// The holding keeps one entry per message id, wakes entries at the earlier
-// of due and expiry, and forgets entries whose release marker it reads.
+// The schedule table keeps one entry per message id, wakes entries at the
+// earlier of due and expiry, forgets entries released or whose release
+// marker it reads, and knows the first offset still held.
 func TestHolding(t *testing.T) {
 	now := time.Now()
-	h := newHolding()
+	h := testHolding(t)
 	m := func(id string, expires time.Time) *sluicepb.Message {
-		return &sluicepb.Message{Id: id, ExpiresAtMs: expires.UnixMilli()}
+		return &sluicepb.Message{Id: id, Tenant: "acme", ExpiresAtMs: expires.UnixMilli()}
 	}
-	h.hold(m("late", now.Add(time.Hour)), now.Add(2*time.Second), holdSendAt, false, nil)
-	h.hold(m("expiring", now.Add(time.Second)), now.Add(time.Minute), holdSendAt, false, nil)
-	h.hold(m("late", now.Add(time.Hour)), now.Add(3*time.Second), holdSendAt, false, nil) // a replayed copy
-	if h.len() != 2 {
-		t.Fatalf("%d held, want 2", h.len())
+	entry := func(id string, expires, due time.Time) *sluicepb.Held {
+		return &sluicepb.Held{Message: m(id, expires), MessageId: id, DueMs: due.UnixMilli(), Reason: holdSendAt}
 	}
-	if due := h.due(now, 10); len(due) != 0 {
-		t.Fatalf("%d due now", len(due))
+	readBack := func(offset int64, rec *sluicepb.Held) {
+		t.Helper()
+		tx := h.st.Begin()
+		defer tx.Discard()
+		if err := h.readBack(tx, rec, offset, []kafka.Header{{Key: "traceparent", Value: []byte("00-x")}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	due := h.due(now.Add(1500*time.Millisecond), 10)
-	if len(due) != 1 || due[0].msg.Id != "expiring" {
-		t.Fatalf("due after 1.5 s: %v", due)
+	due := func(at time.Time) []*held {
+		t.Helper()
+		out, err := h.due(at, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
 	}
-	h.done(due[0])
-	back, err := proto.Marshal(&sluicepb.Held{Message: m("expiring", now.Add(time.Second)), MessageId: "expiring", DueMs: now.Add(time.Minute).UnixMilli()})
-	if err != nil {
+	low := func() int64 {
+		t.Helper()
+		l, err := h.low(99)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	readBack(3, entry("late", now.Add(time.Hour), now.Add(2*time.Second)))
+	readBack(4, entry("expiring", now.Add(time.Second), now.Add(time.Minute)))
+	readBack(5, entry("late", now.Add(time.Hour), now.Add(3*time.Second))) // a replayed copy
+	if h.len() != 2 || low() != 3 {
+		t.Fatalf("%d held from offset %d, want 2 from 3", h.len(), low())
+	}
+	if d := due(now); len(d) != 0 {
+		t.Fatalf("%d due now", len(d))
+	}
+	h.abort()
+	d := due(now.Add(1500 * time.Millisecond))
+	if len(d) != 1 || d[0].msg.Id != "expiring" || d[0].offset != 4 || string(d[0].headers[0].Value) != "00-x" {
+		t.Fatalf("due after 1.5 s: %+v", d)
+	}
+	h.done(d[0])
+	if err := h.commit(); err != nil {
 		t.Fatal(err)
 	}
-	var rec sluicepb.Held
-	if err := proto.Unmarshal(back, &rec); err != nil {
+	readBack(10, entry("expiring", now.Add(time.Second), now.Add(time.Minute))) // read back after its release: stays released
+	if h.len() != 1 || low() != 3 {
+		t.Fatalf("%d held from offset %d, want 1 from 3", h.len(), low())
+	}
+	// A wake moved later stays in the table until then.
+	d = due(now.Add(2500 * time.Millisecond))
+	if len(d) != 1 || d[0].msg.Id != "late" {
+		t.Fatalf("due after 2.5 s: %+v", d)
+	}
+	h.later(d[0], now.Add(time.Minute), holdQuietHours, false)
+	if err := h.commit(); err != nil {
 		t.Fatal(err)
 	}
-	h.readBack(&rec, 10, nil) // its entry read back after its release: stays released
-	h.readBack(&sluicepb.Held{MessageId: "late", Released: true}, 11, nil)
-	if h.len() != 0 {
-		t.Errorf("%d still held, want none", h.len())
+	if d := due(now.Add(30 * time.Second)); len(d) != 0 {
+		t.Fatalf("%d due after 30 s", len(d))
+	}
+	h.abort()
+	readBack(11, &sluicepb.Held{MessageId: "late", Released: true})
+	if h.len() != 0 || low() != 99 {
+		t.Errorf("%d still held from offset %d, want none", h.len(), low())
 	}
 }

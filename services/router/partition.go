@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/backoff"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/pkg/telemetry"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
@@ -68,6 +69,7 @@ type partition struct {
 	tat      map[string]time.Time // tenant/lane → when its throughput is next free
 	schedPos int64                // next schedule offset to read back
 	schedLow int64                // schedule offset last committed
+	ckptPos  int64                // schedule offset of the store's last checkpoint
 	done     map[string]int64     // intake topic → next offset to commit (written, not yet committed)
 	schedAt  time.Time            // when the schedule was last committed
 	counted  int64                // held messages in the backlog gauge
@@ -75,7 +77,7 @@ type partition struct {
 
 // countBacklog brings the schedule backlog gauge up to date.
 func (p *partition) countBacklog() {
-	n := int64(p.held.len())
+	n := p.held.len()
 	p.r.metrics.backlog.Add(n - p.counted)
 	p.counted = n
 }
@@ -95,9 +97,12 @@ func (r *router) runPartition(ctx context.Context, c *kafka.Claim) error {
 		r: r, claim: c,
 		otp: r.env.Topic(schemas.TopicRouterOTP), bulk: r.env.Topic(schemas.TopicRouterBulk),
 		sched: r.env.Topic(schemas.TopicRouterSched), quotaTop: r.env.Topic(schemas.TopicRouterQuota),
-		held: newHolding(), quota: map[string]*sluicepb.TenantState{}, tat: map[string]time.Time{},
-		schedLow: -1, done: map[string]int64{},
+		quota: map[string]*sluicepb.TenantState{}, tat: map[string]time.Time{},
+		schedLow: -1, ckptPos: -1, done: map[string]int64{},
 	}
+	st := r.db.Store(scheduleTable, c.Partition, p.sched, heldMeta)
+	defer st.Release()
+	p.held = newHolding(st)
 	// A partition that cannot be restored is retried, not dropped: the group
 	// would not hand it to anyone else until the next rebalance.
 	err := backoff.Retry(ctx, time.Second, 30*time.Second, func() error {
@@ -107,7 +112,7 @@ func (r *router) runPartition(ctx context.Context, c *kafka.Claim) error {
 		return p.restoreSchedule(ctx)
 	}, func(err error) {
 		r.env.Log.Error("router partition not restored; retrying", "partition", c.Partition, "err", err)
-		p.held, p.quota, p.tat = newHolding(), map[string]*sluicepb.TenantState{}, map[string]time.Time{}
+		p.held, p.quota, p.tat = newHolding(st), map[string]*sluicepb.TenantState{}, map[string]time.Time{}
 	})
 	if err != nil {
 		return err
@@ -138,55 +143,103 @@ func (p *partition) restoreQuota(ctx context.Context) error {
 	return err
 }
 
-// restoreSchedule reads the schedule from the committed offset (the first
-// entry still held at the last commit) to its end, before anything is
-// released, so that a release marker always meets its entry first.
+// restoreSchedule brings the partition's schedule table up to the end of
+// the schedule topic, before anything is released, so that a release marker
+// always meets its entry first: from the store's checkpoint when the topic
+// still holds it, else into an emptied table from the committed offset (the
+// first entry still held at the last commit).
 func (p *partition) restoreSchedule(ctx context.Context) error {
-	from := p.claim.Offset(p.sched)
-	p.schedPos = from
-	_, err := kafka.ReadRange(ctx, p.r.env.Cfg.Kafka.Brokers, p.sched, p.claim.Partition, from, func(rec kafka.Message) error {
-		return p.readBack(rec)
+	brokers := p.r.env.Cfg.Kafka.Brokers
+	st := p.held.st
+	span, err := kafka.PartitionOffsets(ctx, brokers, p.sched, p.claim.Partition)
+	if err != nil {
+		return err
+	}
+	from, ok, err := st.Checkpoint()
+	switch {
+	case err != nil:
+		return err
+	case ok && from >= span.First && from <= span.Next:
+		if err := p.held.loadTat(p.tat); err != nil {
+			return err
+		}
+	default:
+		if err := st.Wipe(); err != nil {
+			return err
+		}
+		if from = p.claim.Offset(p.sched); from < span.First || from > span.Next {
+			from = span.First
+		}
+	}
+	fixed := map[string]bool{}
+	end, _, err := st.Replay(ctx, brokers, from, func(t *state.Txn, rec kafka.Message) error {
+		tenant, err := p.readBack(t, rec)
+		if tenant != "" {
+			fixed[tenant] = true
+		}
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	if p.schedPos >= 0 {
-		if err := p.claim.Seek(p.sched, p.schedPos); err != nil {
+	p.schedPos = end
+	if err := p.claim.Seek(p.sched, end); err != nil {
+		return err
+	}
+	p.held.restoredAt = p.r.now()
+	// Counts a marker raised are written before the checkpoint that skips
+	// the marker at the next restore.
+	if err := p.produce(ctx, p.quotaStates(fixed)); err != nil {
+		return err
+	}
+	return p.checkpoint()
+}
+
+// scheduleTable is the schedule's key prefix in the process's store.
+const scheduleTable = 'h'
+
+// readBack applies a schedule record in t, and returns the tenant whose
+// quota count its marker raised, if any.
+func (p *partition) readBack(t *state.Txn, rec kafka.Message) (string, error) {
+	var h sluicepb.Held
+	if err := proto.Unmarshal(rec.Value, &h); err != nil {
+		return "", fmt.Errorf("schedule %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+	}
+	if err := p.held.readBack(t, &h, rec.Offset, rec.Headers); err != nil {
+		return "", err
+	}
+	p.schedPos = rec.Offset + 1
+	if h.GetReason() == holdThrottled {
+		p.keepSlot(&h)
+	}
+	if h.QuotaDay != "" && p.countRelease(string(rec.Key), h.QuotaDay, h.QuotaCount) {
+		return string(rec.Key), nil
+	}
+	return "", nil
+}
+
+// keepSlot makes sure the tenant's throughput clock is past a throttled
+// entry's slot, which it reserved when first held.
+func (p *partition) keepSlot(h *sluicepb.Held) {
+	m := h.GetMessage()
+	t := p.r.policy.Load().tenants[m.GetTenant()]
+	if t.RateLimit <= 0 {
+		return
+	}
+	key := tatKey(m)
+	p.tat[key] = later(p.tat[key], time.UnixMilli(h.GetDueMs()).Add(cost(m, t.RateLimit)))
+}
+
+// readBackBatch applies schedule records the partition wrote and read back.
+func (p *partition) readBackBatch(batch []kafka.Message) error {
+	t := p.held.st.Begin()
+	defer t.Discard()
+	for _, rec := range batch {
+		if _, err := p.readBack(t, rec); err != nil {
 			return err
 		}
 	}
-	// Throughput slots taken before the restart stay taken; slots that went
-	// by while nobody owned the partition are lost: those messages are
-	// paced again rather than all sent at once.
-	pol, now := p.r.policy.Load(), p.r.now()
-	for _, e := range p.held.byID {
-		if e.reserved && e.due.Before(now) {
-			e.reserved = false
-		}
-		if !e.reserved {
-			continue
-		}
-		t := pol.tenants[e.msg.Tenant]
-		if t.RateLimit <= 0 {
-			continue
-		}
-		key := tatKey(e.msg)
-		p.tat[key] = later(p.tat[key], e.due.Add(cost(e.msg, t.RateLimit)))
-	}
-	return nil
-}
-
-func (p *partition) readBack(rec kafka.Message) error {
-	var h sluicepb.Held
-	if err := proto.Unmarshal(rec.Value, &h); err != nil {
-		return fmt.Errorf("schedule %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
-	}
-	p.held.readBack(&h, rec.Offset, rec.Headers)
-	p.schedPos = rec.Offset + 1
-	if h.QuotaDay != "" {
-		p.countRelease(string(rec.Key), h.QuotaDay, h.QuotaCount)
-	}
-	return nil
+	return t.Commit()
 }
 
 // loop serves the partition until its generation or the process ends.
@@ -218,7 +271,9 @@ func (p *partition) loop(ctx context.Context) error {
 		}
 		if more {
 			timer.Reset(0)
-		} else if next, ok := p.held.next(); ok {
+		} else if next, ok, err := p.held.next(); err != nil {
+			return err
+		} else if ok {
 			timer.Reset(max(time.Until(next), 0))
 		} else {
 			timer.Reset(time.Hour)
@@ -229,11 +284,7 @@ func (p *partition) loop(ctx context.Context) error {
 		case b := <-bulk:
 			err = p.bulkLane(ctx, b, otp)
 		case b := <-sched:
-			for _, rec := range b {
-				if err = p.readBack(rec); err != nil {
-					break
-				}
-			}
+			err = p.readBackBatch(b)
 		case <-timer.C:
 		case <-tick.C:
 			if cerr := p.commit(); cerr != nil && ctx.Err() == nil {
@@ -372,9 +423,10 @@ func (p *partition) bulkLane(ctx context.Context, batch []kafka.Message, otp <-c
 // tells whether more are due.
 func (p *partition) release(ctx context.Context) (bool, error) {
 	now := p.r.now()
-	due := p.held.due(now, releaseChunk)
-	if len(due) == 0 {
-		return false, nil
+	due, err := p.held.due(now, releaseChunk)
+	if err != nil || len(due) == 0 {
+		p.held.abort()
+		return false, err
 	}
 	pol := p.r.policy.Load()
 	w := &writes{touched: map[string]bool{}}
@@ -382,9 +434,12 @@ func (p *partition) release(ctx context.Context) (bool, error) {
 		p.decide(ctx, pol, w, e.msg, e.headers, now, e)
 	}
 	if err := p.flush(ctx, w); err != nil {
+		p.held.abort()
 		return false, err
 	}
-	return len(due) == releaseChunk, nil
+	// The store forgets the released entries only now that their records
+	// and markers are written.
+	return len(due) == releaseChunk, p.held.commit()
 }
 
 // decide settles one message: onto its carrier's lane, to a final status,
@@ -481,8 +536,7 @@ func (p *partition) wait(ctx context.Context, w *writes, m *sluicepb.Message, no
 	}
 	rec := kafka.Message{Topic: p.sched, Key: []byte(m.Tenant), Value: value}
 	telemetry.Inject(ctx, &rec.Headers)
-	w.out = append(w.out, rec)
-	p.held.hold(m, due, reason, reserved, rec.Headers)
+	w.out = append(w.out, rec) // held from when the partition reads it back
 	if reason != holdThrottled {
 		p.status(w, m, message.StatusScheduled, reason, now)
 	}
@@ -537,15 +591,20 @@ func (p *partition) flush(ctx context.Context, w *writes) error {
 	if err := p.produce(ctx, w.released); err != nil {
 		return err
 	}
-	states := make([]kafka.Message, 0, len(w.touched))
-	for tenant := range w.touched {
+	return p.produce(ctx, p.quotaStates(w.touched))
+}
+
+// quotaStates are the quota changelog records of tenants.
+func (p *partition) quotaStates(tenants map[string]bool) []kafka.Message {
+	states := make([]kafka.Message, 0, len(tenants))
+	for tenant := range tenants {
 		value, err := proto.Marshal(p.quota[tenant])
 		if err != nil {
-			return fmt.Errorf("encode quota state: %w", err)
+			panic(fmt.Sprintf("router: encode quota state: %v", err)) // cannot happen: plain values
 		}
 		states = append(states, kafka.Message{Topic: p.quotaTop, Key: []byte(tenant), Value: value})
 	}
-	return p.produce(ctx, states)
+	return states
 }
 
 // produce writes records, retrying until they are written or the partition
@@ -558,15 +617,19 @@ func (p *partition) produce(ctx context.Context, recs []kafka.Message) error {
 	})
 }
 
-// commitSchedule moves the schedule's committed offset to the first entry
-// still held, so that a restart reads back exactly what is still held.
+// commitSchedule checkpoints the schedule table at the offset read back,
+// and moves the schedule's committed offset to the first entry still held,
+// so that a restart with an empty store reads back exactly what is held.
 func (p *partition) commitSchedule() error {
 	if p.schedPos < 0 {
 		return nil // nothing read yet: the committed offset stands
 	}
-	low := p.held.low(p.schedPos)
-	if low == p.schedLow {
-		return nil
+	if err := p.checkpoint(); err != nil {
+		return err
+	}
+	low, err := p.held.low(p.schedPos)
+	if err != nil || low == p.schedLow {
+		return err
 	}
 	if err := p.claim.Commit(p.sched, low); err != nil {
 		return err
@@ -575,10 +638,30 @@ func (p *partition) commitSchedule() error {
 	return nil
 }
 
+// checkpoint records that the table holds the schedule up to the offset
+// read back. Every change in the store is in the topic below it, or is
+// one a restore derives again: a release's markers are written before the
+// release is committed to the store, and an entry's new wake time is
+// decided again from its first.
+func (p *partition) checkpoint() error {
+	if p.schedPos == p.ckptPos {
+		return nil
+	}
+	if err := p.held.saveTat(p.tat); err != nil {
+		return err
+	}
+	if err := p.held.st.SaveCheckpoint(p.schedPos); err != nil {
+		return err
+	}
+	p.ckptPos = p.schedPos
+	return nil
+}
+
 // countRelease makes sure a tenant's quota count includes a release whose
 // marker says what the count was after it (the quota changelog record that
-// follows a release batch may not have been written).
-func (p *partition) countRelease(tenant, day string, count uint64) {
+// follows a release batch may not have been written), and tells whether
+// that raised it.
+func (p *partition) countRelease(tenant, day string, count uint64) bool {
 	st, ok := p.quota[tenant]
 	if !ok {
 		st = &sluicepb.TenantState{Tenant: tenant, NextOffsets: map[string]int64{}}
@@ -589,7 +672,10 @@ func (p *partition) countRelease(tenant, day string, count uint64) {
 		st.Day, st.Count = day, count
 	case day == st.Day && count > st.Count:
 		st.Count = count
+	default:
+		return false
 	}
+	return true
 }
 
 // state returns a tenant's quota state for the UTC day of now.

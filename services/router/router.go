@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/service"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
@@ -57,7 +58,13 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger, reload <-ch
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	r := &router{env: env, metrics: m, tracer: env.Tel.Tracer(), now: time.Now, optOuts: newOptOuts(), health: newHealth()}
+	// The schedule's tables; closed once every partition has stopped.
+	db, err := state.Open(cfg.Router.StateDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	r := &router{env: env, metrics: m, tracer: env.Tel.Tracer(), now: time.Now, optOuts: newOptOuts(), health: newHealth(), db: db}
 	r.policy.Store(pol)
 
 	// The first part to fail stops the others.
@@ -117,6 +124,7 @@ type router struct {
 	policy  atomic.Pointer[policy]
 	optOuts *optOuts
 	health  *health
+	db      *state.DB // the partitions' schedules
 }
 
 // drainAccepted copies records of sluice.accepted (keyed by message id) to

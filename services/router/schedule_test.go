@@ -16,8 +16,20 @@ import (
 // before its send_at ends expired and is never routed; messages for now
 // pass while the backlog waits.
 func TestScheduleSurvivesRestart(t *testing.T) {
+	for _, disk := range []string{"same disk", "empty disk"} {
+		t.Run(disk, func(t *testing.T) { scheduleSurvivesRestart(t, disk == "same disk") })
+	}
+}
+
+// scheduleSurvivesRestart restarts the router with the schedule's store it
+// had, or with an empty one.
+func scheduleSurvivesRestart(t *testing.T, sameDisk bool) {
 	const n = 600
-	h := newHarness(t, nil)
+	var stateDir string
+	if sameDisk {
+		stateDir = t.TempDir()
+	}
+	h := newHarness(t, func(c *config.Config) { c.Router.StateDir = stateDir })
 	bulkLane, otpLane, status := h.outbound("a", schemas.LaneBulk), h.outbound("a", schemas.LaneOTP), h.topic(schemas.TopicStatus)
 	w := h.watch(bulkLane, otpLane, status)
 	stop := h.start()
