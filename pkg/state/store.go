@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
@@ -24,6 +25,10 @@ type Store struct {
 	partition int
 	meta      Meta
 	live      atomic.Int64
+	// floor is a deadline no live timer is below: Due starts there instead
+	// of at the tombstones of every timer it fired before, which an LSM
+	// keeps until compaction and an iterator would step over each time.
+	floor atomic.Int64
 }
 
 // Key layout under a store's prefix; Aux tags are the table's own.
@@ -39,6 +44,7 @@ func (d *DB) Store(tag byte, partition int, changelog string, meta Meta) *Store 
 	prefix := []byte{tag, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(prefix[1:], uint32(partition))
 	s := &Store{db: d, prefix: prefix, changelog: changelog, partition: partition, meta: meta}
+	s.floor.Store(math.MinInt64)
 	d.mu.Lock()
 	d.stores[string(prefix)] = s
 	d.mu.Unlock()
@@ -104,6 +110,7 @@ func (s *Store) Wipe() error {
 		return fmt.Errorf("wipe state %s/%d: %w", s.changelog, s.partition, err)
 	}
 	s.live.Store(0)
+	s.floor.Store(math.MinInt64)
 	return nil
 }
 

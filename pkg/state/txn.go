@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble"
 
@@ -22,6 +23,9 @@ type Txn struct {
 	// and then writes it, and a batch may touch a key twice. Serving those
 	// from a map spares pebble an indexed batch and a second lookup.
 	rows map[string]row
+	// What Commit does to the store's floor: timers below firedTo are
+	// deleted; minTimer is the earliest one written.
+	firedTo, minTimer int64
 }
 
 type row struct {
@@ -31,7 +35,7 @@ type row struct {
 
 // Begin starts a transaction; Discard it when not committed.
 func (s *Store) Begin() *Txn {
-	return &Txn{s: s, b: s.db.db.NewBatch(), rows: map[string]row{}}
+	return &Txn{s: s, b: s.db.db.NewBatch(), rows: map[string]row{}, firedTo: math.MinInt64, minTimer: math.MaxInt64}
 }
 
 // Get returns a row, as the transaction has it.
@@ -107,6 +111,7 @@ func (t *Txn) Apply(key string, value []byte, deadlineMs int64, live bool) error
 	if err := t.b.Set(k, value, nil); err != nil {
 		return err
 	}
+	t.minTimer = min(t.minTimer, deadlineMs)
 	return t.b.Set(t.s.key(timerTag, be64(deadlineMs), []byte(key)), nil, nil)
 }
 
@@ -134,6 +139,8 @@ func (t *Txn) Commit() error {
 		return fmt.Errorf("state commit: %w", err)
 	}
 	t.s.live.Add(t.live)
+	// One writer per store (its partition's owner), so no race here.
+	t.s.floor.Store(min(max(t.s.floor.Load(), t.firedTo), t.minTimer))
 	return nil
 }
 
@@ -158,6 +165,9 @@ func (t *Txn) Due(nowMs int64, limit int, fn func(key string, value []byte) erro
 		if err := t.b.Delete(tm.raw, nil); err != nil {
 			return fired, err
 		}
+		// Timers at tm.deadline may remain past the limit: the floor stays
+		// at it, not past it.
+		t.firedTo = max(t.firedTo, tm.deadline)
 		v, ok, err := t.Get(tm.key)
 		if err != nil {
 			return fired, err
@@ -189,7 +199,11 @@ type timer struct {
 // timers returns up to limit timers at or before nowMs, as committed: Due
 // is called before the txn writes anything.
 func (s *Store) timers(nowMs int64, limit int) ([]timer, error) {
-	lower := s.key(timerTag)
+	prefix := s.key(timerTag)
+	lower := prefix
+	if f := s.floor.Load(); f > math.MinInt64 {
+		lower = s.key(timerTag, be64(f))
+	}
 	upper := s.key(timerTag, be64(nowMs+1))
 	it, err := s.db.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
@@ -197,7 +211,7 @@ func (s *Store) timers(nowMs int64, limit int) ([]timer, error) {
 	}
 	var out []timer
 	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
-		k := it.Key()[len(lower):]
+		k := it.Key()[len(prefix):]
 		out = append(out, timer{
 			raw:      append([]byte(nil), it.Key()...),
 			deadline: int64(binary.BigEndian.Uint64(k[:8])),

@@ -27,11 +27,7 @@ func TestScheduleSurvivesKill(t *testing.T) {
 func scheduleSurvivesKill(t *testing.T, sameDisk bool) {
 	const n = 2000
 	h := newHarness(t, nil)
-	bin := filepath.Join(t.TempDir(), "sluice-router")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/sluice-router")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildRouter(t)
 	cfgPath, stateDir := filepath.Join(t.TempDir(), "sluice.yaml"), ""
 	if sameDisk {
 		stateDir = t.TempDir()
@@ -84,12 +80,16 @@ func scheduleSurvivesKill(t *testing.T, sameDisk bool) {
 	t.Logf("killed after %d of %d released; %d copies after the kill", killedAt, n, copies)
 }
 
-func writeConfig(t *testing.T, h *harness, path, stateDir string) {
+func writeConfig(t testing.TB, h *harness, path, stateDir string) {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n  topic_prefix: %q\n  batch_timeout: 2ms\n  create_topics: false\n", strings.Join(h.cfg.Kafka.Brokers, ", "), h.cfg.Kafka.TopicPrefix)
 	fmt.Fprintf(&b, "router:\n  admin_addr: \"\"\n  state_dir: %q\n", stateDir)
-	b.WriteString("tenants: [{id: acme}, {id: beta}]\ncarriers:\n")
+	b.WriteString("tenants:\n")
+	for _, t := range h.cfg.Tenants {
+		fmt.Fprintf(&b, "  - {id: %s}\n", t.ID)
+	}
+	b.WriteString("carriers:\n")
 	for _, c := range h.cfg.Carriers {
 		fmt.Fprintf(&b, "  - {id: %s, host: 127.0.0.1, port: 2775, system_id: x, binds: %d, tps: 100, window: 10}\n", c.ID, c.Binds)
 	}
@@ -97,4 +97,15 @@ func writeConfig(t *testing.T, h *harness, path, stateDir string) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// buildRouter builds the router's binary for tests that run it as a process.
+func buildRouter(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "sluice-router")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sluice-router")
+	if out, err := build.CombinedOutput(); err != nil {
+		tb.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
