@@ -200,16 +200,17 @@ func checkServices(t *testing.T, r rendered, senders map[string]int, sim bool) {
 				t.Errorf("%s: %s on %q, want %s on the admin port", name, probe, got, path)
 			}
 		}
-		// The root filesystem is read-only: the DLR service's state store
-		// needs its own writable volume, named by the state_dir override.
-		if component == "dlr" {
+		// The root filesystem is read-only: the router's and the DLR
+		// service's state stores need their own writable volumes, named by
+		// the state_dir override.
+		if component == "dlr" || component == "router" {
 			mounts := map[string]bool{}
 			for _, m := range dig[[]any](c, "volumeMounts") {
 				if ro, _ := m.(map[string]any)["readOnly"].(bool); !ro {
 					mounts[m.(map[string]any)["mountPath"].(string)] = true
 				}
 			}
-			if dir := envValue(c, "SLUICE_DLR_STATE_DIR"); dir == "" || !mounts[dir] {
+			if dir := envValue(c, "SLUICE_"+strings.ToUpper(component)+"_STATE_DIR"); dir == "" || !mounts[dir] {
 				t.Errorf("%s: state dir %q is not a writable volume (mounts %v)", name, dir, mounts)
 			}
 		}

@@ -161,8 +161,8 @@ spec:
           value: {{ . | quote }}
         {{- end }}
         {{- if .v.stateVolume }}
-        - name: SLUICE_DLR_STATE_DIR
-          value: /var/lib/sluice/dlr
+        - name: SLUICE_{{ upper .component }}_STATE_DIR
+          value: /var/lib/sluice/{{ .component }}
         {{- end }}
         {{- range $k, $val := $ctx.Values.env }}
         - name: {{ $k }}
@@ -207,7 +207,7 @@ spec:
           mountPath: /tmp
         {{- if .v.stateVolume }}
         - name: state
-          mountPath: /var/lib/sluice/dlr
+          mountPath: /var/lib/sluice/{{ .component }}
         {{- end }}
   volumes:
     - name: config
