@@ -49,6 +49,24 @@ func TopicOffsets(ctx context.Context, brokers []string, topic string) (map[int]
 	return out, nil
 }
 
+// PartitionsOffsets returns the spans of some partitions of topic, in one
+// request per leader.
+func PartitionsOffsets(ctx context.Context, brokers []string, topic string, partitions []int) (map[int]Span, error) {
+	spans, err := listOffsets(ctx, newClient(brokers), map[string][]int{topic: partitions})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]Span, len(partitions))
+	for _, p := range partitions {
+		s, ok := spans[topicPartition{topic, p}]
+		if !ok {
+			return nil, fmt.Errorf("offsets of %s/%d: not answered", topic, p)
+		}
+		out[p] = s
+	}
+	return out, nil
+}
+
 // PartitionOffsets returns the span of one partition.
 func PartitionOffsets(ctx context.Context, brokers []string, topic string, partition int) (Span, error) {
 	spans, err := listOffsets(ctx, newClient(brokers), map[string][]int{topic: {partition}})

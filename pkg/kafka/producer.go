@@ -211,6 +211,16 @@ func partitionsServed(ctx context.Context, client *kgo.Client, md *kgo.MetadataR
 	return true
 }
 
+// PartitionOf is the partition, of a topic with that many, the producer
+// writes a record keyed key to.
+func PartitionOf(key []byte, partitions int) int {
+	all := make([]int, partitions)
+	for i := range all {
+		all[i] = i
+	}
+	return (&kgo.Murmur2Balancer{}).Balance(kgo.Message{Key: key}, all...)
+}
+
 // PartitionCount returns the number of partitions of topic.
 func PartitionCount(ctx context.Context, brokers []string, topic string) (int, error) {
 	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}

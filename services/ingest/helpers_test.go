@@ -45,6 +45,14 @@ func testConfig(t testing.TB) config.Config {
 // of its HTTP API.
 func startIngest(t testing.TB, cfg config.Config, h hooks) string {
 	t.Helper()
+	base, _ := startIngestStoppable(t, cfg, h)
+	return base
+}
+
+// startIngestStoppable is startIngest, with the function that stops it
+// before the test ends.
+func startIngestStoppable(t testing.TB, cfg config.Config, h hooks) (string, func()) {
+	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	h.httpReady = func(a string) { ingestHosts.Store(a, true); addr <- a }
@@ -67,14 +75,14 @@ func startIngest(t testing.TB, cfg config.Config, h hooks) string {
 	t.Cleanup(shutdown)
 	select {
 	case a := <-addr:
-		return "http://" + a
+		return "http://" + a, shutdown
 	case err := <-done:
 		stopped = true
 		t.Fatalf("ingest did not start: %v", err)
 	case <-time.After(50 * time.Second):
 		t.Fatal("ingest HTTP API not listening after 50 s")
 	}
-	return ""
+	return "", shutdown
 }
 
 type answer struct {

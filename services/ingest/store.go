@@ -32,6 +32,14 @@ type statusStore struct {
 	// the follower usually reads one back before its writer records it, and
 	// then knows what it says without decoding it again.
 	writing map[string]published
+
+	// Where the follower is, for catchUp: sms.status's partition count
+	// (0 until known) and the next offset applied of each partition.
+	brokers    []string
+	topic      string
+	partitions int
+	applied    []int64
+	progress   chan struct{} // closed and replaced as applied moves
 }
 
 type statusEntry struct {
@@ -42,7 +50,8 @@ type statusEntry struct {
 }
 
 func newStatusStore(window time.Duration) *statusStore {
-	return &statusStore{window: window, entries: map[string]statusEntry{}, pending: map[string]chan struct{}{}, writing: map[string]published{}}
+	return &statusStore{window: window, entries: map[string]statusEntry{}, pending: map[string]chan struct{}{}, writing: map[string]published{},
+		progress: make(chan struct{})}
 }
 
 // rank orders statuses so that a replayed or late event never hides a later
@@ -137,6 +146,9 @@ type claims struct {
 // are taken in sorted order so that two callers never wait on each other.
 // The caller must call done.
 func (s *statusStore) claim(ctx context.Context, ids []string) (*claims, error) {
+	if err := s.catchUp(ctx, ids); err != nil {
+		return nil, err
+	}
 	c := &claims{s: s, dups: map[string]bool{}}
 	sorted := slices.Sorted(slices.Values(ids))
 	for _, id := range sorted {
@@ -164,6 +176,63 @@ func (s *statusStore) claim(ctx context.Context, ids []string) (*claims, error) 
 		}
 	}
 	return c, nil
+}
+
+// catchUp waits until the store has applied every record that the
+// sms.status partitions of the ids it does not know held when it was
+// called: another replica may have just accepted one of them, and it
+// answered only once its accepted event was in Kafka. It costs one offsets
+// request per leader of those partitions.
+func (s *statusStore) catchUp(ctx context.Context, ids []string) error {
+	s.mu.Lock()
+	n := s.partitions
+	var parts []int
+	seen := map[int]bool{}
+	for _, id := range ids {
+		if _, known := s.entries[id]; known || n == 0 {
+			continue
+		}
+		if p := kafka.PartitionOf([]byte(id), n); !seen[p] {
+			seen[p] = true
+			parts = append(parts, p)
+		}
+	}
+	s.mu.Unlock()
+	if len(parts) == 0 {
+		return nil
+	}
+	ends, err := kafka.PartitionsOffsets(ctx, s.brokers, s.topic, parts)
+	if err != nil {
+		return fmt.Errorf("status index: %w", err)
+	}
+	for {
+		s.mu.Lock()
+		behind := false
+		for _, p := range parts {
+			behind = behind || (!ends[p].Empty() && s.applied[p] < ends[p].Next)
+		}
+		wait := s.progress
+		s.mu.Unlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return fmt.Errorf("status index behind %s: %w", s.topic, ctx.Err())
+		}
+	}
+}
+
+// advance records that partition's records before next are applied.
+func (s *statusStore) advance(partition int, next int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if next > s.applied[partition] {
+		s.applied[partition] = next
+		close(s.progress)
+		s.progress = make(chan struct{})
+	}
 }
 
 // dup reports whether id was already accepted.
@@ -237,6 +306,9 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+	s.mu.Lock()
+	s.brokers, s.topic, s.partitions, s.applied = brokers, topic, partitions, make([]int64, partitions)
+	s.mu.Unlock()
 	var remaining atomic.Int64
 	remaining.Store(int64(partitions))
 	caughtUp := func() {
@@ -247,7 +319,10 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 	var wg sync.WaitGroup
 	for p := range partitions {
 		wg.Go(func() {
-			kafka.Tail(ctx, brokers, topic, p, func(m kafka.Message) { s.applyRecord(m.Key, m.Value) }, caughtUp, log)
+			kafka.Tail(ctx, brokers, topic, p, func(m kafka.Message) {
+				s.applyRecord(m.Key, m.Value)
+				s.advance(p, m.Offset+1)
+			}, caughtUp, log)
 		})
 	}
 	tick := time.NewTicker(time.Minute)
