@@ -66,7 +66,7 @@ func BenchmarkRouterScheduleScale(b *testing.B) {
 
 		for i := 0; endTotal(b, h, lane) < int64(releaseN); i++ {
 			m := msg(fmt.Sprintf("otp-%d", i), "t0", sluicepb.Priority_PRIORITY_OTP)
-			h.accept(m) // stamped with its accepted_at now
+			h.accept(m)                       // stamped with its accepted_at now
 			time.Sleep(10 * time.Millisecond) // the otp's pace, not a synchronisation
 			if time.Since(start) > 30*time.Minute {
 				b.Fatalf("only %d of %d released in 30 minutes", endTotal(b, h, lane), releaseN)
