@@ -40,13 +40,7 @@ func TestPublisher(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			brokers := testenv.Kafka(t)
-			topic := testenv.TopicPrefix(t) + "results"
-			if err := kafka.EnsureTopics(ctx, brokers, testenv.ReplicationFactor(), []kafka.TopicSpec{{Name: topic, Partitions: 1}}); err != nil {
-				t.Fatal(err)
-			}
+			ctx, brokers, topic := resultsTopic(t)
 			prod := &countingProducer{Producer: kafka.NewProducer(brokers, time.Millisecond)}
 			defer prod.Close()
 
@@ -99,6 +93,20 @@ func TestPublisher(t *testing.T) {
 	}
 }
 
+// resultsTopic creates a topic of one partition for the test, and returns
+// it with a context that ends with the test or after 30 s.
+func resultsTopic(t *testing.T) (context.Context, []string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	brokers := testenv.Kafka(t)
+	topic := testenv.TopicPrefix(t) + "results"
+	if err := kafka.EnsureTopics(ctx, brokers, testenv.ReplicationFactor(), []kafka.TopicSpec{{Name: topic, Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, brokers, topic
+}
+
 // readAll counts the records in partition 0 of topic: its end less its
 // start, since nothing there is compacted or transactional.
 func readAll(ctx context.Context, t *testing.T, brokers []string, topic string) int {
@@ -128,13 +136,7 @@ func (f *flakyProducer) ProduceMany(ctx context.Context, msgs ...kafka.Message) 
 // written once Kafka takes writes again, not left for a replay that would
 // not come before the next rebalance.
 func TestPublishSubmittedWaitsOutKafka(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	brokers := testenv.Kafka(t)
-	topic := testenv.TopicPrefix(t) + "results"
-	if err := kafka.EnsureTopics(ctx, brokers, testenv.ReplicationFactor(), []kafka.TopicSpec{{Name: topic, Partitions: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, brokers, topic := resultsTopic(t)
 	prod := &flakyProducer{Producer: kafka.NewProducer(brokers, time.Millisecond)}
 	defer prod.Close()
 	prod.fails.Store(3)
