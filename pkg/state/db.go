@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 )
 
 // DB is a process's store: every table of every stage lives in it, each
@@ -46,12 +47,19 @@ func Open(dir string) (*DB, error) {
 		dir = d
 	}
 	cache := pebble.NewCache(cacheBytes)
-	db, err := pebble.Open(dir, &pebble.Options{
+	opts := &pebble.Options{
 		Cache:                       cache,
 		MemTableSize:                memTableBytes,
 		MemTableStopWritesThreshold: 4,
 		Logger:                      quietLogger{},
-	})
+		// Bloom filters let a lookup skip the levels without its key: most
+		// lookups of a correlation are of keys not there yet.
+		Levels: make([]pebble.LevelOptions, 7),
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		cache.Unref()
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
@@ -25,10 +25,12 @@ type Store struct {
 	partition int
 	meta      Meta
 	live      atomic.Int64
-	// floor is a deadline no live timer is below: Due starts there instead
+	// floor is a timer key no live timer is below: Due starts there instead
 	// of at the tombstones of every timer it fired before, which an LSM
 	// keeps until compaction and an iterator would step over each time.
-	floor atomic.Int64
+	// Guarded by mu: a store has one writer, but metrics may read.
+	mu    sync.Mutex
+	floor []byte
 }
 
 // Key layout under a store's prefix; Aux tags are the table's own.
@@ -44,7 +46,6 @@ func (d *DB) Store(tag byte, partition int, changelog string, meta Meta) *Store 
 	prefix := []byte{tag, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(prefix[1:], uint32(partition))
 	s := &Store{db: d, prefix: prefix, changelog: changelog, partition: partition, meta: meta}
-	s.floor.Store(math.MinInt64)
 	d.mu.Lock()
 	d.stores[string(prefix)] = s
 	d.mu.Unlock()
@@ -110,7 +111,7 @@ func (s *Store) Wipe() error {
 		return fmt.Errorf("wipe state %s/%d: %w", s.changelog, s.partition, err)
 	}
 	s.live.Store(0)
-	s.floor.Store(math.MinInt64)
+	s.setFloor(nil)
 	return nil
 }
 
@@ -188,4 +189,20 @@ func (s *Store) SaveCheckpoint(offset int64) error {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
 	return nil
+}
+
+func (s *Store) setFloor(k []byte) {
+	s.mu.Lock()
+	s.floor = k
+	s.mu.Unlock()
+}
+
+// timerFloor is the lower bound of the timers that may be live.
+func (s *Store) timerFloor() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.floor == nil {
+		return s.key(timerTag)
+	}
+	return s.floor
 }

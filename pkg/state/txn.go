@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,9 +24,10 @@ type Txn struct {
 	// and then writes it, and a batch may touch a key twice. Serving those
 	// from a map spares pebble an indexed batch and a second lookup.
 	rows map[string]row
-	// What Commit does to the store's floor: timers below firedTo are
-	// deleted; minTimer is the earliest one written.
-	firedTo, minTimer int64
+	// What Commit does to the store's floor: timers up to fired are
+	// deleted; minTimer is the deadline of the earliest one written.
+	fired    []byte
+	minTimer int64
 }
 
 type row struct {
@@ -35,7 +37,7 @@ type row struct {
 
 // Begin starts a transaction; Discard it when not committed.
 func (s *Store) Begin() *Txn {
-	return &Txn{s: s, b: s.db.db.NewBatch(), rows: map[string]row{}, firedTo: math.MinInt64, minTimer: math.MaxInt64}
+	return &Txn{s: s, b: s.db.db.NewBatch(), rows: map[string]row{}, minTimer: math.MaxInt64}
 }
 
 // Get returns a row, as the transaction has it.
@@ -88,16 +90,22 @@ func (t *Txn) Changes() []kafka.Message { return t.changes }
 
 // Apply writes a row (value nil: deletes it) without a changelog record,
 // keeping the live count: for a change read from the changelog, or one the
-// table can derive again from it. Timers of replaced rows are left behind
-// and skipped when they fire.
+// table can derive again from it. The timer carries a copy of the row, so
+// that Due reads rows in deadline order without a lookup each; the old
+// row's timer goes with it.
 func (t *Txn) Apply(key string, value []byte, deadlineMs int64, live bool) error {
 	old, ok, err := t.Get(key)
 	if err != nil {
 		return err
 	}
 	if ok {
-		if _, wasLive, err := t.s.meta(old); err == nil && wasLive {
-			t.live--
+		if oldDeadline, wasLive, err := t.s.meta(old); err == nil {
+			if wasLive {
+				t.live--
+			}
+			if err := t.b.Delete(t.s.key(timerTag, be64(oldDeadline), []byte(key)), nil); err != nil {
+				return err
+			}
 		}
 	}
 	k := t.s.key(rowTag, []byte(key))
@@ -112,7 +120,7 @@ func (t *Txn) Apply(key string, value []byte, deadlineMs int64, live bool) error
 		return err
 	}
 	t.minTimer = min(t.minTimer, deadlineMs)
-	return t.b.Set(t.s.key(timerTag, be64(deadlineMs), []byte(key)), nil, nil)
+	return t.b.Set(t.s.key(timerTag, be64(deadlineMs), []byte(key)), value, nil)
 }
 
 // SetAux and DeleteAux write a key of one of the table's own indexes,
@@ -139,9 +147,24 @@ func (t *Txn) Commit() error {
 		return fmt.Errorf("state commit: %w", err)
 	}
 	t.s.live.Add(t.live)
-	// One writer per store (its partition's owner), so no race here.
-	t.s.floor.Store(min(max(t.s.floor.Load(), t.firedTo), t.minTimer))
+	t.moveFloor()
 	return nil
+}
+
+// moveFloor raises the store's floor past the timers the txn fired, and
+// lowers it to the earliest timer it wrote. A store has one writer (its
+// partition's owner), so nothing moves it in between.
+func (t *Txn) moveFloor() {
+	floor := t.s.timerFloor()
+	if t.fired != nil && bytes.Compare(t.fired, floor) > 0 {
+		floor = t.fired
+	}
+	if t.minTimer != math.MaxInt64 {
+		if low := t.s.key(timerTag, be64(t.minTimer)); bytes.Compare(low, floor) < 0 {
+			floor = low
+		}
+	}
+	t.s.setFloor(floor)
 }
 
 // Discard drops what the transaction has not committed.
@@ -154,7 +177,8 @@ func (t *Txn) Discard() {
 
 // Due calls fn for up to limit rows whose timer is at or before nowMs, in
 // deadline order, and removes those timers. Timers of rows that were
-// replaced or deleted since are dropped without a call.
+// replaced or deleted since (left behind by stores written before timers
+// carried their rows) are dropped without a call.
 func (t *Txn) Due(nowMs int64, limit int, fn func(key string, value []byte) error) (int, error) {
 	timers, err := t.s.timers(nowMs, limit)
 	if err != nil {
@@ -165,9 +189,10 @@ func (t *Txn) Due(nowMs int64, limit int, fn func(key string, value []byte) erro
 		if err := t.b.Delete(tm.raw, nil); err != nil {
 			return fired, err
 		}
-		// Timers at tm.deadline may remain past the limit: the floor stays
-		// at it, not past it.
-		t.firedTo = max(t.firedTo, tm.deadline)
+		t.fired = tm.raw // in key order: every timer before it is deleted too
+		if _, seen := t.rows[tm.key]; !seen && tm.row != nil {
+			t.rows[tm.key] = row{tm.row, true}
+		}
 		v, ok, err := t.Get(tm.key)
 		if err != nil {
 			return fired, err
@@ -194,16 +219,14 @@ type timer struct {
 	raw      []byte
 	key      string
 	deadline int64
+	row      []byte // nil in stores written before timers carried rows
 }
 
 // timers returns up to limit timers at or before nowMs, as committed: Due
 // is called before the txn writes anything.
 func (s *Store) timers(nowMs int64, limit int) ([]timer, error) {
 	prefix := s.key(timerTag)
-	lower := prefix
-	if f := s.floor.Load(); f > math.MinInt64 {
-		lower = s.key(timerTag, be64(f))
-	}
+	lower := s.timerFloor()
 	upper := s.key(timerTag, be64(nowMs+1))
 	it, err := s.db.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
@@ -212,11 +235,15 @@ func (s *Store) timers(nowMs int64, limit int) ([]timer, error) {
 	var out []timer
 	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
 		k := it.Key()[len(prefix):]
-		out = append(out, timer{
+		tm := timer{
 			raw:      append([]byte(nil), it.Key()...),
 			deadline: int64(binary.BigEndian.Uint64(k[:8])),
 			key:      string(k[8:]),
-		})
+		}
+		if v := it.Value(); len(v) > 0 {
+			tm.row = append([]byte(nil), v...)
+		}
+		out = append(out, tm)
 	}
 	if err := it.Close(); err != nil {
 		return nil, fmt.Errorf("timers: %w", err)

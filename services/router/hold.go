@@ -157,7 +157,10 @@ func (h *holding) len() int64 { return h.st.Live() }
 func (h *holding) readBack(t *state.Txn, rec *sluicepb.Held, offset int64, headers []kafka.Header) error {
 	id := rec.GetMessageId()
 	if rec.GetReleased() {
-		delete(h.released, id)
+		if _, mine := h.released[id]; mine {
+			delete(h.released, id) // its row went with the release
+			return nil
+		}
 		return h.remove(t, id) // released by an earlier owner of the partition, if still there
 	}
 	if _, gone := h.released[id]; gone {
@@ -237,7 +240,8 @@ func (h *holding) failed(err error) {
 // done forgets an entry taken by due whose release marker is being written.
 func (h *holding) done(e *held) {
 	h.released[e.msg.Id] = struct{}{}
-	h.failed(h.remove(h.txn, e.msg.Id))
+	h.failed(h.txn.Apply(e.msg.Id, nil, 0, false))
+	h.failed(h.txn.DeleteAux(offsetTag, offsetKey(e.offset, e.msg.Id)))
 }
 
 // commit ends a release: call it once the release's records, markers

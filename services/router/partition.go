@@ -26,7 +26,7 @@ const burstTolerance = 100 * time.Millisecond
 
 // releaseChunk bounds the held messages released in one go, so that an otp
 // batch waits for at most one chunk.
-const releaseChunk = 1000
+const releaseChunk = 250
 
 // commitEvery is how often a partition commits what it has written: a
 // crash replays at most that much more (quota states skip what they
