@@ -32,9 +32,13 @@ type callback struct {
 // callbacks are the deliveries an event asks for: the tenant's webhook, if
 // it has one, and the message's dlr-url when its mask selects the event.
 func (w *webhooks) callbacks(body []byte) []callback {
+	var ev message.Status
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil
+	}
 	var out []callback
 	for _, target := range []string{targetWebhook, targetDLRURL} {
-		if c, ok := w.callbackOf(target, body); ok {
+		if c, ok := w.callbackFor(target, ev, body); ok {
 			out = append(out, c)
 		}
 	}
@@ -47,6 +51,11 @@ func (w *webhooks) callbackOf(target string, body []byte) (callback, bool) {
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return callback{}, false
 	}
+	return w.callbackFor(target, ev, body)
+}
+
+// callbackFor is callbackOf for the event ev, decoded from body.
+func (w *webhooks) callbackFor(target string, ev message.Status, body []byte) (callback, bool) {
 	switch target {
 	case "", targetWebhook:
 		t, ok := w.tenants[ev.Tenant]
