@@ -171,6 +171,15 @@ type Tenant struct {
 	// SMPPMONumbers are the tenant's numbers and short codes: messages from
 	// handsets to them go to its SMPP binds as deliver_sm.
 	SMPPMONumbers []string `yaml:"smpp_mo_numbers"`
+	// KannelUsername and KannelPasswordSHA256 (hex SHA-256 of the password)
+	// let the tenant use the Kannel-compatible /cgi-bin/sendsms, like a
+	// Kannel sendsms-user. KannelDefaultSender is its default-sender (the
+	// from of a request without one) and KannelDLRURL its dlr-url (the
+	// callback of a request with a dlr-mask but no dlr-url).
+	KannelUsername       string `yaml:"kannel_username"`
+	KannelPasswordSHA256 string `yaml:"kannel_password_sha256" secret:"true"`
+	KannelDefaultSender  string `yaml:"kannel_default_sender"`
+	KannelDLRURL         string `yaml:"kannel_dlr_url" secret:"true"`
 }
 
 // Carrier is one SMPP account at an SMSC.

@@ -34,6 +34,7 @@ func (c Config) Validate() error {
 	}
 
 	tenants := map[string]bool{}
+	kannelUsers := map[string]bool{}
 	for i, t := range c.Tenants {
 		switch {
 		case t.ID == "":
@@ -48,6 +49,9 @@ func (c Config) Validate() error {
 			if !isHexSHA256(h) {
 				add("tenants[%d].api_key_sha256[%d]: not a hex SHA-256 (64 hex digits)", i, j)
 			}
+		}
+		for _, msg := range checkKannel(t, kannelUsers) {
+			add("tenants[%d] (%s): %s", i, t.ID, msg)
 		}
 		if t.RateLimit < 0 || t.DailyQuota < 0 || t.HTTPRateLimit < 0 {
 			add("tenants[%d]: rate_limit, daily_quota and http_rate_limit must not be negative", i)

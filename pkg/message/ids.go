@@ -74,6 +74,9 @@ func StatusOf(m *sluicepb.Message, status string, at time.Time) Status {
 		EventTime:   at.UTC(),
 		Metadata:    m.GetMetadata(),
 	}
+	if u := m.GetDlrUrl(); u != "" {
+		s.DLRCallback = &DLRCallback{URL: u, Mask: m.GetDlrMask(), From: m.GetFrom()}
+	}
 	if ms := m.GetAcceptedAtMs(); ms > 0 {
 		t := time.UnixMilli(ms).UTC()
 		s.AcceptedAt = &t

@@ -81,6 +81,18 @@ type Status struct {
 	SubmittedAt *time.Time        `json:"submitted_at,omitempty"`
 	DoneAt      *time.Time        `json:"done_at,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// DLRCallback is the Kannel-style delivery callback the message was sent
+	// with (the Kannel front door's dlr-url and dlr-mask), on every event of
+	// such a message so that the dlr can fire it.
+	DLRCallback *DLRCallback `json:"dlr_callback,omitempty"`
+}
+
+// DLRCallback is a Kannel dlr-url with its dlr-mask, and the sender the
+// URL's %P escape stands for.
+type DLRCallback struct {
+	URL  string `json:"url"`
+	Mask uint32 `json:"mask"`
+	From string `json:"from,omitempty"`
 }
 
 // Marshal encodes a status event as the JSON value of an sms.status record.

@@ -152,8 +152,13 @@ type Message struct {
 	// publishing it to sluice.accepted again; the router then picks among the
 	// route's other carriers (no new quota or throughput count).
 	FailedCarriers []string `protobuf:"bytes,19,rep,name=failed_carriers,json=failedCarriers,proto3" json:"failed_carriers,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// A Kannel-style delivery callback asked for at the Kannel front door
+	// (sendsms dlr-url and dlr-mask): it travels with the message into every
+	// status event, where the dlr's webhook stage fires it.
+	DlrUrl        string `protobuf:"bytes,20,opt,name=dlr_url,json=dlrUrl,proto3" json:"dlr_url,omitempty"`
+	DlrMask       uint32 `protobuf:"varint,21,opt,name=dlr_mask,json=dlrMask,proto3" json:"dlr_mask,omitempty"` // Kannel bits: 1 delivered, 2 failed, 4 queued, 8 SMSC ack, 16 SMSC reject
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -317,6 +322,20 @@ func (x *Message) GetFailedCarriers() []string {
 		return x.FailedCarriers
 	}
 	return nil
+}
+
+func (x *Message) GetDlrUrl() string {
+	if x != nil {
+		return x.DlrUrl
+	}
+	return ""
+}
+
+func (x *Message) GetDlrMask() uint32 {
+	if x != nil {
+		return x.DlrMask
+	}
+	return 0
 }
 
 // SubmitResult is the sender's record of one submit_sm (one segment).
@@ -1203,7 +1222,7 @@ var File_sluice_v1_internal_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\n" +
-	"\x18sluice/v1/internal.proto\x12\tsluice.v1\"\xa4\x05\n" +
+	"\x18sluice/v1/internal.proto\x12\tsluice.v1\"\xd8\x05\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1d\n" +
@@ -1227,7 +1246,9 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\acarrier\x18\x10 \x01(\tR\acarrier\x12!\n" +
 	"\froute_reason\x18\x11 \x01(\tR\vrouteReason\x12\x18\n" +
 	"\aattempt\x18\x12 \x01(\rR\aattempt\x12'\n" +
-	"\x0ffailed_carriers\x18\x13 \x03(\tR\x0efailedCarriers\x1a;\n" +
+	"\x0ffailed_carriers\x18\x13 \x03(\tR\x0efailedCarriers\x12\x17\n" +
+	"\adlr_url\x18\x14 \x01(\tR\x06dlrUrl\x12\x19\n" +
+	"\bdlr_mask\x18\x15 \x01(\rR\adlrMask\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf6\x01\n" +

@@ -16,7 +16,7 @@ type metrics struct {
 	finals   metric.Int64Counter     // final statuses published, by status
 	rows     metric.Int64Counter     // status events written to ClickHouse
 	lag      metric.Float64Histogram // age of a batch's oldest record when ClickHouse took it
-	webhooks metric.Int64Counter     // webhook attempts, by result: ok, failed, abandoned
+	webhooks metric.Int64Counter     // webhook and dlr-url attempts, by result (ok, failed, abandoned) and target (webhook, dlr_url)
 
 	retention retentionMetrics // the analytics retention job's
 }

@@ -67,12 +67,14 @@ func Verify(secret, timestamp string, body []byte, signature string) bool {
 }
 
 // webhooks posts every sms.status event of a tenant with a webhook URL to
-// it, at least once. They run in their own consumer groups, so a slow or
+// it, and fires the Kannel dlr-url of a message for each event its dlr-mask
+// selects, at least once. They run in their own consumer groups, so a slow or
 // dead endpoint delays webhooks only, never correlation: a delivery that
 // fails goes to sluice.webhooks.retry and is tried again with backoff until
 // webhook_give_up after the event.
 type webhooks struct {
 	tenants map[string]config.Tenant
+	kannel  map[string]bool // tenants of the Kannel front door
 	cfg     config.DLR
 	client  *http.Client
 	env     *service.Env
@@ -86,12 +88,12 @@ func newWebhooks(env *service.Env, m *metrics) *webhooks {
 			tenants[t.ID] = t
 		}
 	}
-	return &webhooks{tenants: tenants, cfg: env.Cfg.DLR, client: &http.Client{Timeout: env.Cfg.DLR.WebhookTimeout}, env: env, m: m}
+	return &webhooks{tenants: tenants, kannel: kannelTenants(env.Cfg.Tenants), cfg: env.Cfg.DLR, client: &http.Client{Timeout: env.Cfg.DLR.WebhookTimeout}, env: env, m: m}
 }
 
 // run delivers new events and retries failed ones until ctx ends.
 func (w *webhooks) run(ctx context.Context) error {
-	if len(w.tenants) == 0 {
+	if len(w.tenants) == 0 && len(w.kannel) == 0 {
 		<-ctx.Done()
 		return nil
 	}
@@ -109,22 +111,20 @@ func (w *webhooks) runFirst(ctx context.Context) error {
 			slots   = make(chan struct{}, webhookParallel)
 		)
 		for _, rec := range batch {
-			tenant, ok := w.tenantOf(rec.Value)
-			if !ok {
-				continue
+			for _, cb := range w.callbacks(rec.Value) {
+				wg.Add(1)
+				slots <- struct{}{}
+				go func() {
+					defer wg.Done()
+					defer func() { <-slots }()
+					if err := cb.send(ctx); err != nil {
+						w.env.Log.Warn("webhook failed; will retry", "tenant", cb.tenant, "target", cb.target, "err", err)
+						mu.Lock()
+						retries = append(retries, w.retryRecord(retryTopic, rec, cb.target, 1))
+						mu.Unlock()
+					}
+				}()
 			}
-			wg.Add(1)
-			slots <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-slots }()
-				if err := w.deliver(ctx, tenant, rec.Value); err != nil {
-					w.env.Log.Warn("webhook failed; will retry", "tenant", tenant.ID, "err", err)
-					mu.Lock()
-					retries = append(retries, w.retryRecord(retryTopic, rec, 1))
-					mu.Unlock()
-				}
-			}()
 		}
 		wg.Wait()
 		return w.env.Producer.Produce(ctx, retries...)
@@ -158,9 +158,11 @@ func (w *webhooks) runRetries(ctx context.Context) error {
 
 // redeliver makes the next attempt of a retry record when it is due.
 func (w *webhooks) redeliver(ctx context.Context, topic string, rec kafka.Message) error {
-	attempt, due := 1, time.Now()
+	attempt, due, target := 1, time.Now(), targetWebhook
 	for _, h := range rec.Headers {
 		switch h.Key {
+		case headerTarget:
+			target = string(h.Value)
 		case headerAttempt:
 			attempt, _ = strconv.Atoi(string(h.Value)) // bad header: retry as the first
 		case headerDue:
@@ -174,43 +176,33 @@ func (w *webhooks) redeliver(ctx context.Context, topic string, rec kafka.Messag
 		return ctx.Err()
 	case <-time.After(time.Until(due)):
 	}
-	tenant, ok := w.tenantOf(rec.Value)
+	cb, ok := w.callbackOf(target, rec.Value)
 	if !ok {
-		return nil // the tenant's webhook was removed from the config
+		return nil // the tenant's webhook (or Kannel door) was removed from the config
 	}
-	err := w.deliver(ctx, tenant, rec.Value)
+	err := cb.send(ctx)
 	if err == nil {
 		return nil
 	}
 	var ev message.Status
-	_ = json.Unmarshal(rec.Value, &ev) // tenantOf decoded it already
+	_ = json.Unmarshal(rec.Value, &ev) // callbackOf decoded it already
 	if time.Since(ev.EventTime) > w.cfg.WebhookGiveUp {
-		w.m.webhooks.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "abandoned")))
-		w.env.Log.Error("webhook abandoned", "tenant", tenant.ID, "event_id", ev.EventID, "attempts", attempt+1, "err", err)
+		w.m.webhooks.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "abandoned"), attribute.String("target", cb.target)))
+		w.env.Log.Error("webhook abandoned", "tenant", cb.tenant, "target", cb.target, "event_id", ev.EventID, "attempts", attempt+1, "err", err)
 		return nil
 	}
-	return w.env.Producer.Produce(ctx, w.retryRecord(topic, rec, attempt+1))
+	return w.env.Producer.Produce(ctx, w.retryRecord(topic, rec, cb.target, attempt+1))
 }
 
 // retryRecord schedules the next attempt after failed ones.
-func (w *webhooks) retryRecord(topic string, rec kafka.Message, failed int) kafka.Message {
+func (w *webhooks) retryRecord(topic string, rec kafka.Message, target string, failed int) kafka.Message {
 	backoff := w.cfg.WebhookBackoff << min(failed-1, 20)
 	backoff = min(backoff, webhookMaxBackoff)
 	return kafka.Message{Topic: topic, Key: rec.Key, Value: rec.Value, Headers: []kafka.Header{
 		{Key: headerAttempt, Value: []byte(strconv.Itoa(failed))},
 		{Key: headerDue, Value: []byte(strconv.FormatInt(time.Now().Add(backoff).UnixMilli(), 10))},
+		{Key: headerTarget, Value: []byte(target)},
 	}}
-}
-
-func (w *webhooks) tenantOf(body []byte) (config.Tenant, bool) {
-	var ev struct {
-		Tenant string `json:"tenant"`
-	}
-	if err := json.Unmarshal(body, &ev); err != nil {
-		return config.Tenant{}, false
-	}
-	t, ok := w.tenants[ev.Tenant]
-	return t, ok
 }
 
 // deliver posts one event; any answer but 2xx is a failure.
@@ -218,7 +210,7 @@ func (w *webhooks) deliver(ctx context.Context, t config.Tenant, body []byte) er
 	var ev struct {
 		EventID string `json:"event_id"`
 	}
-	_ = json.Unmarshal(body, &ev) // tenantOf decoded it already
+	_ = json.Unmarshal(body, &ev) // callbackOf decoded it already
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Webhook, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("webhook request: %w", err)
@@ -242,10 +234,15 @@ func (w *webhooks) deliver(ctx context.Context, t config.Tenant, body []byte) er
 			err = fmt.Errorf("webhook of tenant %s answered %s", t.ID, resp.Status)
 		}
 	}
+	w.count(ctx, targetWebhook, err)
+	return err
+}
+
+// count records one delivery attempt of target.
+func (w *webhooks) count(ctx context.Context, target string, err error) {
 	result := "ok"
 	if err != nil {
 		result = "failed"
 	}
-	w.m.webhooks.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
-	return err
+	w.m.webhooks.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result), attribute.String("target", target)))
 }

@@ -134,6 +134,8 @@ func documented(req *http.Request) bool {
 		return req.Method == http.MethodPost
 	case strings.HasPrefix(p, "/v1/messages/") && !strings.Contains(p[len("/v1/messages/"):], "/") && len(p) > len("/v1/messages/"):
 		return req.Method == http.MethodGet
+	case p == SendSMSPath:
+		return req.Method == http.MethodGet || req.Method == http.MethodPost
 	case p == "/healthz" || p == "/readyz" || p == "/metrics" || strings.HasPrefix(p, "/debug/pprof/"):
 		return req.Method == http.MethodGet
 	}

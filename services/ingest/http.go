@@ -102,6 +102,7 @@ type tenantKey struct {
 type api struct {
 	in       *intake
 	keys     []tenantKey
+	kannel   []kannelKey
 	limiters map[string]*rate.Limiter
 	latency  metric.Float64Histogram
 }
@@ -115,6 +116,13 @@ func newAPI(in *intake, tenants []config.Tenant, m metric.Meter) (*api, error) {
 				return nil, fmt.Errorf("tenant %s: api key hash: %w", t.ID, err)
 			}
 			a.keys = append(a.keys, tenantKey{hash: b, tenant: t.ID})
+		}
+		if t.KannelUsername != "" {
+			k, err := newKannelKey(t)
+			if err != nil {
+				return nil, err
+			}
+			a.kannel = append(a.kannel, k)
 		}
 		if t.HTTPRateLimit > 0 {
 			a.limiters[t.ID] = rate.NewLimiter(rate.Limit(t.HTTPRateLimit), t.HTTPRateLimit)
@@ -137,6 +145,11 @@ func (a *api) Handler() http.Handler {
 	// Answer everything else in the API's own error format too.
 	mux.Handle("/v1/messages", methodNotAllowed(http.MethodPost))
 	mux.Handle("/v1/messages/{id}", methodNotAllowed(http.MethodGet))
+	if len(a.kannel) > 0 {
+		mux.Handle("GET "+SendSMSPath, a.instrument("GET "+SendSMSPath, a.sendSMS))
+		mux.Handle("POST "+SendSMSPath, a.instrument("POST "+SendSMSPath, a.sendSMS))
+		mux.Handle(SendSMSPath, methodNotAllowed("GET, POST"))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, FieldError{Code: CodeNotFound, Message: "no such endpoint"})
 	})
@@ -157,28 +170,30 @@ var httpPropagator = propagation.NewCompositeTextMapPropagator(propagation.Trace
 // route wraps a handler with a server span, authentication, the tenant's
 // request rate limit and the latency metric.
 func (a *api) route(name string, h tenantHandler) http.Handler {
+	return a.instrument(name, func(w http.ResponseWriter, r *http.Request) int {
+		tenant, ok := a.authenticate(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+			return writeError(w, http.StatusUnauthorized, FieldError{Code: CodeUnauthorized, Message: "a valid API key is required: Authorization: Bearer <key>"})
+		}
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("sluice.tenant", tenant))
+		if wait, limited := a.limit(tenant, a.in.now()); limited {
+			setRetryAfter(w, wait)
+			return writeError(w, http.StatusTooManyRequests, FieldError{Code: CodeRateLimited, Message: "request rate limit of the tenant exceeded"})
+		}
+		return h(w, r, tenant)
+	})
+}
+
+// instrument wraps a handler, which returns the status it answered, with a
+// server span and the latency metric.
+func (a *api) instrument(name string, h func(w http.ResponseWriter, r *http.Request) int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := httpPropagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := a.in.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
-		r = r.WithContext(ctx)
-
-		var status int
-		tenant, ok := a.authenticate(r)
-		switch {
-		case !ok:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
-			status = writeError(w, http.StatusUnauthorized, FieldError{Code: CodeUnauthorized, Message: "a valid API key is required: Authorization: Bearer <key>"})
-		default:
-			span.SetAttributes(attribute.String("sluice.tenant", tenant))
-			if wait, limited := a.limit(tenant, a.in.now()); limited {
-				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-				status = writeError(w, http.StatusTooManyRequests, FieldError{Code: CodeRateLimited, Message: "request rate limit of the tenant exceeded"})
-			} else {
-				status = h(w, r, tenant)
-			}
-		}
+		status := h(w, r.WithContext(ctx))
 		span.SetAttributes(attribute.Int("http.response.status_code", status))
 		if status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(status))
@@ -186,6 +201,10 @@ func (a *api) route(name string, h tenantHandler) http.Handler {
 		a.latency.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
 			attribute.String("route", name), attribute.Int("code", status)))
 	})
+}
+
+func setRetryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 }
 
 // authenticate finds the tenant of the request's API key. Every configured

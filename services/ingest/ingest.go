@@ -51,8 +51,9 @@ const (
 
 // Front doors, as metric attributes.
 const (
-	frontKafka = "kafka"
-	frontHTTP  = "http"
+	frontKafka  = "kafka"
+	frontHTTP   = "http"
+	frontKannel = "kannel"
 )
 
 // Run serves until ctx ends, then drains and commits what it finished.
@@ -117,12 +118,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 		return nil
 	}
 
-	if len(a.keys) > 0 {
+	if len(a.keys) > 0 || len(a.kannel) > 0 {
 		wg.Go(func() { fail(serveHTTP(ctx, cfg.Ingest.HTTPAddr, a.Handler(), h.httpReady)) })
 	} else {
 		// Nothing could authenticate: don't hold a port (the embedded
 		// devstack runs without keys).
-		log.Info("HTTP API not started: no tenant has an API key")
+		log.Info("HTTP API not started: no tenant has an API key or Kannel credentials")
 	}
 	if cfg.Ingest.SMPPAddr != "" {
 		wg.Go(func() { fail(serveSMPP(ctx, in, cfg, h.smppReady)) })
@@ -234,6 +235,18 @@ func (in *intake) produce(ctx context.Context, records []kafka.Message) error {
 // publishes those that are not copies of earlier ones. reqs are the decoded
 // messages (nil where decodeErrs says why not).
 func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message.Request, batch bool, decodeErrs []APIError) ([]Result, []APIError, error) {
+	return in.acceptMany(ctx, httpDoor{front: frontHTTP}, tenant, reqs, batch, decodeErrs)
+}
+
+// httpDoor says which HTTP front door a request came through, and what it
+// adds to each validated message beyond a request's fields.
+type httpDoor struct {
+	front string
+	add   func(m *sluicepb.Message) // nil: nothing
+}
+
+// acceptMany is acceptHTTP for any HTTP front door.
+func (in *intake) acceptMany(ctx context.Context, door httpDoor, tenant string, reqs []*message.Request, batch bool, decodeErrs []APIError) ([]Result, []APIError, error) {
 	now := in.now()
 	msgs := make([]*sluicepb.Message, len(reqs))
 	errs := decodeErrs
@@ -253,6 +266,9 @@ func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message
 				continue
 			}
 			firstRef[req.ClientRef] = i
+		}
+		if door.add != nil {
+			door.add(m)
 		}
 		msgs[i] = m
 	}
@@ -290,9 +306,9 @@ func (in *intake) acceptHTTP(ctx context.Context, tenant string, reqs []*message
 		return nil, nil, err
 	}
 	c.done(statuses)
-	in.metrics.accepted.Add(ctx, int64(len(statuses)), metric.WithAttributes(attribute.String("front_door", frontHTTP)))
+	in.metrics.accepted.Add(ctx, int64(len(statuses)), metric.WithAttributes(attribute.String("front_door", door.front)))
 	if d := len(msgs) - len(statuses); d > 0 {
-		in.metrics.duplicates.Add(ctx, int64(d), metric.WithAttributes(attribute.String("front_door", frontHTTP)))
+		in.metrics.duplicates.Add(ctx, int64(d), metric.WithAttributes(attribute.String("front_door", door.front)))
 	}
 	return results, nil, nil
 }

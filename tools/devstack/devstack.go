@@ -39,6 +39,9 @@ type Options struct {
 	AdminPorts        bool // serve /metrics etc. on the services' default ports (else any free port)
 	Carriers          []smscsim.CarrierConfig
 	Log               *slog.Logger // the services' logs
+	// Configure, when set, changes the stack's configuration (tenants,
+	// routes, listen addresses) before it is validated and used.
+	Configure func(*config.Config)
 }
 
 // Stack is a running sluice.
@@ -156,6 +159,9 @@ func (s *Stack) config(opt Options, brokers []string, chAddr string) (config.Con
 		return cfg, err
 	}
 	cfg.Routes = Routes()
+	if opt.Configure != nil {
+		opt.Configure(&cfg)
+	}
 	return cfg, cfg.Validate()
 }
 

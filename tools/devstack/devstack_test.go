@@ -19,6 +19,12 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // logging to the file it returns.
 func startStack(t *testing.T) (*Stack, string) {
 	t.Helper()
+	return startStackWith(t, func(*Options) {})
+}
+
+// startStackWith is startStack with options changed by with.
+func startStackWith(t *testing.T, with func(*Options)) (*Stack, string) {
+	t.Helper()
 	brokers := testenv.Kafka(t)
 	chAddr, db := testenv.ClickHouseDatabase(t)
 	logFile, err := os.CreateTemp(t.TempDir(), "services-*.log")
@@ -27,14 +33,16 @@ func startStack(t *testing.T) (*Stack, string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := Start(ctx, Options{
+	opt := Options{
 		Brokers:           brokers,
 		ReplicationFactor: testenv.ReplicationFactor(),
 		ClickHouseAddr:    chAddr,
 		ClickHouseDB:      db,
 		TopicPrefix:       testenv.TopicPrefix(t),
 		Log:               slog.New(slog.NewJSONHandler(logFile, nil)),
-	})
+	}
+	with(&opt)
+	s, err := Start(ctx, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -490,8 +490,10 @@ func TestWebhookSecret(t *testing.T) {
 // hash is in the Secret, the ConfigMap only referring to it.
 func TestSMPPFrontDoor(t *testing.T) {
 	const hash = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+	const kannelHash = "c3ab8ff13720e8ad9047dd39466b3c8974e592c2fa383d4a3960714caef0c4f2"
 	objs, err := Render(chartDir, "sluice", "sms", kubeVersions[0], []string{"testdata/values-prod.yaml"},
-		[]string{"secrets.existingSecret=", "carriers[0].password=p0", "carriers[1].password=p1", "carriers[2].password=p2", "ingest.smpp.enabled=true", "ingest.smpp.port=2776", "tenants[1].smpp_system_id=globex", "tenants[1].smppPasswordSHA256=" + hash})
+		[]string{"secrets.existingSecret=", "carriers[0].password=p0", "carriers[1].password=p1", "carriers[2].password=p2", "ingest.smpp.enabled=true", "ingest.smpp.port=2776", "tenants[1].smpp_system_id=globex", "tenants[1].smppPasswordSHA256=" + hash,
+			"tenants[1].kannel_username=globex-kannel", "tenants[1].kannelPasswordSHA256=" + kannelHash})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,8 +514,11 @@ func TestSMPPFrontDoor(t *testing.T) {
 	if globex.SMPPPasswordSHA256 != hash {
 		t.Errorf("tenant with smpp_system_id globex: password hash %q, want the Secret's", globex.SMPPPasswordSHA256)
 	}
-	if yml := dig[string](r.get(t, "ConfigMap", "sluice-config").Raw, "data", "sluice.yaml"); strings.Contains(yml, hash) {
-		t.Errorf("the SMPP password hash is in the ConfigMap")
+	if globex.KannelUsername != "globex-kannel" || globex.KannelPasswordSHA256 != kannelHash {
+		t.Errorf("tenant globex: Kannel user %q, password hash %q, want the Secret's", globex.KannelUsername, globex.KannelPasswordSHA256)
+	}
+	if yml := dig[string](r.get(t, "ConfigMap", "sluice-config").Raw, "data", "sluice.yaml"); strings.Contains(yml, hash) || strings.Contains(yml, kannelHash) {
+		t.Errorf("the SMPP or Kannel password hash is in the ConfigMap")
 	}
 	hasPort := func(ports []any, key string) bool {
 		for _, p := range ports {

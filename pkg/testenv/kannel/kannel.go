@@ -34,6 +34,18 @@ type Config struct {
 	LogLevel  int // Kannel's log-level: 0 (debug) to 4 (panic)
 	// SMSBox starts smsbox too, with a sendsms interface (SendSMSURL).
 	SMSBox bool
+	// HTTP, when set, makes the SMSC link Kannel's HTTP client of another
+	// Kannel (smsc = http, system-type = kannel) instead of SMPP: bearerbox
+	// sends each message as a sendsms request to HTTP.SendURL and takes
+	// the DLRs the far end fires back on a port of its own. SMSCAddr,
+	// SystemID and Password are then unused.
+	HTTP *HTTPSMSC
+}
+
+// HTTPSMSC is the far end of an HTTP SMSC link of type kannel.
+type HTTPSMSC struct {
+	SendURL            string // e.g. http://127.0.0.1:8080/cgi-bin/sendsms
+	Username, Password string // the far end's sendsms-user
 }
 
 // sendsms user that SendSMSURL authenticates as.
@@ -60,10 +72,6 @@ func Start(ctx context.Context, t testing.TB, cfg Config) *Kannel {
 			t.Fatalf("%s not found (apt-get install kannel): %v", tool, err)
 		}
 	}
-	host, port, err := net.SplitHostPort(cfg.SMSCAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	k := &Kannel{BoxPort: freeport.Port(t), sendsmsPort: freeport.Port(t)}
 	var conf strings.Builder
@@ -87,24 +95,11 @@ log-level = %d
 group = sendsms-user
 username = %s
 password = %s
-
-group = smsc
-smsc = smpp
-smsc-id = sut
-host = %s
-port = %s
-transceiver-mode = true
-smsc-username = %s
-smsc-password = %s
-system-type = ""
-instances = %d
-max-pending-submits = %d
-`, k.sendsmsPort, cfg.LogLevel, sendsmsUser, sendsmsPassword, host, port, cfg.SystemID, cfg.Password, max(cfg.Binds, 1), cfg.Window)
-	if cfg.DestAddrTON != 0 {
-		fmt.Fprintf(&conf, "dest-addr-ton = %d\n", cfg.DestAddrTON)
-	}
-	if cfg.DestAddrNPI != 0 {
-		fmt.Fprintf(&conf, "dest-addr-npi = %d\n", cfg.DestAddrNPI)
+`, k.sendsmsPort, cfg.LogLevel, sendsmsUser, sendsmsPassword)
+	if cfg.HTTP != nil {
+		writeHTTPSMSC(&conf, t, *cfg.HTTP)
+	} else {
+		writeSMPPSMSC(&conf, t, cfg)
 	}
 	confPath := filepath.Join(dir, "kannel.conf")
 	if err := os.WriteFile(confPath, []byte(conf.String()), 0o600); err != nil {
@@ -129,6 +124,53 @@ max-pending-submits = %d
 		start(ctx, t, dir, "smsbox", confPath)
 	}
 	return k
+}
+
+// writeSMPPSMSC is the smsc group of an SMPP transceiver link.
+func writeSMPPSMSC(conf *strings.Builder, t testing.TB, cfg Config) {
+	host, port, err := net.SplitHostPort(cfg.SMSCAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conf, `
+group = smsc
+smsc = smpp
+smsc-id = sut
+host = %s
+port = %s
+transceiver-mode = true
+smsc-username = %s
+smsc-password = %s
+system-type = ""
+instances = %d
+max-pending-submits = %d
+`, host, port, cfg.SystemID, cfg.Password, max(cfg.Binds, 1), cfg.Window)
+	if cfg.DestAddrTON != 0 {
+		fmt.Fprintf(conf, "dest-addr-ton = %d\n", cfg.DestAddrTON)
+	}
+	if cfg.DestAddrNPI != 0 {
+		fmt.Fprintf(conf, "dest-addr-npi = %d\n", cfg.DestAddrNPI)
+	}
+}
+
+// writeHTTPSMSC is the smsc group of an HTTP link to another Kannel. Its
+// dlr-url points the far end's DLRs at the link's own port, with the
+// credentials bearerbox checks there.
+func writeHTTPSMSC(conf *strings.Builder, t testing.TB, h HTTPSMSC) {
+	port := freeport.Port(t)
+	dlrURL := fmt.Sprintf("http://127.0.0.1:%d/?%s", port, url.Values{"username": {h.Username}, "password": {h.Password}}.Encode())
+	fmt.Fprintf(conf, `
+group = smsc
+smsc = http
+smsc-id = sut
+system-type = kannel
+send-url = %q
+smsc-username = %q
+smsc-password = %q
+port = %d
+connect-allow-ip = 127.0.0.1
+dlr-url = %q
+`, h.SendURL, h.Username, h.Password, port, dlrURL)
 }
 
 // SendSMSURL is smsbox's sendsms request for params (from, to, text,

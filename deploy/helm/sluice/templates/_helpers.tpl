@@ -65,7 +65,7 @@ are ${VAR} references into the Secret.
 {{- $_ = set $c "dlr" (merge (dict "admin_addr" ":9104") (deepCopy (.Values.config.dlr | default dict))) -}}
 {{- $tenants := list -}}
 {{- range .Values.tenants -}}
-{{- $t := omit . "apiKeySHA256" "webhookSecret" "smppPasswordSHA256" -}}
+{{- $t := omit . "apiKeySHA256" "webhookSecret" "smppPasswordSHA256" "kannelPasswordSHA256" -}}
 {{- $keys := list -}}
 {{- $tid := include "sluice.envName" .id -}}
 {{- range $i, $_ := .apiKeySHA256 -}}
@@ -77,6 +77,9 @@ are ${VAR} references into the Secret.
 {{- end -}}
 {{- if .smppPasswordSHA256 -}}
 {{- $_ := set $t "smpp_password_sha256" (printf "${TENANT_%s_SMPP_PASSWORD_SHA256}" $tid) -}}
+{{- end -}}
+{{- if .kannelPasswordSHA256 -}}
+{{- $_ := set $t "kannel_password_sha256" (printf "${TENANT_%s_KANNEL_PASSWORD_SHA256}" $tid) -}}
 {{- end -}}
 {{- $tenants = append $tenants $t -}}
 {{- end -}}
@@ -107,6 +110,9 @@ CLICKHOUSE_PASSWORD: {{ .Values.secrets.clickhousePassword | default "" | b64enc
 {{- end }}
 {{- with .smppPasswordSHA256 }}
 {{ printf "TENANT_%s_SMPP_PASSWORD_SHA256" $tid }}: {{ . | b64enc | quote }}
+{{- end }}
+{{- with .kannelPasswordSHA256 }}
+{{ printf "TENANT_%s_KANNEL_PASSWORD_SHA256" $tid }}: {{ . | b64enc | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}
