@@ -25,6 +25,7 @@ import (
 // router that had held them would have left it, then the router starts on
 // that disk.
 //
+//   - disk-MiB: the store's files before the start;
 //   - ready-s: from the process's start to its first release (restore, group
 //     join and the first chunk);
 //   - rss-MiB: its resident memory then, and rss-release-MiB at the end of
@@ -46,6 +47,7 @@ func BenchmarkRouterScheduleScale(b *testing.B) {
 		})
 		dir := b.TempDir()
 		synthesizeSchedule(b, h, dir, heldN, tenants)
+		b.ReportMetric(dirMiB(b, dir), "disk-MiB")
 		cfgPath := filepath.Join(b.TempDir(), "sluice.yaml")
 		writeConfig(b, h, cfgPath, dir)
 		profile := profileRouter(b, cfgPath)
@@ -163,6 +165,23 @@ func profileRouter(b *testing.B, cfgPath string) func() {
 			b.Errorf("profile: %v", err)
 		}
 	}
+}
+
+// dirMiB is the size of the files under dir.
+func dirMiB(tb testing.TB, dir string) float64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		n += info.Size()
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return float64(n) / (1 << 20)
 }
 
 // rssMiB is a process's resident memory.

@@ -27,11 +27,7 @@ import (
 // the carrier that delivers, failed (2) on the one that rejects. All four
 // services, the simulated carriers and the broker are real.
 func TestKannelSendSMSEndToEnd(t *testing.T) {
-	calls := make(chan url.Values, 16)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls <- r.URL.Query()
-	}))
-	defer app.Close()
+	calls, app := dlrURLApp(t)
 	httpAddr := startKannelStack(t)
 
 	q := url.Values{
@@ -141,11 +137,7 @@ func getWhenListening(t *testing.T, u string) (*http.Response, []byte) {
 // application's dlr-url: delivered (1) for the receiver whose carrier
 // delivers, failed (2) for the one whose carrier rejects.
 func TestKannelClient(t *testing.T) {
-	calls := make(chan url.Values, 16)
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls <- r.URL.Query()
-	}))
-	defer app.Close()
+	calls, app := dlrURLApp(t)
 	httpAddr := startKannelStack(t)
 	// Kannel fails a message its link could not hand over: start it once
 	// sluice answers.
@@ -183,4 +175,16 @@ func TestKannelClient(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("Kannel's dlr-url calls %v, want %v", got, want)
 	}
+}
+
+// dlrURLApp is an application's dlr-url receiver: the query of every call
+// goes to calls.
+func dlrURLApp(t *testing.T) (chan url.Values, *httptest.Server) {
+	t.Helper()
+	calls := make(chan url.Values, 16)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls <- r.URL.Query()
+	}))
+	t.Cleanup(app.Close)
+	return calls, app
 }

@@ -8,7 +8,7 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/sluice"
 KAFKA_VERSION="${SLUICE_TESTENV_KAFKA_VERSION:-4.4.0}"
 # Three combined broker+controller nodes; node i listens on KAFKA_PORT+2(i-1)
 # and its controller on KAFKA_CONTROLLER_PORT+2(i-1), unless the lists are given.
-KAFKA_NODES="${SLUICE_TESTENV_KAFKA_NODES:-1}"
+KAFKA_NODES="${SLUICE_TESTENV_KAFKA_NODES:-3}"
 KAFKA_PORT="${SLUICE_TESTENV_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${SLUICE_TESTENV_KAFKA_CONTROLLER_PORT:-19093}"
 step_ports() { local i out=(); for ((i = 0; i < KAFKA_NODES; i++)); do out+=($(($1 + 2 * i))); done; (IFS=,; echo "${out[*]}"); }

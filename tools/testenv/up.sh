@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the servers the tests run against, installing what is missing:
 # Apache Kafka (KRaft, SLUICE_TESTENV_KAFKA_NODES combined broker+controller
-# nodes, default 1; with 3, replication factor 3 and min.insync.replicas 2;
+# nodes, default 3: replication factor 3 and min.insync.replicas 2; with 1, one;
 # from Maven Central jars) and clickhouse-server,
 # both on 127.0.0.1 with non-default ports, all state under .testenv/. Then
 # writes .testenv/env.sh for the tests (SLUICE_TEST_KAFKA_BROKERS,
