@@ -382,17 +382,14 @@ func (f *fetcher) fetch(leader int32, reqs []fetchReq, wait time.Duration) {
 		}
 	}
 	req := &fetchAPI.Request{ReplicaID: -1, MaxWaitTime: int32(wait.Milliseconds()), MinBytes: 1, MaxBytes: fetchMaxBytes, SessionID: -1, SessionEpoch: -1}
-	byTopic := map[string]int{}
-	for _, r := range reqs {
-		i, ok := byTopic[r.s.topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[r.s.topic] = i
-			req.Topics = append(req.Topics, fetchAPI.RequestTopic{Topic: r.s.topic})
+	for topic, rs := range byTopic(reqs, func(r fetchReq) string { return r.s.topic }) {
+		t := fetchAPI.RequestTopic{Topic: topic}
+		for _, r := range rs {
+			t.Partitions = append(t.Partitions, fetchAPI.RequestPartition{
+				Partition: r.s.partition, CurrentLeaderEpoch: -1, FetchOffset: r.from, LogStartOffset: -1, PartitionMaxBytes: subBufferBytes,
+			})
 		}
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, fetchAPI.RequestPartition{
-			Partition: r.s.partition, CurrentLeaderEpoch: -1, FetchOffset: r.from, LogStartOffset: -1, PartitionMaxBytes: subBufferBytes,
-		})
+		req.Topics = append(req.Topics, t)
 	}
 	traffic.fetches.Add(1)
 	m, err := f.transport.RoundTrip(ctx, f.addr, req)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
 	kgo "github.com/segmentio/kafka-go"
@@ -41,6 +42,27 @@ func (p *Producer) ProduceMany(ctx context.Context, msgs ...Message) error {
 		}
 	}
 	return nil
+}
+
+// byTopic yields items grouped by topic, topics in the order they first
+// appear and items in theirs: a request names each topic once.
+func byTopic[T any](items []T, topic func(T) string) iter.Seq2[string, []T] {
+	return func(yield func(string, []T) bool) {
+		var order []string
+		groups := map[string][]T{}
+		for _, it := range items {
+			t := topic(it)
+			if _, ok := groups[t]; !ok {
+				order = append(order, t)
+			}
+			groups[t] = append(groups[t], it)
+		}
+		for _, t := range order {
+			if !yield(t, groups[t]) {
+				return
+			}
+		}
+	}
 }
 
 type partitionKey struct {
@@ -96,18 +118,15 @@ func (p *Producer) produceOnce(ctx context.Context, msgs []Message) ([]Message, 
 	}
 	for _, parts := range byLeader {
 		req := &produceAPI.Request{Acks: int16(kgo.RequireAll), Timeout: timeout}
-		byTopic := map[string]int{}
-		for _, pr := range parts {
-			i, ok := byTopic[pr.key.topic]
-			if !ok {
-				i = len(req.Topics)
-				byTopic[pr.key.topic] = i
-				req.Topics = append(req.Topics, produceAPI.RequestTopic{Topic: pr.key.topic})
+		for topic, prs := range byTopic(parts, func(pr *partitionRecs) string { return pr.key.topic }) {
+			t := produceAPI.RequestTopic{Topic: topic}
+			for _, pr := range prs {
+				t.Partitions = append(t.Partitions, produceAPI.RequestPartition{
+					Partition: pr.key.partition,
+					RecordSet: protocol.RecordSet{Version: 2, Records: protocol.NewRecordReader(pr.recs...)},
+				})
 			}
-			req.Topics[i].Partitions = append(req.Topics[i].Partitions, produceAPI.RequestPartition{
-				Partition: pr.key.partition,
-				RecordSet: protocol.RecordSet{Version: 2, Records: protocol.NewRecordReader(pr.recs...)},
-			})
+			req.Topics = append(req.Topics, t)
 		}
 		go func() {
 			r, err := p.transport().RoundTrip(ctx, p.w.Addr, req)
