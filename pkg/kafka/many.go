@@ -24,7 +24,43 @@ import (
 // (leadership moving, a broker away) are sent again with the writer's
 // backoff, up to its attempts; nothing is returned before every record is
 // acknowledged by all in-sync replicas, or an error.
+//
+// Records go in rounds of at most maxRoundBytes, one after the other, so
+// that no partition's record batch passes the broker's max.message.bytes
+// (1 MiB by default) however many calls were gathered, and a partition's
+// records keep their order.
 func (p *Producer) ProduceMany(ctx context.Context, msgs ...Message) error {
+	for len(msgs) > 0 {
+		n := roundLen(msgs, maxRoundBytes)
+		if err := p.produceRound(ctx, msgs[:n]); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+// maxRoundBytes bounds a round of ProduceMany, below the broker's default
+// max.message.bytes with room for the batch's own framing.
+const maxRoundBytes = 768 << 10
+
+// roundLen is how many of msgs, at least one, fit in max bytes.
+func roundLen(msgs []Message, max int) int {
+	size := 0
+	for i, m := range msgs {
+		size += len(m.Key) + len(m.Value) + 32 // a record's framing, about
+		for _, h := range m.Headers {
+			size += len(h.Key) + len(h.Value) + 8
+		}
+		if size > max && i > 0 {
+			return i
+		}
+	}
+	return len(msgs)
+}
+
+// produceRound writes msgs, retrying the partitions that fail.
+func (p *Producer) produceRound(ctx context.Context, msgs []Message) error {
 	wait := backoff.New(p.w.WriteBackoffMin, p.w.WriteBackoffMax)
 	for attempt := 1; len(msgs) > 0; attempt++ {
 		failed, err := p.produceOnce(ctx, msgs)

@@ -104,3 +104,32 @@ func readAllPartitions(t *testing.T, brokers []string, topic string, partitions,
 	}
 	return out
 }
+
+// TestProduceManyPastMaxMessageBytes writes, in one call, three times the
+// broker's default max.message.bytes to one partition: the call succeeds
+// and the records arrive once each, in their order.
+func TestProduceManyPastMaxMessageBytes(t *testing.T) {
+	const n = 3072 // of 1 KiB each
+	brokers := testenv.Kafka(t)
+	topic := testenv.TopicPrefix(t) + "big"
+	ensureTopics(t, brokers, kafka.TopicSpec{Name: topic, Partitions: 1})
+	p := kafka.NewProducer(brokers, time.Millisecond)
+	defer p.Close()
+	pad := make([]byte, 1024)
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Topic: topic, Key: []byte("one key"), Value: append([]byte(fmt.Sprintf("%05d:", i)), pad...)}
+	}
+	if err := p.ProduceMany(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	got := readAllPartitions(t, brokers, topic, 1, n)
+	if len(got) != n {
+		t.Fatalf("%d of %d records arrived", len(got), n)
+	}
+	for i, m := range got {
+		if want := fmt.Sprintf("%05d:", i); string(m.Value[:6]) != want {
+			t.Fatalf("record %d is %q, want %q: out of order", i, m.Value[:6], want)
+		}
+	}
+}

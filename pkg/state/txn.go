@@ -155,6 +155,9 @@ func (t *Txn) Commit() error {
 // lowers it to the earliest timer it wrote. A store has one writer (its
 // partition's owner), so nothing moves it in between.
 func (t *Txn) moveFloor() {
+	if t.fired == nil && t.minTimer == math.MaxInt64 {
+		return // no timer touched: a txn beside the writer's (a checkpoint's) leaves it
+	}
 	floor := t.s.timerFloor()
 	if t.fired != nil && bytes.Compare(t.fired, floor) > 0 {
 		floor = t.fired
@@ -186,10 +189,11 @@ func (t *Txn) Due(nowMs int64, limit int, fn func(key string, value []byte) erro
 	}
 	fired := 0
 	for _, tm := range timers {
+		// Deleted before fn, which may set the row's next timer: that
+		// one may have the same key.
 		if err := t.b.Delete(tm.raw, nil); err != nil {
 			return fired, err
 		}
-		t.fired = tm.raw // in key order: every timer before it is deleted too
 		if _, seen := t.rows[tm.key]; !seen && tm.row != nil {
 			t.rows[tm.key] = row{tm.row, true}
 		}
@@ -198,6 +202,7 @@ func (t *Txn) Due(nowMs int64, limit int, fn func(key string, value []byte) erro
 			return fired, err
 		}
 		if !ok {
+			t.fired = tm.raw
 			continue
 		}
 		deadline, _, err := t.s.meta(v)
@@ -205,15 +210,24 @@ func (t *Txn) Due(nowMs int64, limit int, fn func(key string, value []byte) erro
 			return fired, fmt.Errorf("state row %q: %w", tm.key, err)
 		}
 		if deadline != tm.deadline {
+			t.fired = tm.raw
 			continue // the row was replaced; its own timer is later
 		}
-		if err := fn(tm.key, v); err != nil {
+		switch err := fn(tm.key, v); {
+		case errors.Is(err, ErrStop):
+			return fired, t.b.Set(tm.raw, tm.row, nil) // left for the next call
+		case err != nil:
 			return fired, err
 		}
+		t.fired = tm.raw // in key order: every timer before it is gone too
 		fired++
 	}
 	return fired, nil
 }
+
+// ErrStop, returned by Due's fn, ends Due there: the row it was handed
+// keeps its timer.
+var ErrStop = errors.New("state: stop")
 
 type timer struct {
 	raw      []byte
@@ -265,15 +279,14 @@ func (s *Store) NextDue() (int64, bool, error) {
 func (s *Store) FirstAux(tag byte) (key, value []byte, ok bool, err error) {
 	err = s.ScanAux(tag, func(k, v []byte) error {
 		key, value, ok = k, v, true
-		return errStop
+		return ErrStop
 	})
-	if errors.Is(err, errStop) {
+	if errors.Is(err, ErrStop) {
 		err = nil
 	}
 	return key, value, ok, err
 }
 
-var errStop = errors.New("stop")
 
 // ScanAux calls fn for every key of the index tagged tag, in key order,
 // until fn returns an error.

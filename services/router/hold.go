@@ -28,6 +28,7 @@ type held struct {
 	reserved bool           // its tenant's throughput slot is already taken
 	offset   int64          // of its first schedule record
 	headers  []kafka.Header // trace context
+	rel      *release       // the release that took it from the table
 }
 
 // wake is when to look at the message again: when it is due, or when it
@@ -138,8 +139,7 @@ func offsetKey(offset int64, id string) []byte {
 type holding struct {
 	st       *state.Store
 	released map[string]struct{} // released; its marker not read back yet
-	txn      *state.Txn          // the release under way
-	txnErr   error               // the first failure of later or done in it
+	inflight map[string]struct{} // taken by releases not committed yet
 	// restoredAt: slots reserved for earlier times went by while nobody
 	// owned the partition; those messages are paced again rather than all
 	// sent at once.
@@ -147,7 +147,7 @@ type holding struct {
 }
 
 func newHolding(st *state.Store) *holding {
-	return &holding{st: st, released: map[string]struct{}{}}
+	return &holding{st: st, released: map[string]struct{}{}, inflight: map[string]struct{}{}}
 }
 
 func (h *holding) len() int64 { return h.st.Live() }
@@ -198,13 +198,26 @@ func (h *holding) next() (time.Time, bool, error) {
 	return time.UnixMilli(ms), ok, err
 }
 
-// due starts a release: it returns up to max entries whose wake time has
-// come. later and done then change them, and commit ends the release once
-// its records are written.
-func (h *holding) due(now time.Time, max int) ([]*held, error) {
-	h.txn = h.st.Begin()
-	var out []*held
-	_, err := h.txn.Due(now.UnixMilli(), max, func(id string, v []byte) error {
+// release is one chunk of a release: the entries it took from the table, and the store
+// transaction that forgets or moves them once its records are written.
+type release struct {
+	h       *holding
+	txn     *state.Txn
+	entries []*held
+	err     error // the first failure of later or done, for commit
+}
+
+// due starts a release of up to max entries whose wake time has come,
+// passing over those of the releases in flight (not committed yet).
+func (h *holding) due(now time.Time, max int) (*release, error) {
+	c := &release{h: h, txn: h.st.Begin()}
+	_, err := c.txn.Due(now.UnixMilli(), max+len(h.inflight), func(id string, v []byte) error {
+		if _, ok := h.inflight[id]; ok {
+			return nil // its own release forgets it
+		}
+		if len(c.entries) == max {
+			return state.ErrStop
+		}
 		e, err := decodeHeld(v)
 		if err != nil {
 			return fmt.Errorf("schedule row %s: %w", id, err)
@@ -212,53 +225,63 @@ func (h *holding) due(now time.Time, max int) ([]*held, error) {
 		if e.reserved && e.due.Before(h.restoredAt) {
 			e.reserved = false
 		}
-		out = append(out, e)
+		e.rel = c
+		c.entries = append(c.entries, e)
 		return nil
 	})
 	if err != nil {
-		h.abort()
+		c.abort()
+		return nil, err
 	}
-	return out, err
+	for _, e := range c.entries {
+		h.inflight[e.msg.Id] = struct{}{}
+	}
+	return c, nil
 }
 
 // later puts back an entry taken by due that must wait longer. The change
 // is the store's alone: a restore from the topic finds the entry as first
 // held, and decides it again.
-func (h *holding) later(e *held, due time.Time, reason string, reserved bool) {
+func (c *release) later(e *held, due time.Time, reason string, reserved bool) {
 	e.due, e.reason, e.reserved = due, reason, reserved
-	h.failed(h.txn.Apply(e.msg.Id, e.encode(), e.wake().UnixMilli(), true))
+	c.failed(c.txn.Apply(e.msg.Id, e.encode(), e.wake().UnixMilli(), true))
 }
 
 // failed keeps a release's first store failure for commit to return: the
 // decisions go on, and the release is retried from the store as it was.
-func (h *holding) failed(err error) {
-	if h.txnErr == nil {
-		h.txnErr = err
+func (c *release) failed(err error) {
+	if c.err == nil {
+		c.err = err
 	}
 }
 
 // done forgets an entry taken by due whose release marker is being written.
-func (h *holding) done(e *held) {
-	h.released[e.msg.Id] = struct{}{}
-	h.failed(h.txn.Apply(e.msg.Id, nil, 0, false))
-	h.failed(h.txn.DeleteAux(offsetTag, offsetKey(e.offset, e.msg.Id)))
+func (c *release) done(e *held) {
+	c.h.released[e.msg.Id] = struct{}{}
+	c.failed(c.txn.Apply(e.msg.Id, nil, 0, false))
+	c.failed(c.txn.DeleteAux(offsetTag, offsetKey(e.offset, e.msg.Id)))
 }
 
 // commit ends a release: call it once the release's records, markers
 // included, are written, so that a crash before it finds the entries still
 // held and releases them again rather than losing them.
-func (h *holding) commit() error {
-	defer h.abort()
-	if h.txnErr != nil {
-		return fmt.Errorf("schedule: %w", h.txnErr)
+func (c *release) commit() error {
+	defer c.abort()
+	if c.err != nil {
+		return fmt.Errorf("schedule: %w", c.err)
 	}
-	return h.txn.Commit()
+	return c.txn.Commit()
 }
 
-func (h *holding) abort() {
-	if h.txn != nil {
-		h.txn.Discard()
-		h.txn, h.txnErr = nil, nil
+// abort drops what the release did not commit.
+func (c *release) abort() {
+	for _, e := range c.entries {
+		delete(c.h.inflight, e.msg.Id)
+	}
+	c.entries = nil
+	if c.txn != nil {
+		c.txn.Discard()
+		c.txn = nil
 	}
 }
 
@@ -270,6 +293,24 @@ func (h *holding) low(readPos int64) (int64, error) {
 		return readPos, err
 	}
 	return int64(binary.BigEndian.Uint64(k)), nil
+}
+
+// checkpoint records that the table holds the schedule up to pos, with
+// the throughput clocks tat, and finds the first entry still held. Every
+// change in the store is in the topic below pos, or is one a restore
+// derives again or finds done: a release's markers are written before the
+// release is committed to the store, an entry's new wake time is decided
+// again from its first, and replaying what the store has is a no-op.
+func (h *holding) checkpoint(pos int64, tat map[string]time.Time) checkpointed {
+	r := checkpointed{pos: pos}
+	if r.err = h.saveTat(tat); r.err != nil {
+		return r
+	}
+	if r.err = h.st.SaveCheckpoint(pos); r.err != nil {
+		return r
+	}
+	r.low, r.err = h.low(pos)
+	return r
 }
 
 // saveTat writes the throughput clocks for the next checkpoint.

@@ -87,7 +87,7 @@ func TestHolding(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	due := func(at time.Time) []*held {
+	due := func(at time.Time) *release {
 		t.Helper()
 		out, err := h.due(at, 10)
 		if err != nil {
@@ -110,16 +110,24 @@ func TestHolding(t *testing.T) {
 	if h.len() != 2 || low() != 3 {
 		t.Fatalf("%d held from offset %d, want 2 from 3", h.len(), low())
 	}
-	if d := due(now); len(d) != 0 {
-		t.Fatalf("%d due now", len(d))
+	if r := due(now); len(r.entries) != 0 {
+		t.Fatalf("%d due now", len(r.entries))
+	} else {
+		r.abort()
 	}
-	h.abort()
-	d := due(now.Add(1500 * time.Millisecond))
+	r := due(now.Add(1500 * time.Millisecond))
+	d := r.entries
 	if len(d) != 1 || d[0].msg.Id != "expiring" || d[0].offset != 4 || string(d[0].headers[0].Value) != "00-x" {
 		t.Fatalf("due after 1.5 s: %+v", d)
 	}
-	h.done(d[0])
-	if err := h.commit(); err != nil {
+	// A second release while the first is in flight passes over its entry.
+	if r2 := due(now.Add(1500 * time.Millisecond)); len(r2.entries) != 0 {
+		t.Fatalf("%d due again while in flight", len(r2.entries))
+	} else {
+		r2.abort()
+	}
+	r.done(d[0])
+	if err := r.commit(); err != nil {
 		t.Fatal(err)
 	}
 	readBack(10, entry("expiring", now.Add(time.Second), now.Add(time.Minute))) // read back after its release: stays released
@@ -127,18 +135,19 @@ func TestHolding(t *testing.T) {
 		t.Fatalf("%d held from offset %d, want 1 from 3", h.len(), low())
 	}
 	// A wake moved later stays in the table until then.
-	d = due(now.Add(2500 * time.Millisecond))
-	if len(d) != 1 || d[0].msg.Id != "late" {
+	r = due(now.Add(2500 * time.Millisecond))
+	if d = r.entries; len(d) != 1 || d[0].msg.Id != "late" {
 		t.Fatalf("due after 2.5 s: %+v", d)
 	}
-	h.later(d[0], now.Add(time.Minute), holdQuietHours, false)
-	if err := h.commit(); err != nil {
+	r.later(d[0], now.Add(time.Minute), holdQuietHours, false)
+	if err := r.commit(); err != nil {
 		t.Fatal(err)
 	}
-	if d := due(now.Add(30 * time.Second)); len(d) != 0 {
-		t.Fatalf("%d due after 30 s", len(d))
+	if r := due(now.Add(30 * time.Second)); len(r.entries) != 0 {
+		t.Fatalf("%d due after 30 s", len(r.entries))
+	} else {
+		r.abort()
 	}
-	h.abort()
 	readBack(11, &sluicepb.Held{MessageId: "late", Released: true})
 	if h.len() != 0 || low() != 99 {
 		t.Errorf("%d still held from offset %d, want none", h.len(), low())

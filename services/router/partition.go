@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -70,9 +71,11 @@ type partition struct {
 	schedPos int64                // next schedule offset to read back
 	schedLow int64                // schedule offset last committed
 	ckptPos  int64                // schedule offset of the store's last checkpoint
+	ckpt     chan checkpointed    // the checkpoint under way, if any
 	done     map[string]int64     // intake topic → next offset to commit (written, not yet committed)
 	schedAt  time.Time            // when the schedule was last committed
 	counted  int64                // held messages in the backlog gauge
+	writing  []*inFlight          // release chunks being written, oldest first
 }
 
 // countBacklog brings the schedule backlog gauge up to date.
@@ -248,6 +251,8 @@ func (p *partition) loop(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	defer p.dropRelease()
+	defer func() { _ = p.awaitCheckpoint() }() // the store outlives no checkpoint
 	otp := p.fetch(fctx, &wg, p.otp, time.Millisecond)
 	bulk := p.fetch(fctx, &wg, p.bulk, time.Millisecond)
 	sched := p.fetch(fctx, &wg, p.sched, time.Millisecond)
@@ -395,6 +400,14 @@ func (p *partition) commit() error {
 	if time.Since(p.schedAt) < commitScheduleEvery {
 		return nil
 	}
+	// The checkpoint covers the markers read back: their releases first.
+	if err := p.awaitReleases(0); err != nil {
+		return err
+	}
+	if p.schedAt.IsZero() { // stopping: one last checkpoint, waited for
+		p.schedAt = time.Now()
+		return p.checkpoint()
+	}
 	p.schedAt = time.Now()
 	return p.commitSchedule()
 }
@@ -423,23 +436,87 @@ func (p *partition) bulkLane(ctx context.Context, batch []kafka.Message, otp <-c
 // tells whether more are due.
 func (p *partition) release(ctx context.Context) (bool, error) {
 	now := p.r.now()
-	due, err := p.held.due(now, releaseChunk)
-	if err != nil || len(due) == 0 {
-		p.held.abort()
+	rel, err := p.held.due(now, releaseChunk)
+	if err != nil {
 		return false, err
+	}
+	if len(rel.entries) == 0 {
+		rel.abort()
+		// What is due may all be in the chunks in flight.
+		return len(p.writing) > 0, p.awaitReleases(0)
 	}
 	pol := p.r.policy.Load()
 	w := &writes{touched: map[string]bool{}}
-	for _, e := range due {
+	for _, e := range rel.entries {
 		p.decide(ctx, pol, w, e.msg, e.headers, now, e)
 	}
-	if err := p.flush(ctx, w); err != nil {
-		p.held.abort()
+	if err := p.awaitFor(w, maxReleasesInFlight-1); err != nil {
+		rel.abort()
 		return false, err
 	}
-	// The store forgets the released entries only now that their records
-	// and markers are written.
-	return len(due) == releaseChunk, p.held.commit()
+	batches := p.records(w)
+	wctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- p.write(wctx, batches) }()
+	p.writing = append(p.writing, &inFlight{rel: rel, errc: errc, cancel: cancel})
+	return len(rel.entries) == releaseChunk, nil
+}
+
+// maxReleasesInFlight bounds the release chunks being written at once: a
+// chunk costs two produce round trips (records, then markers), and the
+// next one is decided meanwhile. More in flight release faster but hold
+// otp back behind their writes (see the README's schedule figures).
+const maxReleasesInFlight = 1
+
+// awaitFor makes room for a write: with quota states it waits for every
+// chunk in flight, so that the states reach their changelog in order;
+// otherwise until at most keep are left.
+func (p *partition) awaitFor(w *writes, keep int) error {
+	if len(w.touched) > 0 {
+		keep = 0
+	}
+	return p.awaitReleases(keep)
+}
+
+// inFlight is a release chunk whose records are being written.
+type inFlight struct {
+	rel    *release
+	errc   chan error
+	cancel context.CancelFunc
+}
+
+// awaitReleases waits for the oldest release chunks in flight until at
+// most keep are left, letting the store forget each one's entries once its
+// records and markers are written, in the order the chunks were taken: a
+// chunk's timers come before the next one's, and the table's floor moves
+// past them. A failed chunk fails the partition, which restarts from the
+// store as committed.
+func (p *partition) awaitReleases(keep int) error {
+	for len(p.writing) > keep {
+		f := p.writing[0]
+		p.writing = p.writing[1:]
+		err := <-f.errc
+		f.cancel()
+		if err == nil {
+			err = f.rel.commit()
+		}
+		if err != nil {
+			f.rel.abort()
+			return err
+		}
+	}
+	return nil
+}
+
+// dropRelease stops writing the chunks in flight when the loop ends on an
+// error: their entries stay in the store, to be released again.
+func (p *partition) dropRelease() {
+	for _, f := range p.writing {
+		f.cancel()
+		<-f.errc
+		f.rel.abort()
+	}
+	p.writing = nil
 }
 
 // decide settles one message: onto its carrier's lane, to a final status,
@@ -527,7 +604,7 @@ func (p *partition) send(ctx context.Context, w *writes, pol *policy, m *sluicep
 func (p *partition) wait(ctx context.Context, w *writes, m *sluicepb.Message, now, due time.Time, reason string, reserved bool, e *held) {
 	p.r.metrics.hold(ctx, m.Tenant, reason, due.Sub(now))
 	if e != nil {
-		p.held.later(e, due, reason, reserved)
+		e.rel.later(e, due, reason, reserved)
 		return
 	}
 	value, err := proto.Marshal(&sluicepb.Held{Message: m, DueMs: due.UnixMilli(), Reason: reason, MessageId: m.Id})
@@ -578,20 +655,32 @@ func (p *partition) released(w *writes, m *sluicepb.Message, e *held) {
 		panic(fmt.Sprintf("router: encode release marker: %v", err)) // cannot happen: plain values
 	}
 	w.released = append(w.released, kafka.Message{Topic: p.sched, Key: []byte(m.Tenant), Value: value})
-	p.held.done(e)
+	e.rel.done(e)
 }
 
 // flush writes a batch's records, then the release markers of what it took
 // from the schedule, then the quota states that count them: a crash in
 // between replays the batch, which the markers and states do not cover yet.
 func (p *partition) flush(ctx context.Context, w *writes) error {
-	if err := p.produce(ctx, w.out); err != nil {
+	if err := p.awaitFor(w, len(p.writing)); err != nil {
 		return err
 	}
-	if err := p.produce(ctx, w.released); err != nil {
-		return err
+	return p.write(ctx, p.records(w))
+}
+
+// records are a batch's writes, in the order they must be durable.
+func (p *partition) records(w *writes) [][]kafka.Message {
+	return [][]kafka.Message{w.out, w.released, p.quotaStates(w.touched)}
+}
+
+// write writes batches one after the other.
+func (p *partition) write(ctx context.Context, batches [][]kafka.Message) error {
+	for _, b := range batches {
+		if err := p.produce(ctx, b); err != nil {
+			return err
+		}
 	}
-	return p.produce(ctx, p.quotaStates(w.touched))
+	return nil
 }
 
 // quotaStates are the quota changelog records of tenants.
@@ -617,44 +706,78 @@ func (p *partition) produce(ctx context.Context, recs []kafka.Message) error {
 	})
 }
 
-// commitSchedule checkpoints the schedule table at the offset read back,
-// and moves the schedule's committed offset to the first entry still held,
-// so that a restart with an empty store reads back exactly what is held.
+// commitSchedule takes the outcome of the last checkpoint, if it has
+// ended, moving the schedule's committed offset to the first entry still
+// held then (so that a restart with an empty store reads back exactly what
+// is held), and starts the next one. A checkpoint syncs the store and walks
+// its index to that first entry: it runs beside the loop, not in otp's way.
 func (p *partition) commitSchedule() error {
 	if p.schedPos < 0 {
 		return nil // nothing read yet: the committed offset stands
 	}
-	if err := p.checkpoint(); err != nil {
-		return err
+	if p.ckpt != nil {
+		select {
+		case r := <-p.ckpt:
+			p.ckpt = nil
+			if err := p.tookCheckpoint(r); err != nil {
+				return err
+			}
+		default:
+			return nil // the last one is still under way
+		}
 	}
-	low, err := p.held.low(p.schedPos)
-	if err != nil || low == p.schedLow {
-		return err
-	}
-	if err := p.claim.Commit(p.sched, low); err != nil {
-		return err
-	}
-	p.schedLow = low
-	return nil
-}
-
-// checkpoint records that the table holds the schedule up to the offset
-// read back. Every change in the store is in the topic below it, or is
-// one a restore derives again: a release's markers are written before the
-// release is committed to the store, and an entry's new wake time is
-// decided again from its first.
-func (p *partition) checkpoint() error {
 	if p.schedPos == p.ckptPos {
 		return nil
 	}
-	if err := p.held.saveTat(p.tat); err != nil {
-		return err
-	}
-	if err := p.held.st.SaveCheckpoint(p.schedPos); err != nil {
-		return err
-	}
-	p.ckptPos = p.schedPos
+	pos, tat := p.schedPos, maps.Clone(p.tat)
+	p.ckpt = make(chan checkpointed, 1)
+	go func(done chan<- checkpointed) { done <- p.held.checkpoint(pos, tat) }(p.ckpt)
 	return nil
+}
+
+// checkpointed is a checkpoint's outcome: the offset it covers, the first
+// entry still held then, and its failure.
+type checkpointed struct {
+	pos, low int64
+	err      error
+}
+
+// tookCheckpoint records a checkpoint that ended.
+func (p *partition) tookCheckpoint(r checkpointed) error {
+	if r.err != nil {
+		return r.err
+	}
+	p.ckptPos = max(p.ckptPos, r.pos)
+	if r.low == p.schedLow {
+		return nil
+	}
+	if err := p.claim.Commit(p.sched, r.low); err != nil {
+		return err
+	}
+	p.schedLow = r.low
+	return nil
+}
+
+// checkpoint takes a checkpoint at once, waiting for the one under way
+// first: at a restore and when the partition stops.
+func (p *partition) checkpoint() error {
+	if err := p.awaitCheckpoint(); err != nil {
+		return err
+	}
+	if p.schedPos < 0 || p.schedPos == p.ckptPos {
+		return nil
+	}
+	return p.tookCheckpoint(p.held.checkpoint(p.schedPos, p.tat))
+}
+
+// awaitCheckpoint waits for the checkpoint under way, if any.
+func (p *partition) awaitCheckpoint() error {
+	if p.ckpt == nil {
+		return nil
+	}
+	r := <-p.ckpt
+	p.ckpt = nil
+	return p.tookCheckpoint(r)
 }
 
 // countRelease makes sure a tenant's quota count includes a release whose

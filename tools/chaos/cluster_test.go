@@ -115,6 +115,38 @@ func stackPartitions(ctx context.Context, brokers []string, prefix string) ([]kg
 	return ps, nil
 }
 
+// healthyPartitions waits until every partition of the stack has all its
+// replicas known and in sync, as after an earlier fault the cluster
+// recovers: a replica on a broker the metadata does not list yet comes back
+// as broker 0, which no reassignment can name.
+func healthyPartitions(ctx context.Context, brokers []string, prefix string) ([]kgo.Partition, error) {
+	var ps []kgo.Partition
+	var last error
+	err := poll(ctx, func() bool {
+		ps, last = stackPartitions(ctx, brokers, prefix)
+		if last != nil {
+			return false
+		}
+		for _, p := range ps {
+			if len(p.Isr) != len(p.Replicas) {
+				last = fmt.Errorf("%s/%d: %d of %d replicas in sync", p.Topic, p.ID, len(p.Isr), len(p.Replicas))
+				return false
+			}
+			for _, r := range p.Replicas {
+				if r.ID == 0 {
+					last = fmt.Errorf("%s/%d: a replica on a broker not listed", p.Topic, p.ID)
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster not healthy: %w (%v)", last, err)
+	}
+	return ps, nil
+}
+
 // logLag logs where a stalled campaign's messages wait.
 func logLag(t *testing.T, s *Stack) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -168,7 +200,7 @@ func busiestLeader(ctx context.Context, brokers []string, prefix string) (id, le
 // partition is led by its new preferred leader. It returns how many
 // partitions changed leader.
 func moveLeaders(ctx context.Context, brokers []string, prefix string) (int, error) {
-	ps, err := stackPartitions(ctx, brokers, prefix)
+	ps, err := healthyPartitions(ctx, brokers, prefix)
 	if err != nil {
 		return 0, err
 	}
