@@ -287,7 +287,6 @@ func (s *Store) FirstAux(tag byte) (key, value []byte, ok bool, err error) {
 	return key, value, ok, err
 }
 
-
 // ScanAux calls fn for every key of the index tagged tag, in key order,
 // until fn returns an error.
 func (s *Store) ScanAux(tag byte, fn func(key, value []byte) error) error {
