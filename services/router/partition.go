@@ -442,8 +442,11 @@ func (p *partition) release(ctx context.Context) (bool, error) {
 	}
 	if len(rel.entries) == 0 {
 		rel.abort()
-		// What is due may all be in the chunks in flight.
-		return len(p.writing) > 0, p.awaitReleases(0)
+		// What is due may all be in the chunks in flight: once they are
+		// written, look again. (Go leaves the order of the two return
+		// operands unspecified, so the count is taken first.)
+		more := len(p.writing) > 0
+		return more, p.awaitReleases(0)
 	}
 	pol := p.r.policy.Load()
 	w := &writes{touched: map[string]bool{}}
