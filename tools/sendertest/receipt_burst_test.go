@@ -27,16 +27,21 @@ func TestReceiptBurstNoneRefused(t *testing.T) {
 		name       string
 		n          int
 		handlers   int  // receipt_handlers; 0 for the default
+		window     int  // deliver_sm the sim leaves unanswered at once
 		wantPauses bool // the pool is too small for the burst: reading must pause
 	}{
-		{"default pool", 20_000, 0, false},
-		{"pool of 2", 5_000, 2, true},
+		{"default pool", 20_000, 0, 2048, false},
+		// Two handlers store about 180 receipts/s on three brokers, so a
+		// window of 2048 would queue a receipt for about 11 s: past the
+		// sim's 10 s response timeout, which resends it, as a real SMSC
+		// would. 512 is still far more than the pool and waits about 3 s.
+		{"pool of 2", 5_000, 2, 512, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := simCarrier("sim-a", 0, 0)
 			sim.DLRDelay = time.Millisecond
-			sim.DLRWindow = 2048
+			sim.DLRWindow = tt.window
 			c := carrier(2, 1_000_000, 100)
 			c.ReceiptHandlers = tt.handlers
 			h := newHarness(t, []smscsim.CarrierConfig{sim}, []config.Carrier{c})
