@@ -64,6 +64,10 @@ type Ingest struct {
 	// door speak TLS only.
 	SMPPTLSCert string `yaml:"smpp_tls_cert"`
 	SMPPTLSKey  string `yaml:"smpp_tls_key"`
+	// StateDir holds the status index (an LSM store, kept current from
+	// sms.status). "" means a temporary directory: the index is read back
+	// from sms.status at each start.
+	StateDir string `yaml:"state_dir"`
 }
 
 // Router routes accepted messages to carriers' outbound lanes.

@@ -83,15 +83,22 @@ func ReadRange(ctx context.Context, brokers []string, topic string, partition in
 // held none), so that a caller can wait for a complete view before it acts
 // on it.
 func Tail(ctx context.Context, brokers []string, topic string, partition int, fn func(Message), caught func(), log *slog.Logger) {
+	TailFrom(ctx, brokers, topic, partition, FirstOffset, fn, caught, log)
+}
+
+// TailFrom is Tail from offset from (or the first offset, if it is before
+// it): for a caller that holds the records before from already.
+func TailFrom(ctx context.Context, brokers []string, topic string, partition int, from int64, fn func(Message), caught func(), log *slog.Logger) {
 	s, err := WaitOffsets(ctx, brokers, topic, partition, log)
 	if err != nil {
 		return // ctx ended
 	}
-	behind := !s.Empty()
+	from = max(from, s.First)
+	behind := from < s.Next
 	if !behind {
 		caught()
 	}
-	FollowPartition(ctx, brokers, topic, partition, s.First, func(m Message) {
+	FollowPartition(ctx, brokers, topic, partition, from, func(m Message) {
 		fn(m)
 		if behind && m.Offset+1 >= s.Next {
 			behind = false

@@ -237,7 +237,10 @@ func (a *api) limit(tenant string, now time.Time) (time.Duration, bool) {
 }
 
 func (a *api) get(w http.ResponseWriter, r *http.Request, tenant string) int {
-	value, ok := a.in.store.get(tenant, r.PathValue("id"))
+	value, ok, err := a.in.store.get(tenant, r.PathValue("id"))
+	if err != nil {
+		return writeError(w, http.StatusServiceUnavailable, FieldError{Code: CodeUnavailable, Message: "status index unavailable; retry"})
+	}
 	if !ok {
 		return writeError(w, http.StatusNotFound, FieldError{Code: CodeNotFound, Message: "no such message"})
 	}

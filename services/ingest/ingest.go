@@ -31,6 +31,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/service"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/pkg/telemetry"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
@@ -77,7 +78,12 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	}
 	defer env.Close()
 
-	in, err := newIntake(env, cfg)
+	db, err := state.Open(cfg.Ingest.StateDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	in, err := newIntake(env, cfg, db)
 	if err != nil {
 		return err
 	}
@@ -107,7 +113,7 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	// The status store comes first: it is the idempotency record, so neither
 	// front door may accept anything before it has caught up.
 	ready := make(chan struct{})
-	wg.Go(func() { in.store.follow(ctx, cfg.Kafka.Brokers, env.Topic(schemas.TopicStatus), ready, log) })
+	wg.Go(func() { fail(in.store.follow(ctx, cfg.Kafka.Brokers, env.Topic(schemas.TopicStatus), ready, log)) })
 	select {
 	case <-ready:
 		log.Info("status store restored", "messages", in.store.size())
@@ -147,12 +153,12 @@ type intake struct {
 	now     func() time.Time
 }
 
-func newIntake(env *service.Env, cfg config.Config) (*intake, error) {
+func newIntake(env *service.Env, cfg config.Config, db *state.DB) (*intake, error) {
 	in := &intake{
 		env:     env,
 		limits:  Limits{MaxSegments: cfg.Ingest.MaxSegments, MaxValidity: maxValidity, MaxSchedule: maxSchedule},
 		tenants: map[string]bool{},
-		store:   newStatusStore(IdempotencyWindow),
+		store:   newStatusStore(IdempotencyWindow, db),
 		tracer:  env.Tel.Tracer(),
 		now:     time.Now,
 	}
@@ -317,9 +323,9 @@ func (in *intake) acceptMany(ctx context.Context, door httpDoor, tenant string, 
 // accepted (a retry may differ, e.g. in its text).
 func (in *intake) original(tenant string, r Result) Result {
 	r.Duplicate = true
-	value, ok := in.store.get(tenant, r.MessageID)
-	if !ok {
-		return r
+	value, ok, err := in.store.get(tenant, r.MessageID)
+	if err != nil || !ok {
+		return r // the duplicate's answer, without the original's details
 	}
 	var st message.Status
 	if json.Unmarshal(value, &st) == nil && st.Segments > 0 {

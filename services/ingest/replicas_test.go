@@ -15,7 +15,12 @@ import (
 func TestDuplicateAcrossReplicas(t *testing.T) {
 	const n = 20
 	cfg := testConfig(t)
-	a, stopA := startIngestStoppable(t, cfg, hooks{})
+	// A keeps its status index on a disk of its own across the restart
+	// (it restores from its checkpoint); B's is temporary (read back from
+	// sms.status).
+	cfgA := cfg
+	cfgA.Ingest.StateDir = t.TempDir()
+	a, stopA := startIngestStoppable(t, cfgA, hooks{})
 	b, stopB := startIngestStoppable(t, cfg, hooks{})
 	ask := func(base, ref string, wantDup bool) {
 		t.Helper()
@@ -39,7 +44,7 @@ func TestDuplicateAcrossReplicas(t *testing.T) {
 
 	stopA()
 	stopB()
-	a, _ = startIngestStoppable(t, cfg, hooks{})
+	a, _ = startIngestStoppable(t, cfgA, hooks{})
 	b, _ = startIngestStoppable(t, cfg, hooks{})
 	for i := range n {
 		ref := fmt.Sprintf("cross-%d", i)

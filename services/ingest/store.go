@@ -3,9 +3,12 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,18 +16,25 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/state"
 )
 
 // statusStore holds the latest sms.status event of every message of the last
-// window, rebuilt at start from the topic and kept current by following it.
-// It answers GET /v1/messages/{id} and is the durable idempotency record: a
-// message id it knows was accepted (its "accepted" event is in sms.status),
-// so a request with the same (tenant, client_ref) is a duplicate.
+// window, in a disk store (one table per partition of sms.status) kept
+// current by following the topic. It answers GET /v1/messages/{id} and is the
+// durable idempotency record: a message id it knows was accepted (its
+// "accepted" event is in sms.status), so a request with the same (tenant,
+// client_ref) is a duplicate. RAM holds only the store's caches and the ids
+// in flight; each table's checkpoint lets a restart with its disk replay only
+// what sms.status gained since.
 type statusStore struct {
 	window time.Duration
+	db     *state.DB
 
-	mu      sync.Mutex
-	entries map[string]statusEntry
+	mu sync.Mutex
+	// tables are the partitions' tables, made once the partition count is
+	// known (before that, tests without a follower use partition 0).
+	tables map[int]*statusTable
 	// pending holds the ids being accepted right now; a copy of the request
 	// waits for the first one's outcome instead of racing it.
 	pending map[string]chan struct{}
@@ -42,6 +52,13 @@ type statusStore struct {
 	progress   chan struct{} // closed and replaced as applied moves
 }
 
+// statusTable is one partition's table. Its follower and the front doors
+// both write it, so writes take mu (a state.Store has one writer at a time).
+type statusTable struct {
+	mu sync.Mutex
+	st *state.Store
+}
+
 type statusEntry struct {
 	tenant string
 	rank   int
@@ -49,9 +66,85 @@ type statusEntry struct {
 	value  []byte    // the sms.status record, as published
 }
 
-func newStatusStore(window time.Duration) *statusStore {
-	return &statusStore{window: window, entries: map[string]statusEntry{}, pending: map[string]chan struct{}{}, writing: map[string]published{},
+// statusTag tags the status index's tables in the state store.
+const statusTag = 'i'
+
+func newStatusStore(window time.Duration, db *state.DB) *statusStore {
+	return &statusStore{window: window, db: db, tables: map[int]*statusTable{}, pending: map[string]chan struct{}{}, writing: map[string]published{},
 		progress: make(chan struct{})}
+}
+
+// Row layout: event time in ms (8), rank (1), tenant length (2), tenant,
+// then the sms.status record as published.
+func encodeEntry(e statusEntry) []byte {
+	b := make([]byte, 0, 11+len(e.tenant)+len(e.value))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.at.UnixMilli()))
+	b = append(b, byte(e.rank))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.tenant)))
+	b = append(b, e.tenant...)
+	return append(b, e.value...)
+}
+
+func decodeEntry(b []byte) (statusEntry, error) {
+	if len(b) < 11 {
+		return statusEntry{}, fmt.Errorf("status row of %d bytes", len(b))
+	}
+	n := int(binary.BigEndian.Uint16(b[9:]))
+	if len(b) < 11+n {
+		return statusEntry{}, fmt.Errorf("status row of %d bytes, tenant of %d", len(b), n)
+	}
+	return statusEntry{
+		at:     time.UnixMilli(int64(binary.BigEndian.Uint64(b))),
+		rank:   int(b[8]),
+		tenant: string(b[11 : 11+n]),
+		value:  b[11+n:],
+	}, nil
+}
+
+// meta puts a row's timer where the window forgets it.
+func (s *statusStore) meta(v []byte) (int64, bool, error) {
+	e, err := decodeEntry(v)
+	if err != nil {
+		return 0, false, err
+	}
+	return e.at.Add(s.window).UnixMilli(), true, nil
+}
+
+// table returns the table that holds id.
+func (s *statusStore) table(id string) *statusTable {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := 0
+	if s.partitions > 0 {
+		p = kafka.PartitionOf([]byte(id), s.partitions)
+	}
+	return s.tableLocked(p)
+}
+
+func (s *statusStore) tableLocked(p int) *statusTable {
+	t, ok := s.tables[p]
+	if !ok {
+		t = &statusTable{st: s.db.Store(statusTag, p, s.topic, s.meta)}
+		s.tables[p] = t
+	}
+	return t
+}
+
+// lookup returns id's entry as stored.
+func (s *statusStore) lookup(id string) (statusEntry, bool, error) {
+	txn := s.table(id).st.Begin()
+	defer txn.Discard()
+	v, ok, err := txn.Get(id)
+	if err != nil || !ok {
+		return statusEntry{}, false, err
+	}
+	e, err := decodeEntry(v)
+	return e, err == nil, err
+}
+
+func (s *statusStore) known(id string) (bool, error) {
+	_, ok, err := s.lookup(id)
+	return ok, err
 }
 
 // rank orders statuses so that a replayed or late event never hides a later
@@ -71,7 +164,7 @@ func rank(status string) int {
 
 // apply records one sms.status record; records it cannot read are ignored
 // (the topic is public, and the store is only an index of it).
-func (s *statusStore) apply(value []byte) {
+func (s *statusStore) apply(value []byte) error {
 	var ev struct {
 		MessageID string    `json:"message_id"`
 		Tenant    string    `json:"tenant"`
@@ -79,34 +172,46 @@ func (s *statusStore) apply(value []byte) {
 		EventTime time.Time `json:"event_time"`
 	}
 	if json.Unmarshal(value, &ev) != nil || ev.MessageID == "" {
-		return
+		return nil
 	}
-	s.put(ev.MessageID, statusEntry{tenant: ev.Tenant, rank: rank(ev.Status), at: ev.EventTime, value: value})
+	return s.put(ev.MessageID, statusEntry{tenant: ev.Tenant, rank: rank(ev.Status), at: ev.EventTime, value: value})
 }
 
 // applyRecord is apply for a record of sms.status, keyed by message id: the
-// events ingest wrote itself come back this way, and are already known.
-func (s *statusStore) applyRecord(key, value []byte) {
+// events ingest wrote itself come back this way, and need no decoding.
+func (s *statusStore) applyRecord(key, value []byte) error {
 	s.mu.Lock()
-	e, known := s.entries[string(key)]
 	p, writing := s.writing[string(key)]
 	s.mu.Unlock()
-	switch {
-	case known && bytes.Equal(e.value, value):
-	case writing && bytes.Equal(p.value, value):
-		s.put(p.id, p.entry())
-	default:
-		s.apply(value)
+	if writing && bytes.Equal(p.value, value) {
+		return s.put(p.id, p.entry())
 	}
+	return s.apply(value)
 }
 
-func (s *statusStore) put(id string, e statusEntry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.entries[id]; ok && old.rank > e.rank {
-		return
+// put stores e unless id already has a later status. Rows are written
+// without sync: a table's checkpoint syncs them (pebble's log is in order)
+// before it claims their offsets.
+func (s *statusStore) put(id string, e statusEntry) error {
+	t := s.table(id)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	txn := t.st.Begin()
+	defer txn.Discard()
+	if v, ok, err := txn.Get(id); err != nil {
+		return err
+	} else if ok {
+		old, err := decodeEntry(v)
+		if err == nil && (old.rank > e.rank || bytes.Equal(old.value, e.value)) {
+			return nil
+		}
 	}
-	s.entries[id] = e
+	row := encodeEntry(e)
+	deadline, _, _ := s.meta(row)
+	if err := txn.Apply(id, row, deadline, true); err != nil {
+		return err
+	}
+	return txn.Commit()
 }
 
 // published is an "accepted" status event a front door has written.
@@ -123,14 +228,12 @@ func (p published) entry() statusEntry {
 
 // get returns the latest status of tenant's message id; another tenant's
 // message is not found.
-func (s *statusStore) get(tenant, id string) ([]byte, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.entries[id]
-	if !ok || e.tenant != tenant {
-		return nil, false
+func (s *statusStore) get(tenant, id string) ([]byte, bool, error) {
+	e, ok, err := s.lookup(id)
+	if err != nil || !ok || e.tenant != tenant {
+		return nil, false, err
 	}
-	return e.value, true
+	return e.value, true, nil
 }
 
 // claims are message ids a caller holds while it accepts them.
@@ -153,8 +256,13 @@ func (s *statusStore) claim(ctx context.Context, ids []string) (*claims, error) 
 	sorted := slices.Sorted(slices.Values(ids))
 	for _, id := range sorted {
 		for {
+			known, err := s.known(id)
+			if err != nil {
+				c.done(nil)
+				return nil, err
+			}
 			s.mu.Lock()
-			if _, known := s.entries[id]; known {
+			if known {
 				c.dups[id] = true
 				s.mu.Unlock()
 				break
@@ -186,18 +294,22 @@ func (s *statusStore) claim(ctx context.Context, ids []string) (*claims, error) 
 func (s *statusStore) catchUp(ctx context.Context, ids []string) error {
 	s.mu.Lock()
 	n := s.partitions
+	s.mu.Unlock()
 	var parts []int
 	seen := map[int]bool{}
 	for _, id := range ids {
-		if _, known := s.entries[id]; known || n == 0 {
-			continue
+		if n == 0 {
+			break
 		}
-		if p := kafka.PartitionOf([]byte(id), n); !seen[p] {
+		known, err := s.known(id)
+		if err != nil {
+			return err
+		}
+		if p := kafka.PartitionOf([]byte(id), n); !known && !seen[p] {
 			seen[p] = true
 			parts = append(parts, p)
 		}
 	}
-	s.mu.Unlock()
 	if len(parts) == 0 {
 		return nil
 	}
@@ -250,10 +362,12 @@ func (c *claims) write(statuses []published) {
 }
 
 // done records the status events of what was accepted (nil when nothing was
-// published) and releases the ids.
+// published) and releases the ids. A row it fails to write is written by the
+// follower when it reads the event back (which stops the service if the
+// disk fails it too): the event is durable in sms.status already.
 func (c *claims) done(statuses []published) {
 	for _, p := range statuses {
-		c.s.put(p.id, p.entry())
+		_ = c.s.put(p.id, p.entry())
 	}
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -268,47 +382,66 @@ func (c *claims) done(statuses []published) {
 }
 
 // prune forgets messages whose latest event is older than the window, as
-// Kafka's retention of sms.status does.
-func (s *statusStore) prune(now time.Time) int {
+// Kafka's retention of sms.status does: each row's timer is at its event
+// time plus the window.
+func (s *statusStore) prune(now time.Time) (int, error) {
+	s.mu.Lock()
+	tables := slices.Collect(maps.Values(s.tables))
+	s.mu.Unlock()
+	total := 0
+	for _, t := range tables {
+		for {
+			n, err := t.pruneChunk(now.UnixMilli(), 1000)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if n < 1000 {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+func (t *statusTable) pruneChunk(nowMs int64, limit int) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	txn := t.st.Begin()
+	defer txn.Discard()
+	n, err := txn.Due(nowMs, limit, func(key string, _ []byte) error { return txn.Apply(key, nil, 0, false) })
+	if err != nil {
+		return 0, err
+	}
+	return n, txn.Commit()
+}
+
+// size is the number of messages held.
+func (s *statusStore) size() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for id, e := range s.entries {
-		if now.Sub(e.at) > s.window {
-			delete(s.entries, id)
-			n++
-		}
+	var n int64
+	for _, t := range s.tables {
+		n += t.st.Live()
 	}
 	return n
 }
 
-func (s *statusStore) size() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.entries)
-}
-
-// follow reads every partition of topic from its first offset into the
-// store until ctx ends. ready is closed once the store holds everything the
-// topic held when follow started.
-func (s *statusStore) follow(ctx context.Context, brokers []string, topic string, ready chan<- struct{}, log *slog.Logger) {
-	var partitions int
-	for {
-		var err error
-		if partitions, err = kafka.PartitionCount(ctx, brokers, topic); err == nil {
-			break
-		}
-		// A topic just created may not have its leaders in place yet.
-		log.Warn("status store: topic not available yet; retrying", "topic", topic, "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(500 * time.Millisecond):
-		}
+// follow reads every partition of topic into the store, each from its
+// table's checkpoint (from its first offset when the table has none), until
+// ctx ends or the store fails. ready is closed once the store holds
+// everything the topic held when follow started.
+func (s *statusStore) follow(ctx context.Context, brokers []string, topic string, ready chan<- struct{}, log *slog.Logger) error {
+	partitions, err := waitPartitions(ctx, brokers, topic, log)
+	if err != nil {
+		return nil // ctx ended
 	}
-	s.mu.Lock()
-	s.brokers, s.topic, s.partitions, s.applied = brokers, topic, partitions, make([]int64, partitions)
-	s.mu.Unlock()
+	starts, err := s.restore(ctx, brokers, topic, partitions)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	var remaining atomic.Int64
 	remaining.Store(int64(partitions))
 	caughtUp := func() {
@@ -319,22 +452,124 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 	var wg sync.WaitGroup
 	for p := range partitions {
 		wg.Go(func() {
-			kafka.Tail(ctx, brokers, topic, p, func(m kafka.Message) {
-				s.applyRecord(m.Key, m.Value)
+			kafka.TailFrom(ctx, brokers, topic, p, starts[p], func(m kafka.Message) {
+				if err := s.applyRecord(m.Key, m.Value); err != nil {
+					cancel(fmt.Errorf("status index: %w", err))
+					return
+				}
 				s.advance(p, m.Offset+1)
 			}, caughtUp, log)
 		})
 	}
-	tick := time.NewTicker(time.Minute)
-	defer tick.Stop()
-	for ctx.Err() == nil {
+	s.maintain(ctx, log)
+	wg.Wait()
+	// Only once the followers are done is applied final.
+	err = s.checkpoint()
+	if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
+		err = errors.Join(cause, err)
+	}
+	return err
+}
+
+// waitPartitions is topic's partition count, once its metadata is there.
+func waitPartitions(ctx context.Context, brokers []string, topic string, log *slog.Logger) (int, error) {
+	for {
+		n, err := kafka.PartitionCount(ctx, brokers, topic)
+		if err == nil {
+			return n, nil
+		}
+		// A topic just created may not have its leaders in place yet.
+		log.Warn("status store: topic not available yet; retrying", "topic", topic, "err", err)
 		select {
 		case <-ctx.Done():
-		case now := <-tick.C:
-			if n := s.prune(now); n > 0 {
+			return 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// restore makes the partitions' tables and returns where each follower
+// starts: at its checkpoint. A checkpoint past the partition's end is from
+// another topic of that name (deleted and made again): that table is wiped.
+func (s *statusStore) restore(ctx context.Context, brokers []string, topic string, partitions int) ([]int64, error) {
+	s.mu.Lock()
+	s.brokers, s.topic, s.partitions, s.applied = brokers, topic, partitions, make([]int64, partitions)
+	s.tables = map[int]*statusTable{}
+	for p := range partitions {
+		s.tableLocked(p)
+	}
+	s.mu.Unlock()
+	all := make([]int, partitions)
+	for p := range all {
+		all[p] = p
+	}
+	ends, err := kafka.PartitionsOffsets(ctx, brokers, topic, all)
+	if err != nil {
+		return nil, fmt.Errorf("status index: %w", err)
+	}
+	starts := make([]int64, partitions)
+	for p := range partitions {
+		t := s.tables[p]
+		off, ok, err := t.st.Checkpoint()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case !ok:
+			starts[p] = kafka.FirstOffset
+		case off > ends[p].Next:
+			if err := t.st.Wipe(); err != nil {
+				return nil, err
+			}
+			starts[p] = kafka.FirstOffset
+		default:
+			starts[p] = off
+			s.applied[p] = off
+		}
+	}
+	return starts, nil
+}
+
+// maintain checkpoints the tables every second and prunes them every
+// minute, until ctx ends.
+func (s *statusStore) maintain(ctx context.Context, log *slog.Logger) {
+	save := time.NewTicker(time.Second)
+	defer save.Stop()
+	prune := time.NewTicker(time.Minute)
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-save.C:
+			if err := s.checkpoint(); err != nil {
+				log.Warn("status index: checkpoint failed; the next one covers it", "err", err)
+			}
+		case now := <-prune.C:
+			n, err := s.prune(now)
+			if err != nil {
+				log.Warn("status index: prune failed; the next one retries", "err", err)
+			}
+			if n > 0 {
 				log.Info("forgot messages past the idempotency window", "messages", n, "window", s.window)
 			}
 		}
 	}
-	wg.Wait()
+}
+
+// checkpoint records each table's applied offset. The rows below it were
+// committed before applied moved, and the checkpoint's synced write makes
+// them durable with it.
+func (s *statusStore) checkpoint() error {
+	s.mu.Lock()
+	applied := slices.Clone(s.applied)
+	tables := maps.Clone(s.tables)
+	s.mu.Unlock()
+	var err error
+	for p, off := range applied {
+		if off > 0 {
+			err = errors.Join(err, tables[p].st.SaveCheckpoint(off))
+		}
+	}
+	return err
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/message"
+	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
@@ -24,8 +25,19 @@ func statusEvent(t testing.TB, tenant, id, status string, at time.Time) []byte {
 	return v
 }
 
+// testStatusStore is a status store on a temporary disk store.
+func testStatusStore(t testing.TB, window time.Duration) *statusStore {
+	t.Helper()
+	db, err := state.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return newStatusStore(window, db)
+}
+
 func TestStoreLatestStatus(t *testing.T) {
-	s := newStatusStore(time.Hour)
+	s := testStatusStore(t, time.Hour)
 	tests := []struct {
 		status, want string
 	}{
@@ -37,8 +49,8 @@ func TestStoreLatestStatus(t *testing.T) {
 	}
 	for i, tt := range tests {
 		s.apply(statusEvent(t, "acme", "m1", tt.status, now.Add(time.Duration(i)*time.Second)))
-		v, ok := s.get("acme", "m1")
-		if !ok {
+		v, ok, err := s.get("acme", "m1")
+		if err != nil || !ok {
 			t.Fatal("acme's message not found")
 		}
 		var st message.Status
@@ -46,7 +58,7 @@ func TestStoreLatestStatus(t *testing.T) {
 			t.Fatalf("after %s: status %q (%v), want %s", tt.status, st.Status, err, tt.want)
 		}
 	}
-	if _, ok := s.get("globex", "m1"); ok {
+	if _, ok, _ := s.get("globex", "m1"); ok {
 		t.Error("globex sees acme's message")
 	}
 	s.apply([]byte(`not json`))
@@ -54,18 +66,21 @@ func TestStoreLatestStatus(t *testing.T) {
 	if s.size() != 1 {
 		t.Errorf("store holds %d messages, want 1 (unreadable events ignored)", s.size())
 	}
-	if n := s.prune(now.Add(time.Hour)); n != 0 {
-		t.Errorf("pruned %d within the window", n)
+	if n, err := s.prune(now.Add(time.Hour)); n != 0 || err != nil {
+		t.Errorf("pruned %d within the window (%v)", n, err)
 	}
-	if n := s.prune(now.Add(2 * time.Hour)); n != 1 || s.size() != 0 {
-		t.Errorf("pruned %d past the window, %d left", n, s.size())
+	if n, err := s.prune(now.Add(2 * time.Hour)); n != 1 || err != nil || s.size() != 0 {
+		t.Errorf("pruned %d past the window (%v), %d left", n, err, s.size())
+	}
+	if _, ok, _ := s.get("acme", "m1"); ok {
+		t.Error("a pruned message is still found")
 	}
 }
 
 // TestStoreClaims: a copy waits for the first holder; it is a duplicate if
 // the first published, and takes over if the first failed.
 func TestStoreClaims(t *testing.T) {
-	s := newStatusStore(time.Hour)
+	s := testStatusStore(t, time.Hour)
 	ctx := context.Background()
 	first, err := s.claim(ctx, []string{"b", "a"})
 	if err != nil || first.dup("a") || first.dup("b") {
@@ -129,7 +144,7 @@ func TestStoreReadsBackWhatIsBeingWritten(t *testing.T) {
 		{name: "nothing read back, writer fails", published: false, want: ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := newStatusStore(time.Hour)
+			s := testStatusStore(t, time.Hour)
 			p := published{id: "m1", tenant: "acme", at: now, value: statusEvent(t, "acme", "m1", message.StatusAccepted, now)}
 			cl, err := s.claim(context.Background(), []string{p.id})
 			if err != nil {
@@ -145,7 +160,7 @@ func TestStoreReadsBackWhatIsBeingWritten(t *testing.T) {
 				cl.done(nil)
 			}
 			got := ""
-			if value, ok := s.get("acme", p.id); ok {
+			if value, ok, _ := s.get("acme", p.id); ok {
 				var st message.Status
 				if err := jsonUnmarshalStatus(value, &st); err != nil {
 					t.Fatal(err)
@@ -155,7 +170,7 @@ func TestStoreReadsBackWhatIsBeingWritten(t *testing.T) {
 			if got != c.want {
 				t.Errorf("status %q, want %q", got, c.want)
 			}
-			if _, ok := s.get("globex", p.id); ok {
+			if _, ok, _ := s.get("globex", p.id); ok {
 				t.Error("another tenant finds the message")
 			}
 			if len(s.writing) != 0 || len(s.pending) != 0 {
