@@ -200,10 +200,10 @@ func checkServices(t *testing.T, r rendered, senders map[string]int, sim bool) {
 				t.Errorf("%s: %s on %q, want %s on the admin port", name, probe, got, path)
 			}
 		}
-		// The root filesystem is read-only: the router's and the DLR
-		// service's state stores need their own writable volumes, named by
-		// the state_dir override.
-		if component == "dlr" || component == "router" {
+		// The root filesystem is read-only: the state stores of ingest,
+		// the router and the DLR service need their own writable volumes,
+		// named by the state_dir override.
+		if component == "dlr" || component == "router" || component == "ingest" {
 			mounts := map[string]bool{}
 			for _, m := range dig[[]any](c, "volumeMounts") {
 				if ro, _ := m.(map[string]any)["readOnly"].(bool); !ro {
