@@ -437,25 +437,31 @@ func TestSMPPReceiptsFollowTheBind(t *testing.T) {
 }
 
 // finalStatus is the final status event of message id as the dlr service
-// writes it: the accepted message's fields, metadata included.
+// writes it: the accepted message's fields, metadata included. It waits for
+// the accepted event: written with the accepted record in one produce, it
+// can become readable (its partition's high watermark) after it.
 func finalStatus(t *testing.T, cfg config.Config, id, status string) kafka.Message {
 	t.Helper()
-	for _, rec := range records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicStatus) {
-		var st message.Status
-		if err := json.Unmarshal(rec.Value, &st); err != nil {
-			t.Fatal(err)
-		}
-		if st.MessageID == id && st.Status == message.StatusAccepted {
-			st.Status, st.EventTime, st.EventID = status, time.Now().UTC(), message.EventID(id, status)
-			v, err := st.Marshal()
-			if err != nil {
+	var out kafka.Message
+	waitFor(t, "the accepted status of "+id, func() bool {
+		for _, rec := range records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicStatus) {
+			var st message.Status
+			if err := json.Unmarshal(rec.Value, &st); err != nil {
 				t.Fatal(err)
 			}
-			return kafka.Message{Topic: rec.Topic, Key: rec.Key, Value: v}
+			if st.MessageID == id && st.Status == message.StatusAccepted {
+				st.Status, st.EventTime, st.EventID = status, time.Now().UTC(), message.EventID(id, status)
+				v, err := st.Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = kafka.Message{Topic: rec.Topic, Key: rec.Key, Value: v}
+				return true
+			}
 		}
-	}
-	t.Fatalf("no accepted status of %s", id)
-	return kafka.Message{}
+		return false
+	})
+	return out
 }
 
 // BenchmarkSMPPSubmit measures submits accepted per second (each published

@@ -255,35 +255,53 @@ func (s *statusStore) claim(ctx context.Context, ids []string) (*claims, error) 
 	c := &claims{s: s, dups: map[string]bool{}}
 	sorted := slices.Sorted(slices.Values(ids))
 	for _, id := range sorted {
-		for {
-			known, err := s.known(id)
-			if err != nil {
-				c.done(nil)
-				return nil, err
-			}
-			s.mu.Lock()
-			if known {
-				c.dups[id] = true
-				s.mu.Unlock()
-				break
-			}
-			wait, busy := s.pending[id]
-			if !busy {
-				s.pending[id] = make(chan struct{})
-				c.ids = append(c.ids, id)
-				s.mu.Unlock()
-				break
-			}
-			s.mu.Unlock()
-			select {
-			case <-wait:
-			case <-ctx.Done():
-				c.done(nil)
-				return nil, fmt.Errorf("wait for a copy of message %s: %w", id, ctx.Err())
-			}
+		if err := s.hold(ctx, id); err != nil {
+			c.done(nil)
+			return nil, err
 		}
+		// Looked up only once held: a holder before us wrote its row
+		// before it let go, so the lookup sees it.
+		known, err := s.known(id)
+		if err != nil {
+			s.let(id)
+			c.done(nil)
+			return nil, err
+		}
+		if known {
+			c.dups[id] = true
+			s.let(id)
+			continue
+		}
+		c.ids = append(c.ids, id)
 	}
 	return c, nil
+}
+
+// hold takes id for the caller, waiting while another caller holds it.
+func (s *statusStore) hold(ctx context.Context, id string) error {
+	for {
+		s.mu.Lock()
+		wait, busy := s.pending[id]
+		if !busy {
+			s.pending[id] = make(chan struct{})
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for a copy of message %s: %w", id, ctx.Err())
+		}
+	}
+}
+
+// let gives back an id taken by hold.
+func (s *statusStore) let(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.pending[id])
+	delete(s.pending, id)
 }
 
 // catchUp waits until the store has applied every record that the
@@ -452,8 +470,15 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 	var wg sync.WaitGroup
 	for p := range partitions {
 		wg.Go(func() {
+			// After a failed record, none is applied: applied (and so the
+			// checkpoint) must not pass it.
+			failed := false
 			kafka.TailFrom(ctx, brokers, topic, p, starts[p], func(m kafka.Message) {
+				if failed {
+					return
+				}
 				if err := s.applyRecord(m.Key, m.Value); err != nil {
+					failed = true
 					cancel(fmt.Errorf("status index: %w", err))
 					return
 				}
