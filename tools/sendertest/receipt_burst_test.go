@@ -58,16 +58,22 @@ func TestReceiptBurstNoneRefused(t *testing.T) {
 			})
 			took := time.Since(start)
 			t.Logf("%d messages and their receipts in %s (%.0f/s)", tt.n, took.Round(time.Millisecond), float64(tt.n)/took.Seconds())
-			if st.DLRsRefused != 0 || st.DLRsSent != int64(tt.n) || st.DLRsAcked != int64(tt.n) {
-				t.Errorf("sim sent %d receipts, %d acknowledged, %d refused; want %d sent and acknowledged, none refused",
+			// A receipt the sim timed out on (its 10 s response wait, which a
+			// loaded machine can pass while the binds pause) is sent again,
+			// as a real SMSC would: each one sent must still be stored.
+			if st.DLRsRefused != 0 || st.DLRsSent < int64(tt.n) || st.DLRsAcked != int64(tt.n) {
+				t.Errorf("sim sent %d receipts, %d acknowledged, %d refused; want %d acknowledged, none refused",
 					st.DLRsSent, st.DLRsAcked, st.DLRsRefused, tt.n)
+			}
+			if resent := st.DLRsSent - int64(tt.n); resent > 0 {
+				t.Logf("%d receipts sent again after the sim's response timeout", resent)
 			}
 
 			ids := map[string]bool{}
 			for _, r := range subs.wait(h, "every submit recorded", func(r []*sluicepb.SubmitResult) bool { return len(byMessage(r)) == tt.n }) {
 				ids[r.SmscMessageId] = true
 			}
-			got := dlrs.wait(h, "every receipt stored", func(r []*sluicepb.RawDLR) bool { return len(r) >= tt.n })
+			got := dlrs.wait(h, "every receipt stored", func(r []*sluicepb.RawDLR) bool { return int64(len(r)) >= st.DLRsSent })
 			stored := map[string]bool{}
 			for _, d := range got {
 				if !ids[d.SmscMessageId] {
@@ -75,8 +81,8 @@ func TestReceiptBurstNoneRefused(t *testing.T) {
 				}
 				stored[d.SmscMessageId] = true
 			}
-			if len(got) != tt.n || len(stored) != tt.n {
-				t.Errorf("sluice.dlr.raw holds %d receipts for %d ids, want %d of each", len(got), len(stored), tt.n)
+			if int64(len(got)) != st.DLRsSent || len(stored) != tt.n {
+				t.Errorf("sluice.dlr.raw holds %d receipts for %d ids, want %d (as sent) for %d", len(got), len(stored), st.DLRsSent, tt.n)
 			}
 
 			body := scrapeUntil(h, fmt.Sprintf(`sluice_sender_deliver_sm_store_seconds_count{carrier="sim-a"`))
@@ -85,8 +91,8 @@ func TestReceiptBurstNoneRefused(t *testing.T) {
 					t.Errorf("sluice_sender_deliver_sm_refused_total{carrier=sim-a,reason=%s} = %v (present %v), want 0", reason, v, ok)
 				}
 			}
-			if v, _ := metricValue(body, "sluice_sender_deliver_sm_store_seconds_count", `carrier="sim-a"`); v != float64(tt.n) {
-				t.Errorf("%v receipts timed, want %d", v, tt.n)
+			if v, _ := metricValue(body, "sluice_sender_deliver_sm_store_seconds_count", `carrier="sim-a"`); v != float64(st.DLRsSent) {
+				t.Errorf("%v receipts timed, want %d (as sent)", v, st.DLRsSent)
 			}
 			pauses, _ := metricValue(body, "sluice_sender_deliver_sm_read_pause_seconds_count", `carrier="sim-a"`)
 			if tt.wantPauses && pauses == 0 {
