@@ -25,6 +25,8 @@ type Store struct {
 	partition int
 	meta      Meta
 	live      atomic.Int64
+	// bareTimers: timers carry no copy of the row (see BareTimers).
+	bareTimers bool
 	// floor is a timer key no live timer is below: Due starts there instead
 	// of at the tombstones of every timer it fired before, which an LSM
 	// keeps until compaction and an iterator would step over each time.
@@ -49,6 +51,14 @@ func (d *DB) Store(tag byte, partition int, changelog string, meta Meta) *Store 
 	d.mu.Lock()
 	d.stores[string(prefix)] = s
 	d.mu.Unlock()
+	return s
+}
+
+// BareTimers makes the store's timers carry no copy of their rows: Due
+// then looks each row up. For a table whose timers only expire rows, where
+// the copy would double the disk for a lookup it saves once per row.
+func (s *Store) BareTimers() *Store {
+	s.bareTimers = true
 	return s
 }
 

@@ -92,7 +92,7 @@ func (t *Txn) Changes() []kafka.Message { return t.changes }
 // keeping the live count: for a change read from the changelog, or one the
 // table can derive again from it. The timer carries a copy of the row, so
 // that Due reads rows in deadline order without a lookup each; the old
-// row's timer goes with it.
+// row's timer goes with it. (BareTimers: no copy.)
 func (t *Txn) Apply(key string, value []byte, deadlineMs int64, live bool) error {
 	old, ok, err := t.Get(key)
 	if err != nil {
@@ -120,6 +120,9 @@ func (t *Txn) Apply(key string, value []byte, deadlineMs int64, live bool) error
 		return err
 	}
 	t.minTimer = min(t.minTimer, deadlineMs)
+	if t.s.bareTimers {
+		return t.b.Set(t.s.key(timerTag, be64(deadlineMs), []byte(key)), nil, nil)
+	}
 	return t.b.Set(t.s.key(timerTag, be64(deadlineMs), []byte(key)), value, nil)
 }
 
