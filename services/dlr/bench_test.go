@@ -5,7 +5,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/state"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
 
@@ -129,44 +129,12 @@ func BenchmarkPendingMemory(b *testing.B) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(n), "mappings")
-		b.ReportMetric(float64(rssBytes(b))/(1<<20), "rss_MiB")
+		b.ReportMetric(testenv.RSSMiB(b, os.Getpid()), "rss_MiB")
 		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap_MiB")
 		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "inserts/s")
-		b.ReportMetric(float64(dirBytes(b, dir))/(1<<20), "disk_MiB")
+		b.ReportMetric(testenv.DirMiB(b, dir), "disk_MiB")
 		if err := db.Close(); err != nil {
 			b.Fatal(err)
 		}
 	}
-}
-
-func rssBytes(b *testing.B) int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	b.Fatal("no VmRSS in /proc/self/status")
-	return 0
-}
-
-func dirBytes(b *testing.B, dir string) int64 {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total int64
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil {
-			total += info.Size()
-		}
-	}
-	return total
 }

@@ -1,12 +1,10 @@
 package router
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/state"
+	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
@@ -47,7 +46,7 @@ func BenchmarkRouterScheduleScale(b *testing.B) {
 		})
 		dir := b.TempDir()
 		synthesizeSchedule(b, h, dir, heldN, tenants)
-		b.ReportMetric(dirMiB(b, dir), "disk-MiB")
+		b.ReportMetric(testenv.DirMiB(b, dir), "disk-MiB")
 		cfgPath := filepath.Join(b.TempDir(), "sluice.yaml")
 		writeConfig(b, h, cfgPath, dir)
 		profile := profileRouter(b, cfgPath)
@@ -62,7 +61,7 @@ func BenchmarkRouterScheduleScale(b *testing.B) {
 		b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		until(b, "the first release", func() bool { return endTotal(b, h, lane) > 0 })
 		b.ReportMetric(time.Since(start).Seconds(), "ready-s")
-		b.ReportMetric(rssMiB(b, cmd.Process.Pid), "rss-MiB")
+		b.ReportMetric(testenv.RSSMiB(b, cmd.Process.Pid), "rss-MiB")
 		profiled := make(chan struct{})
 		go func() { defer close(profiled); profile() }()
 
@@ -74,7 +73,7 @@ func BenchmarkRouterScheduleScale(b *testing.B) {
 				b.Fatalf("only %d of %d released in 30 minutes", endTotal(b, h, lane), releaseN)
 			}
 		}
-		b.ReportMetric(rssMiB(b, cmd.Process.Pid), "rss-release-MiB")
+		b.ReportMetric(testenv.RSSMiB(b, cmd.Process.Pid), "rss-release-MiB")
 		<-profiled
 		first, last := timeSpan(b, h, lane)
 		b.ReportMetric(float64(endTotal(b, h, lane))/last.Sub(first).Seconds(), "release-msg/s")
@@ -165,43 +164,4 @@ func profileRouter(b *testing.B, cfgPath string) func() {
 			b.Errorf("profile: %v", err)
 		}
 	}
-}
-
-// dirMiB is the size of the files under dir.
-func dirMiB(tb testing.TB, dir string) float64 {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
-		n += info.Size()
-		return err
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return float64(n) / (1 << 20)
-}
-
-// rssMiB is a process's resident memory.
-func rssMiB(tb testing.TB, pid int) float64 {
-	tb.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return float64(kb) / 1024
-		}
-	}
-	tb.Fatal("no VmRSS")
-	return 0
 }
