@@ -28,6 +28,12 @@ type GroupConfig struct {
 	Logger *slog.Logger
 	// Lag, when set, reports the group's consumer lag (see LagMonitor).
 	Lag *LagMonitor
+	// Meta is the member's metadata (its subscription's user data), which
+	// GroupMembers shows every process: for example where it serves.
+	Meta []byte
+	// Assigned, when set, is told each generation's partitions before
+	// their workers start.
+	Assigned func(partitions []int)
 }
 
 // Claim is one partition number held by this member for one generation of the
@@ -164,7 +170,7 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 		Brokers: cfg.Brokers,
 		Topics:  cfg.Topics,
 		// Range assignment gives partition i of every topic to one member.
-		GroupBalancers:    []kgo.GroupBalancer{rangeBalancer{}},
+		GroupBalancers:    []kgo.GroupBalancer{rangeBalancer{meta: cfg.Meta}},
 		StartOffset:       kgo.FirstOffset,
 		HeartbeatInterval: time.Second,
 		SessionTimeout:    10 * time.Second,
@@ -198,6 +204,9 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 		}
 		claims := claimsOf(gen, cfg.Brokers, ctx.Done())
 		log.Info("partitions assigned", "group", cfg.Group, "generation", gen.ID, "partitions", partitionsOf(claims))
+		if cfg.Assigned != nil {
+			cfg.Assigned(partitionsOf(claims))
+		}
 		for _, c := range claims {
 			wg.Add(1)
 			gen.Start(func(genCtx context.Context) {
@@ -238,7 +247,12 @@ func runClaim(ctx context.Context, c *Claim, work func(ctx context.Context, c *C
 // order. kafka-go's takes them in the order of the broker's metadata, which
 // need not be sorted (kfake's is random), and would then give partition i of
 // two topics to different members.
-type rangeBalancer struct{ kgo.RangeGroupBalancer }
+type rangeBalancer struct {
+	kgo.RangeGroupBalancer
+	meta []byte
+}
+
+func (b rangeBalancer) UserData() ([]byte, error) { return b.meta, nil }
 
 func (b rangeBalancer) AssignGroups(members []kgo.GroupMember, partitions []kgo.Partition) kgo.GroupMemberAssignments {
 	sorted := slices.Clone(partitions)
