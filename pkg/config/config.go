@@ -68,6 +68,17 @@ type Ingest struct {
 	// sms.status). "" means a temporary directory: the index is read back
 	// from sms.status at each start.
 	StateDir string `yaml:"state_dir"`
+	// PeerAddr, when set, divides the status index between the replicas:
+	// each holds the sms.status partitions the index group assigns it and
+	// answers the others' lookups of them on this address. "" = every
+	// replica holds every partition.
+	PeerAddr string `yaml:"peer_addr"`
+	// PeerURL is where the other replicas reach this one's PeerAddr
+	// (default: the listener's address, or the host name and its port).
+	PeerURL string `yaml:"peer_url"`
+	// PeerSecret, when set, is the bearer token replicas send each other
+	// on the peer API, which answers any tenant's lookups.
+	PeerSecret string `yaml:"peer_secret" secret:"true"`
 }
 
 // Router routes accepted messages to carriers' outbound lanes.

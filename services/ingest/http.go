@@ -237,7 +237,7 @@ func (a *api) limit(tenant string, now time.Time) (time.Duration, bool) {
 }
 
 func (a *api) get(w http.ResponseWriter, r *http.Request, tenant string) int {
-	value, ok, err := a.in.store.get(tenant, r.PathValue("id"))
+	value, ok, err := a.in.store.get(r.Context(), tenant, r.PathValue("id"))
 	if err != nil {
 		return writeError(w, http.StatusServiceUnavailable, FieldError{Code: CodeUnavailable, Message: "status index unavailable; retry"})
 	}
@@ -366,7 +366,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) int {
 // serveHTTP runs the API on addr until ctx ends, then lets requests in
 // flight finish.
 func serveHTTP(ctx context.Context, addr string, h http.Handler, ready func(addr string)) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	ln, err := listen(ctx, addr)
 	if err != nil {
 		return err
@@ -374,6 +373,12 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, ready func(addr
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
+	return serveOn(ctx, ln, h)
+}
+
+// serveOn serves h on ln until ctx ends, then shuts down gracefully.
+func serveOn(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +41,10 @@ import (
 
 // Group is the consumer group of the sms.requests reader.
 const Group = "sluice-ingest"
+
+// IndexGroup is the consumer group of a status index divided between
+// replicas: it assigns sms.status's partitions to them.
+const IndexGroup = "sluice-ingest-index"
 
 // IdempotencyWindow is how long a (tenant, client_ref) is remembered: the
 // retention of sms.status, from which the record is rebuilt at start.
@@ -113,7 +119,11 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	// The status store comes first: it is the idempotency record, so neither
 	// front door may accept anything before it has caught up.
 	ready := make(chan struct{})
-	wg.Go(func() { fail(in.store.follow(ctx, cfg.Kafka.Brokers, env.Topic(schemas.TopicStatus), ready, log)) })
+	follow, err := in.indexFollower(ctx, &wg, fail, ready)
+	if err != nil {
+		return err
+	}
+	wg.Go(func() { fail(follow(ctx)) })
 	select {
 	case <-ready:
 		log.Info("status store restored", "messages", in.store.size())
@@ -143,6 +153,51 @@ func run(ctx context.Context, cfg config.Config, log *slog.Logger, h hooks) erro
 	return err
 }
 
+// indexFollower returns what keeps the status index current: a follower of
+// every partition, or, with a peer address, this replica's share of an
+// index divided between the replicas, whose peer API it starts serving.
+func (in *intake) indexFollower(ctx context.Context, wg *sync.WaitGroup, fail func(error), ready chan<- struct{}) (func(context.Context) error, error) {
+	cfg, log := in.env.Cfg, in.env.Log
+	topic := in.env.Topic(schemas.TopicStatus)
+	if cfg.Ingest.PeerAddr == "" {
+		return func(ctx context.Context) error { return in.store.follow(ctx, cfg.Kafka.Brokers, topic, ready, log) }, nil
+	}
+	ln, err := listen(ctx, cfg.Ingest.PeerAddr)
+	if err != nil {
+		return nil, fmt.Errorf("peer api: %w", err)
+	}
+	self, err := peerURL(cfg.Ingest.PeerURL, ln.Addr())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	group := in.env.Group(IndexGroup, schemas.TopicStatus)
+	group.Meta = []byte(self)
+	in.store.peers = newPeerDirectory(cfg.Kafka.Brokers, group.Group, topic, self, cfg.Ingest.PeerSecret)
+	wg.Go(func() { fail(serveOn(ctx, ln, in.store.peerHandler(cfg.Ingest.PeerSecret))) })
+	log.Info("status index divided between replicas", "group", group.Group, "peer_url", self)
+	return func(ctx context.Context) error { return in.store.followDivided(ctx, group, ready, log) }, nil
+}
+
+// peerURL is where peers reach this replica's peer API: configured, else
+// its listener's address, with the host name when it listens on every
+// interface.
+func peerURL(configured string, addr net.Addr) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if host, err = os.Hostname(); err != nil {
+			return "", fmt.Errorf("peer url: %w", err)
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
 type intake struct {
 	env     *service.Env
 	limits  Limits
@@ -166,7 +221,7 @@ func newIntake(env *service.Env, cfg config.Config, db *state.DB) (*intake, erro
 		in.tenants[t.ID] = true
 	}
 	var err error
-	in.metrics, err = newMetrics(env.Tel.Meter())
+	in.metrics, err = newMetrics(env.Tel.Meter(), in.store)
 	return in, err
 }
 
@@ -174,12 +229,15 @@ type metrics struct {
 	accepted, rejected, duplicates metric.Int64Counter
 }
 
-func newMetrics(m metric.Meter) (metrics, error) {
+func newMetrics(m metric.Meter, store *statusStore) (metrics, error) {
 	var out metrics
-	var errs [3]error
+	var errs [4]error
 	out.accepted, errs[0] = m.Int64Counter("sluice_ingest_accepted_total", metric.WithDescription("Messages accepted, by front door"))
 	out.rejected, errs[1] = m.Int64Counter("sluice_ingest_rejected_total", metric.WithDescription("Messages refused, by front door and error code"))
 	out.duplicates, errs[2] = m.Int64Counter("sluice_ingest_duplicates_total", metric.WithDescription("Copies of an accepted (tenant, client_ref) suppressed, by front door"))
+	_, errs[3] = m.Int64ObservableGauge("sluice_ingest_index_messages",
+		metric.WithDescription("Messages the status index holds on this replica (its partitions' share when divided)"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error { o.Observe(store.size()); return nil }))
 	if err := errors.Join(errs[:]...); err != nil {
 		return metrics{}, fmt.Errorf("metric: %w", err)
 	}
@@ -295,7 +353,7 @@ func (in *intake) acceptMany(ctx context.Context, door httpDoor, tenant string, 
 	for i, m := range msgs {
 		results[i] = Result{MessageID: m.Id, ClientRef: m.ClientRef, Segments: int(m.Segments), Encoding: message.EncodingName(m.Encoding)}
 		if m.ClientRef != "" && c.dup(m.Id) {
-			results[i] = in.original(tenant, results[i])
+			results[i] = in.original(ctx, tenant, results[i])
 			continue
 		}
 		acc, err := in.publish(ctx, m, now)
@@ -321,9 +379,9 @@ func (in *intake) acceptMany(ctx context.Context, door httpDoor, tenant string, 
 
 // original describes the message a duplicate is a copy of, as it was
 // accepted (a retry may differ, e.g. in its text).
-func (in *intake) original(tenant string, r Result) Result {
+func (in *intake) original(ctx context.Context, tenant string, r Result) Result {
 	r.Duplicate = true
-	value, ok, err := in.store.get(tenant, r.MessageID)
+	value, ok, err := in.store.get(ctx, tenant, r.MessageID)
 	if err != nil || !ok {
 		return r // the duplicate's answer, without the original's details
 	}

@@ -5,13 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
@@ -42,6 +39,12 @@ type statusStore struct {
 	// the follower usually reads one back before its writer records it, and
 	// then knows what it says without decoding it again.
 	writing map[string]published
+
+	// owned is nil while the store follows every partition itself; in an
+	// index divided between replicas (peers set), it holds the partitions
+	// this replica owns now, and peers finds the others' owners.
+	owned map[int]bool
+	peers *peerDirectory
 
 	// Where the follower is, for catchUp: sms.status's partition count
 	// (0 until known) and the next offset applied of each partition.
@@ -112,19 +115,36 @@ func (s *statusStore) meta(v []byte) (int64, bool, error) {
 
 // table returns the table that holds id.
 func (s *statusStore) table(id string) *statusTable {
+	p := s.partitionOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := 0
-	if s.partitions > 0 {
-		p = kafka.PartitionOf([]byte(id), s.partitions)
-	}
 	return s.tableLocked(p)
+}
+
+// partitionOf is the sms.status partition of id's events (0 while the
+// partition count is not known).
+func (s *statusStore) partitionOf(id string) int {
+	s.mu.Lock()
+	n := s.partitions
+	s.mu.Unlock()
+	if n == 0 {
+		return 0
+	}
+	return kafka.PartitionOf([]byte(id), n)
+}
+
+// owns tells whether this replica holds partition p's table.
+func (s *statusStore) owns(p int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owned == nil || s.owned[p]
 }
 
 func (s *statusStore) tableLocked(p int) *statusTable {
 	t, ok := s.tables[p]
 	if !ok {
-		t = &statusTable{st: s.db.Store(statusTag, p, s.topic, s.meta)}
+		// A timer only forgets its row: it needs no copy of it.
+		t = &statusTable{st: s.db.Store(statusTag, p, s.topic, s.meta).BareTimers()}
 		s.tables[p] = t
 	}
 	return t
@@ -226,177 +246,37 @@ func (p published) entry() statusEntry {
 	return statusEntry{tenant: p.tenant, rank: rank(message.StatusAccepted), at: p.at, value: p.value}
 }
 
-// get returns the latest status of tenant's message id; another tenant's
-// message is not found.
-func (s *statusStore) get(tenant, id string) ([]byte, bool, error) {
+// get returns the latest status of tenant's message id, from whichever
+// replica owns it; another tenant's message is not found.
+func (s *statusStore) get(ctx context.Context, tenant, id string) ([]byte, bool, error) {
+	var value []byte
+	var found bool
+	err := s.route(ctx, []string{id}, func([]string) error {
+		var err error
+		value, found, err = s.getHere(ctx, tenant, id)
+		return err
+	}, func(ctx context.Context, url string, _ []string) error {
+		var err error
+		value, found, err = s.peers.get(ctx, url, tenant, id)
+		return err
+	})
+	return value, found, err
+}
+
+// getHere is get of a partition this replica owns. A miss waits for the
+// follower to catch up: the message may have just been accepted elsewhere.
+func (s *statusStore) getHere(ctx context.Context, tenant, id string) ([]byte, bool, error) {
 	e, ok, err := s.lookup(id)
+	if err == nil && !ok {
+		var caughtUp bool
+		if caughtUp, err = s.catchUp(ctx, []string{id}); caughtUp {
+			e, ok, err = s.lookup(id)
+		}
+	}
 	if err != nil || !ok || e.tenant != tenant {
 		return nil, false, err
 	}
 	return e.value, true, nil
-}
-
-// claims are message ids a caller holds while it accepts them.
-type claims struct {
-	s       *statusStore
-	ids     []string
-	dups    map[string]bool
-	writing []published
-}
-
-// claim takes the ids (distinct) for the caller, waiting while another caller
-// holds one of them, and reports which are already known (duplicates). Ids
-// are taken in sorted order so that two callers never wait on each other.
-// The caller must call done.
-func (s *statusStore) claim(ctx context.Context, ids []string) (*claims, error) {
-	if err := s.catchUp(ctx, ids); err != nil {
-		return nil, err
-	}
-	c := &claims{s: s, dups: map[string]bool{}}
-	sorted := slices.Sorted(slices.Values(ids))
-	for _, id := range sorted {
-		if err := s.hold(ctx, id); err != nil {
-			c.done(nil)
-			return nil, err
-		}
-		// Looked up only once held: a holder before us wrote its row
-		// before it let go, so the lookup sees it.
-		known, err := s.known(id)
-		if err != nil {
-			s.let(id)
-			c.done(nil)
-			return nil, err
-		}
-		if known {
-			c.dups[id] = true
-			s.let(id)
-			continue
-		}
-		c.ids = append(c.ids, id)
-	}
-	return c, nil
-}
-
-// hold takes id for the caller, waiting while another caller holds it.
-func (s *statusStore) hold(ctx context.Context, id string) error {
-	for {
-		s.mu.Lock()
-		wait, busy := s.pending[id]
-		if !busy {
-			s.pending[id] = make(chan struct{})
-			s.mu.Unlock()
-			return nil
-		}
-		s.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for a copy of message %s: %w", id, ctx.Err())
-		}
-	}
-}
-
-// let gives back an id taken by hold.
-func (s *statusStore) let(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(s.pending[id])
-	delete(s.pending, id)
-}
-
-// catchUp waits until the store has applied every record that the
-// sms.status partitions of the ids it does not know held when it was
-// called: another replica may have just accepted one of them, and it
-// answered only once its accepted event was in Kafka. It costs one offsets
-// request per leader of those partitions.
-func (s *statusStore) catchUp(ctx context.Context, ids []string) error {
-	s.mu.Lock()
-	n := s.partitions
-	s.mu.Unlock()
-	var parts []int
-	seen := map[int]bool{}
-	for _, id := range ids {
-		if n == 0 {
-			break
-		}
-		known, err := s.known(id)
-		if err != nil {
-			return err
-		}
-		if p := kafka.PartitionOf([]byte(id), n); !known && !seen[p] {
-			seen[p] = true
-			parts = append(parts, p)
-		}
-	}
-	if len(parts) == 0 {
-		return nil
-	}
-	ends, err := kafka.PartitionsOffsets(ctx, s.brokers, s.topic, parts)
-	if err != nil {
-		return fmt.Errorf("status index: %w", err)
-	}
-	for {
-		s.mu.Lock()
-		behind := false
-		for _, p := range parts {
-			behind = behind || (!ends[p].Empty() && s.applied[p] < ends[p].Next)
-		}
-		wait := s.progress
-		s.mu.Unlock()
-		if !behind {
-			return nil
-		}
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return fmt.Errorf("status index behind %s: %w", s.topic, ctx.Err())
-		}
-	}
-}
-
-// advance records that partition's records before next are applied.
-func (s *statusStore) advance(partition int, next int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if next > s.applied[partition] {
-		s.applied[partition] = next
-		close(s.progress)
-		s.progress = make(chan struct{})
-	}
-}
-
-// dup reports whether id was already accepted.
-func (c *claims) dup(id string) bool { return c.dups[id] }
-
-// write tells the store the status events the caller is about to produce,
-// until done.
-func (c *claims) write(statuses []published) {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	for _, p := range statuses {
-		c.s.writing[p.id] = p
-	}
-	c.writing = statuses
-}
-
-// done records the status events of what was accepted (nil when nothing was
-// published) and releases the ids. A row it fails to write is written by the
-// follower when it reads the event back (which stops the service if the
-// disk fails it too): the event is durable in sms.status already.
-func (c *claims) done(statuses []published) {
-	for _, p := range statuses {
-		_ = c.s.put(p.id, p.entry())
-	}
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	for _, id := range c.ids {
-		close(c.s.pending[id])
-		delete(c.s.pending, id)
-	}
-	for _, p := range c.writing {
-		delete(c.s.writing, p.id)
-	}
-	c.ids, c.writing = nil, nil
 }
 
 // prune forgets messages whose latest event is older than the window, as
@@ -434,167 +314,15 @@ func (t *statusTable) pruneChunk(nowMs int64, limit int) (int, error) {
 	return n, txn.Commit()
 }
 
-// size is the number of messages held.
+// size is the number of messages held in the partitions this replica owns.
 func (s *statusStore) size() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n int64
-	for _, t := range s.tables {
-		n += t.st.Live()
+	for p, t := range s.tables {
+		if s.owned == nil || s.owned[p] {
+			n += t.st.Live()
+		}
 	}
 	return n
-}
-
-// follow reads every partition of topic into the store, each from its
-// table's checkpoint (from its first offset when the table has none), until
-// ctx ends or the store fails. ready is closed once the store holds
-// everything the topic held when follow started.
-func (s *statusStore) follow(ctx context.Context, brokers []string, topic string, ready chan<- struct{}, log *slog.Logger) error {
-	partitions, err := waitPartitions(ctx, brokers, topic, log)
-	if err != nil {
-		return nil // ctx ended
-	}
-	starts, err := s.restore(ctx, brokers, topic, partitions)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var remaining atomic.Int64
-	remaining.Store(int64(partitions))
-	caughtUp := func() {
-		if remaining.Add(-1) == 0 {
-			close(ready)
-		}
-	}
-	var wg sync.WaitGroup
-	for p := range partitions {
-		wg.Go(func() {
-			// After a failed record, none is applied: applied (and so the
-			// checkpoint) must not pass it.
-			failed := false
-			kafka.TailFrom(ctx, brokers, topic, p, starts[p], func(m kafka.Message) {
-				if failed {
-					return
-				}
-				if err := s.applyRecord(m.Key, m.Value); err != nil {
-					failed = true
-					cancel(fmt.Errorf("status index: %w", err))
-					return
-				}
-				s.advance(p, m.Offset+1)
-			}, caughtUp, log)
-		})
-	}
-	s.maintain(ctx, log)
-	wg.Wait()
-	// Only once the followers are done is applied final.
-	err = s.checkpoint()
-	if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
-		err = errors.Join(cause, err)
-	}
-	return err
-}
-
-// waitPartitions is topic's partition count, once its metadata is there.
-func waitPartitions(ctx context.Context, brokers []string, topic string, log *slog.Logger) (int, error) {
-	for {
-		n, err := kafka.PartitionCount(ctx, brokers, topic)
-		if err == nil {
-			return n, nil
-		}
-		// A topic just created may not have its leaders in place yet.
-		log.Warn("status store: topic not available yet; retrying", "topic", topic, "err", err)
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-// restore makes the partitions' tables and returns where each follower
-// starts: at its checkpoint. A checkpoint past the partition's end is from
-// another topic of that name (deleted and made again): that table is wiped.
-func (s *statusStore) restore(ctx context.Context, brokers []string, topic string, partitions int) ([]int64, error) {
-	s.mu.Lock()
-	s.brokers, s.topic, s.partitions, s.applied = brokers, topic, partitions, make([]int64, partitions)
-	s.tables = map[int]*statusTable{}
-	for p := range partitions {
-		s.tableLocked(p)
-	}
-	s.mu.Unlock()
-	all := make([]int, partitions)
-	for p := range all {
-		all[p] = p
-	}
-	ends, err := kafka.PartitionsOffsets(ctx, brokers, topic, all)
-	if err != nil {
-		return nil, fmt.Errorf("status index: %w", err)
-	}
-	starts := make([]int64, partitions)
-	for p := range partitions {
-		t := s.tables[p]
-		off, ok, err := t.st.Checkpoint()
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case !ok:
-			starts[p] = kafka.FirstOffset
-		case off > ends[p].Next:
-			if err := t.st.Wipe(); err != nil {
-				return nil, err
-			}
-			starts[p] = kafka.FirstOffset
-		default:
-			starts[p] = off
-			s.applied[p] = off
-		}
-	}
-	return starts, nil
-}
-
-// maintain checkpoints the tables every second and prunes them every
-// minute, until ctx ends.
-func (s *statusStore) maintain(ctx context.Context, log *slog.Logger) {
-	save := time.NewTicker(time.Second)
-	defer save.Stop()
-	prune := time.NewTicker(time.Minute)
-	defer prune.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-save.C:
-			if err := s.checkpoint(); err != nil {
-				log.Warn("status index: checkpoint failed; the next one covers it", "err", err)
-			}
-		case now := <-prune.C:
-			n, err := s.prune(now)
-			if err != nil {
-				log.Warn("status index: prune failed; the next one retries", "err", err)
-			}
-			if n > 0 {
-				log.Info("forgot messages past the idempotency window", "messages", n, "window", s.window)
-			}
-		}
-	}
-}
-
-// checkpoint records each table's applied offset. The rows below it were
-// committed before applied moved, and the checkpoint's synced write makes
-// them durable with it.
-func (s *statusStore) checkpoint() error {
-	s.mu.Lock()
-	applied := slices.Clone(s.applied)
-	tables := maps.Clone(s.tables)
-	s.mu.Unlock()
-	var err error
-	for p, off := range applied {
-		if off > 0 {
-			err = errors.Join(err, tables[p].st.SaveCheckpoint(off))
-		}
-	}
-	return err
 }

@@ -49,7 +49,7 @@ func TestStoreLatestStatus(t *testing.T) {
 	}
 	for i, tt := range tests {
 		s.apply(statusEvent(t, "acme", "m1", tt.status, now.Add(time.Duration(i)*time.Second)))
-		v, ok, err := s.get("acme", "m1")
+		v, ok, err := s.get(context.Background(), "acme", "m1")
 		if err != nil || !ok {
 			t.Fatal("acme's message not found")
 		}
@@ -58,7 +58,7 @@ func TestStoreLatestStatus(t *testing.T) {
 			t.Fatalf("after %s: status %q (%v), want %s", tt.status, st.Status, err, tt.want)
 		}
 	}
-	if _, ok, _ := s.get("globex", "m1"); ok {
+	if _, ok, _ := s.get(context.Background(), "globex", "m1"); ok {
 		t.Error("globex sees acme's message")
 	}
 	s.apply([]byte(`not json`))
@@ -72,7 +72,7 @@ func TestStoreLatestStatus(t *testing.T) {
 	if n, err := s.prune(now.Add(2 * time.Hour)); n != 1 || err != nil || s.size() != 0 {
 		t.Errorf("pruned %d past the window (%v), %d left", n, err, s.size())
 	}
-	if _, ok, _ := s.get("acme", "m1"); ok {
+	if _, ok, _ := s.get(context.Background(), "acme", "m1"); ok {
 		t.Error("a pruned message is still found")
 	}
 }
@@ -160,7 +160,7 @@ func TestStoreReadsBackWhatIsBeingWritten(t *testing.T) {
 				cl.done(nil)
 			}
 			got := ""
-			if value, ok, _ := s.get("acme", p.id); ok {
+			if value, ok, _ := s.get(context.Background(), "acme", p.id); ok {
 				var st message.Status
 				if err := jsonUnmarshalStatus(value, &st); err != nil {
 					t.Fatal(err)
@@ -170,7 +170,7 @@ func TestStoreReadsBackWhatIsBeingWritten(t *testing.T) {
 			if got != c.want {
 				t.Errorf("status %q, want %q", got, c.want)
 			}
-			if _, ok, _ := s.get("globex", p.id); ok {
+			if _, ok, _ := s.get(context.Background(), "globex", p.id); ok {
 				t.Error("another tenant finds the message")
 			}
 			if len(s.writing) != 0 || len(s.pending) != 0 {
