@@ -543,3 +543,49 @@ func TestSMPPFrontDoor(t *testing.T) {
 		t.Errorf("ingest container does not listen for smpp on 2776: %v", dig[[]any](c, "ports"))
 	}
 }
+
+// TestDividedIndex: by default ingest's replicas divide the status index,
+// each telling its peers its pod IP and the peer port, which the Service
+// does not expose; the peer token comes from the Secret. Turned off, no
+// replica listens for peers.
+func TestDividedIndex(t *testing.T) {
+	for _, divided := range []bool{true, false} {
+		objs, err := Render(chartDir, "sluice", "sms", kubeVersions[0], []string{"testdata/values-prod.yaml"},
+			[]string{"secrets.existingSecret=", "secrets.ingestPeerSecret=peer-token", fmt.Sprintf("ingest.index.divided=%v", divided)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rendered{objs: objs, by: map[string]Object{}}
+		for _, o := range objs {
+			r.by[o.Kind()+"/"+o.Name()] = o
+		}
+		c := dig[[]any](r.get(t, "Deployment", "sluice-ingest").Raw, "spec", "template", "spec", "containers")[0].(map[string]any)
+		addr, url := envValue(c, "SLUICE_INGEST_PEER_ADDR"), envValue(c, "SLUICE_INGEST_PEER_URL")
+		if !divided {
+			if addr != "" {
+				t.Errorf("not divided, but SLUICE_INGEST_PEER_ADDR=%q", addr)
+			}
+			continue
+		}
+		if addr != ":8082" || url != "http://$(POD_IP):8082" {
+			t.Errorf("peer addr %q, url %q, want :8082 and http://$(POD_IP):8082", addr, url)
+		}
+		var secretRef string
+		for _, e := range dig[[]any](c, "env") {
+			if m := e.(map[string]any); m["name"] == "SLUICE_INGEST_PEER_SECRET" {
+				secretRef = dig[string](m, "valueFrom", "secretKeyRef", "key")
+			}
+		}
+		if secretRef != "INGEST_PEER_SECRET" {
+			t.Errorf("SLUICE_INGEST_PEER_SECRET from secret key %q, want INGEST_PEER_SECRET", secretRef)
+		}
+		if got, _ := base64.StdEncoding.DecodeString(dig[string](r.get(t, "Secret", "sluice-secrets").Raw, "data", "INGEST_PEER_SECRET")); string(got) != "peer-token" {
+			t.Errorf("Secret's INGEST_PEER_SECRET = %q", got)
+		}
+		for _, p := range dig[[]any](r.get(t, "Service", "sluice-ingest").Raw, "spec", "ports") {
+			if m := p.(map[string]any); m["name"] == "peer" || m["targetPort"] == "peer" || m["port"] == float64(8082) {
+				t.Errorf("Service sluice-ingest exposes the peer API: %v", m)
+			}
+		}
+	}
+}

@@ -97,6 +97,9 @@ are ${VAR} references into the Secret.
 {{/* The Secret's data: every ${VAR} the config refers to. */}}
 {{- define "sluice.secretData" -}}
 CLICKHOUSE_PASSWORD: {{ .Values.secrets.clickhousePassword | default "" | b64enc | quote }}
+{{- with .Values.secrets.ingestPeerSecret }}
+INGEST_PEER_SECRET: {{ . | b64enc | quote }}
+{{- end }}
 {{- range .Values.carriers }}
 {{ printf "CARRIER_%s_PASSWORD" (include "sluice.envName" .id) }}: {{ .password | default "" | b64enc | quote }}
 {{- end }}
@@ -170,6 +173,22 @@ spec:
         - name: SLUICE_{{ upper .component }}_STATE_DIR
           value: /var/lib/sluice/{{ .component }}
         {{- end }}
+        {{- if and (eq .component "ingest") .v.index.divided }}
+        - name: POD_IP
+          valueFrom:
+            fieldRef:
+              fieldPath: status.podIP
+        - name: SLUICE_INGEST_PEER_ADDR
+          value: {{ printf ":%d" (int .v.index.peerPort) | quote }}
+        - name: SLUICE_INGEST_PEER_URL
+          value: {{ printf "http://$(POD_IP):%d" (int .v.index.peerPort) | quote }}
+        - name: SLUICE_INGEST_PEER_SECRET
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "sluice.secretName" $ctx }}
+              key: INGEST_PEER_SECRET
+              optional: true
+        {{- end }}
         {{- range $k, $val := $ctx.Values.env }}
         - name: {{ $k }}
           value: {{ $val | toString | quote }}
@@ -185,6 +204,11 @@ spec:
         - name: http
           containerPort: 8080
           protocol: TCP
+        {{- if .v.index.divided }}
+        - name: peer
+          containerPort: {{ .v.index.peerPort }}
+          protocol: TCP
+        {{- end }}
         {{- if $ctx.Values.ingest.smpp.enabled }}
         - name: smpp
           containerPort: {{ $ctx.Values.ingest.smpp.port }}
