@@ -984,8 +984,12 @@ type Held struct {
 	// for quota_day after this release, so that a restart that finds the
 	// marker but not the quota changelog record written after it still counts
 	// the release.
-	QuotaDay      string `protobuf:"bytes,6,opt,name=quota_day,json=quotaDay,proto3" json:"quota_day,omitempty"`
-	QuotaCount    uint64 `protobuf:"varint,7,opt,name=quota_count,json=quotaCount,proto3" json:"quota_count,omitempty"`
+	QuotaDay   string `protobuf:"bytes,6,opt,name=quota_day,json=quotaDay,proto3" json:"quota_day,omitempty"`
+	QuotaCount uint64 `protobuf:"varint,7,opt,name=quota_count,json=quotaCount,proto3" json:"quota_count,omitempty"`
+	// On a release marker: the messages it releases (one marker per tenant
+	// and release chunk); a marker of an earlier release names its one
+	// message in message_id.
+	ReleasedIds   []string `protobuf:"bytes,8,rep,name=released_ids,json=releasedIds,proto3" json:"released_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1067,6 +1071,13 @@ func (x *Held) GetQuotaCount() uint64 {
 		return x.QuotaCount
 	}
 	return 0
+}
+
+func (x *Held) GetReleasedIds() []string {
+	if x != nil {
+		return x.ReleasedIds
+	}
+	return nil
 }
 
 // TenantState is the router's changelog of one tenant's daily quota
@@ -1312,7 +1323,7 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\bsince_ms\x18\x04 \x01(\x03R\asinceMs\x12$\n" +
 	"\x0ereported_at_ms\x18\x05 \x01(\x03R\freportedAtMs\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x06 \x01(\tR\tlastError\"\xdc\x01\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\"\xff\x01\n" +
 	"\x04Held\x12,\n" +
 	"\amessage\x18\x01 \x01(\v2\x12.sluice.v1.MessageR\amessage\x12\x15\n" +
 	"\x06due_ms\x18\x02 \x01(\x03R\x05dueMs\x12\x16\n" +
@@ -1322,7 +1333,8 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\breleased\x18\x05 \x01(\bR\breleased\x12\x1b\n" +
 	"\tquota_day\x18\x06 \x01(\tR\bquotaDay\x12\x1f\n" +
 	"\vquota_count\x18\a \x01(\x04R\n" +
-	"quotaCount\"\xd9\x01\n" +
+	"quotaCount\x12!\n" +
+	"\freleased_ids\x18\b \x03(\tR\vreleasedIds\"\xd9\x01\n" +
 	"\vTenantState\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x10\n" +
 	"\x03day\x18\x02 \x01(\tR\x03day\x12\x14\n" +

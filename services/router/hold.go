@@ -157,11 +157,21 @@ func (h *holding) len() int64 { return h.st.Live() }
 func (h *holding) readBack(t *state.Txn, rec *sluicepb.Held, offset int64, headers []kafka.Header) error {
 	id := rec.GetMessageId()
 	if rec.GetReleased() {
-		if _, mine := h.released[id]; mine {
-			delete(h.released, id) // its row went with the release
-			return nil
+		ids := rec.GetReleasedIds()
+		if id != "" {
+			ids = append(ids, id) // a marker of one message
 		}
-		return h.remove(t, id) // released by an earlier owner of the partition, if still there
+		for _, id := range ids {
+			if _, mine := h.released[id]; mine {
+				delete(h.released, id) // its row went with the release
+				continue
+			}
+			// Released by an earlier owner of the partition, if still there.
+			if err := h.remove(t, id); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if _, gone := h.released[id]; gone {
 		return nil

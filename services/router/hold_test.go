@@ -152,4 +152,13 @@ func TestHolding(t *testing.T) {
 	if h.len() != 0 || low() != 99 {
 		t.Errorf("%d still held from offset %d, want none", h.len(), low())
 	}
+	// A marker of a chunk releases every message it names (one not held
+	// is no error).
+	for i, id := range []string{"c1", "c2", "c3"} {
+		readBack(int64(20+i), entry(id, now.Add(time.Hour), now.Add(time.Minute)))
+	}
+	readBack(30, &sluicepb.Held{Released: true, ReleasedIds: []string{"c1", "c3", "gone"}})
+	if h.len() != 1 || low() != 21 {
+		t.Errorf("%d held from offset %d after a chunk's marker, want c2 alone from 21", h.len(), low())
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -88,10 +89,11 @@ func (p *partition) countBacklog() {
 // writes collects what a batch produces.
 type writes struct {
 	out []kafka.Message
-	// released are the schedule's release markers, written after out: a
-	// marker durable without the message it releases would lose the
-	// message to a crash (the restart takes it as sent).
-	released []kafka.Message
+	// released are the messages taken out of the schedule, by tenant:
+	// their markers (one per tenant) are written after out, since a marker
+	// durable without the message it releases would lose the message to a
+	// crash (the restart takes it as sent).
+	released map[string][]string
 	touched  map[string]bool // quota tenants whose state changed
 }
 
@@ -643,22 +645,37 @@ func (p *partition) status(w *writes, m *sluicepb.Message, status, reason string
 	w.out = append(w.out, kafka.Message{Topic: p.r.env.Topic(schemas.TopicStatus), Key: []byte(m.Id), Value: value})
 }
 
-// released writes the marker that takes a message out of the schedule.
+// released takes a message out of the schedule: its tenant's marker names
+// it.
 func (p *partition) released(w *writes, m *sluicepb.Message, e *held) {
 	if e == nil {
 		return
 	}
-	marker := &sluicepb.Held{MessageId: m.Id, Released: true}
-	if w.touched[m.Tenant] {
-		st := p.quota[m.Tenant]
-		marker.QuotaDay, marker.QuotaCount = st.Day, st.Count
+	if w.released == nil {
+		w.released = map[string][]string{}
 	}
-	value, err := proto.Marshal(marker)
-	if err != nil {
-		panic(fmt.Sprintf("router: encode release marker: %v", err)) // cannot happen: plain values
-	}
-	w.released = append(w.released, kafka.Message{Topic: p.sched, Key: []byte(m.Tenant), Value: value})
+	w.released[m.Tenant] = append(w.released[m.Tenant], m.Id)
 	e.rel.done(e)
+}
+
+// markers are the release markers of a batch, one per tenant: one record
+// for a chunk's messages instead of one each. A tenant with a daily quota
+// has its count after the batch on it.
+func (p *partition) markers(w *writes) []kafka.Message {
+	out := make([]kafka.Message, 0, len(w.released))
+	for _, tenant := range slices.Sorted(maps.Keys(w.released)) {
+		marker := &sluicepb.Held{Released: true, ReleasedIds: w.released[tenant]}
+		if w.touched[tenant] {
+			st := p.quota[tenant]
+			marker.QuotaDay, marker.QuotaCount = st.Day, st.Count
+		}
+		value, err := proto.Marshal(marker)
+		if err != nil {
+			panic(fmt.Sprintf("router: encode release marker: %v", err)) // cannot happen: plain values
+		}
+		out = append(out, kafka.Message{Topic: p.sched, Key: []byte(tenant), Value: value})
+	}
+	return out
 }
 
 // flush writes a batch's records, then the release markers of what it took
@@ -673,7 +690,7 @@ func (p *partition) flush(ctx context.Context, w *writes) error {
 
 // records are a batch's writes, in the order they must be durable.
 func (p *partition) records(w *writes) [][]kafka.Message {
-	return [][]kafka.Message{w.out, w.released, p.quotaStates(w.touched)}
+	return [][]kafka.Message{w.out, p.markers(w), p.quotaStates(w.touched)}
 }
 
 // write writes batches one after the other.
