@@ -44,6 +44,10 @@ import (
 //   - ready-cold-s: ready with an empty disk, reading back
 //     SLUICE_BENCH_INDEX_COLD final-status records (default 200,000) written
 //     straight into sms.status, and cold-msg/s its rate.
+//
+// With SLUICE_BENCH_INDEX_DIVIDED=1 the process runs as a divided index's
+// only replica (ingest.peer_addr set): ready then includes joining the
+// index group.
 func BenchmarkIngestIndexScale(b *testing.B) {
 	heldN := benchSize("SLUICE_BENCH_INDEX", 1_000_000)
 	coldN := benchSize("SLUICE_BENCH_INDEX_COLD", 200_000)
@@ -231,6 +235,9 @@ func startIngestProcess(b *testing.B, bin string, cfg config.Config, stateDir st
 	fmt.Fprintf(&y, "kafka:\n  brokers: [%s]\n  topic_prefix: %q\n  replication_factor: %d\n  create_topics: false\n",
 		strings.Join(cfg.Kafka.Brokers, ", "), cfg.Kafka.TopicPrefix, cfg.Kafka.ReplicationFactor)
 	fmt.Fprintf(&y, "ingest:\n  admin_addr: \"\"\n  http_addr: %q\n  state_dir: %q\n", addr, stateDir)
+	if os.Getenv("SLUICE_BENCH_INDEX_DIVIDED") == "1" {
+		y.WriteString("  peer_addr: 127.0.0.1:0\n")
+	}
 	fmt.Fprintf(&y, "tenants:\n  - {id: acme, api_key_sha256: [%s]}\n", keyHash("acme-key"))
 	path := filepath.Join(b.TempDir(), "sluice.yaml")
 	if err := os.WriteFile(path, []byte(y.String()), 0o600); err != nil {
