@@ -15,6 +15,19 @@ import (
 // does not end it: it logs the error and, after a backoff, reads on from the
 // record after the last one handed over.
 func FollowPartition(ctx context.Context, brokers []string, topic string, partition int, from int64, fn func(Message), log *slog.Logger) {
+	FollowBatches(ctx, brokers, topic, partition, from, func(ms []Message) {
+		for _, m := range ms {
+			fn(m)
+		}
+	}, log)
+}
+
+// followBatchMax bounds the batches of FollowBatches.
+const followBatchMax = 1000
+
+// FollowBatches is FollowPartition handing fn the records as they come, in
+// batches (of up to 1,000): for a caller that writes each batch at once.
+func FollowBatches(ctx context.Context, brokers []string, topic string, partition int, from int64, fn func([]Message), log *slog.Logger) {
 	next := from
 	b := backoff.New(500*time.Millisecond, 10*time.Second)
 	for {
@@ -32,18 +45,21 @@ func FollowPartition(ctx context.Context, brokers []string, topic string, partit
 	}
 }
 
-// readPartition hands fn the records from *next on until an error, moving
-// *next past each one.
-func readPartition(ctx context.Context, brokers []string, topic string, partition int, next *int64, fn func(Message)) error {
+// readPartition hands fn the records from *next on, in batches, until an
+// error, moving *next past each batch.
+func readPartition(ctx context.Context, brokers []string, topic string, partition int, next *int64, fn func([]Message)) error {
 	r := sharedFetcher(brokers).subscribe(topic, partition, *next)
 	defer r.Close()
 	for {
-		m, err := r.fetchOne(ctx)
+		ms, err := r.batch(ctx, time.Hour, 0, followBatchMax)
 		if err != nil {
 			return fmt.Errorf("read %s/%d: %w", topic, partition, err)
 		}
-		*next = m.Offset + 1
-		fn(m)
+		if len(ms) == 0 {
+			continue
+		}
+		*next = ms[len(ms)-1].Offset + 1
+		fn(ms)
 	}
 }
 
@@ -89,6 +105,16 @@ func Tail(ctx context.Context, brokers []string, topic string, partition int, fn
 // TailFrom is Tail from offset from (or the first offset, if it is before
 // it): for a caller that holds the records before from already.
 func TailFrom(ctx context.Context, brokers []string, topic string, partition int, from int64, fn func(Message), caught func(), log *slog.Logger) {
+	TailBatchesFrom(ctx, brokers, topic, partition, from, func(ms []Message) {
+		for _, m := range ms {
+			fn(m)
+		}
+	}, caught, log)
+}
+
+// TailBatchesFrom is TailFrom handing fn batches, as FollowBatches does;
+// caught comes after the batch that completes the view.
+func TailBatchesFrom(ctx context.Context, brokers []string, topic string, partition int, from int64, fn func([]Message), caught func(), log *slog.Logger) {
 	s, err := WaitOffsets(ctx, brokers, topic, partition, log)
 	if err != nil {
 		return // ctx ended
@@ -98,9 +124,9 @@ func TailFrom(ctx context.Context, brokers []string, topic string, partition int
 	if !behind {
 		caught()
 	}
-	FollowPartition(ctx, brokers, topic, partition, from, func(m Message) {
-		fn(m)
-		if behind && m.Offset+1 >= s.Next {
+	FollowBatches(ctx, brokers, topic, partition, from, func(ms []Message) {
+		fn(ms)
+		if behind && ms[len(ms)-1].Offset+1 >= s.Next {
 			behind = false
 			caught()
 		}

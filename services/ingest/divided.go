@@ -106,12 +106,13 @@ func (s *statusStore) own(ctx context.Context, c *kafka.Claim, caught func(p int
 		if err != nil {
 			return err
 		}
-		for _, m := range batch {
-			if err := s.applyRecord(m.Key, m.Value); err != nil {
-				return fmt.Errorf("status index: %w", err)
-			}
-			s.advance(p, m.Offset+1)
+		if len(batch) == 0 {
+			continue
 		}
+		if err := s.applyBatch(p, batch); err != nil {
+			return fmt.Errorf("status index: %w", err)
+		}
+		s.advance(p, batch[len(batch)-1].Offset+1)
 	}
 }
 

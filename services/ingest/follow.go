@@ -37,19 +37,19 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 	var wg sync.WaitGroup
 	for p := range partitions {
 		wg.Go(func() {
-			// After a failed record, none is applied: applied (and so the
+			// After a failed batch, none is applied: applied (and so the
 			// checkpoint) must not pass it.
 			failed := false
-			kafka.TailFrom(ctx, brokers, topic, p, starts[p], func(m kafka.Message) {
+			kafka.TailBatchesFrom(ctx, brokers, topic, p, starts[p], func(batch []kafka.Message) {
 				if failed {
 					return
 				}
-				if err := s.applyRecord(m.Key, m.Value); err != nil {
+				if err := s.applyBatch(p, batch); err != nil {
 					failed = true
 					cancel(fmt.Errorf("status index: %w", err))
 					return
 				}
-				s.advance(p, m.Offset+1)
+				s.advance(p, batch[len(batch)-1].Offset+1)
 			}, caughtUp, log)
 		})
 	}

@@ -27,7 +27,7 @@ func TestPeerAPI(t *testing.T) {
 		}
 	}
 	s.owned[0] = true
-	if err := s.apply(statusEvent(t, "acme", mine, message.StatusDelivered, time.Now())); err != nil {
+	if err := apply(s, statusEvent(t, "acme", mine, message.StatusDelivered, time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(s.peerHandler("token"))

@@ -182,9 +182,66 @@ func rank(status string) int {
 	}
 }
 
-// apply records one sms.status record; records it cannot read are ignored
-// (the topic is public, and the store is only an index of it).
-func (s *statusStore) apply(value []byte) error {
+// applyBatch records a batch of one partition's sms.status records in one
+// write of its table (the cost of a write is mostly per write, not per
+// row). Records it cannot read are ignored: the topic is public, and the
+// store is only an index of it.
+func (s *statusStore) applyBatch(partition int, batch []kafka.Message) error {
+	strays, err := s.applyToTable(partition, batch)
+	if err != nil {
+		return err
+	}
+	// Lookups go to the table of the id's partition: a record some other
+	// producer put in another partition goes there too.
+	for _, st := range strays {
+		if err := s.put(st.id, st.entry); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stray is a record whose id belongs to another partition's table.
+type stray struct {
+	id    string
+	entry statusEntry
+}
+
+// applyToTable writes the batch's records of ids of partition into its
+// table, and returns the others.
+func (s *statusStore) applyToTable(partition int, batch []kafka.Message) ([]stray, error) {
+	s.mu.Lock()
+	t := s.tableLocked(partition)
+	s.mu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	txn := t.st.Begin()
+	defer txn.Discard()
+	var strays []stray
+	for _, m := range batch {
+		id, e, ok := s.entryOf(m.Key, m.Value)
+		switch {
+		case !ok:
+		case s.partitionOf(id) != partition:
+			strays = append(strays, stray{id, e})
+		default:
+			if err := s.putTxn(txn, id, e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return strays, txn.Commit()
+}
+
+// entryOf reads a record of sms.status, keyed by message id: the events
+// ingest wrote itself come back this way, and need no decoding.
+func (s *statusStore) entryOf(key, value []byte) (string, statusEntry, bool) {
+	s.mu.Lock()
+	p, writing := s.writing[string(key)]
+	s.mu.Unlock()
+	if writing && bytes.Equal(p.value, value) {
+		return p.id, p.entry(), true
+	}
 	var ev struct {
 		MessageID string    `json:"message_id"`
 		Tenant    string    `json:"tenant"`
@@ -192,21 +249,9 @@ func (s *statusStore) apply(value []byte) error {
 		EventTime time.Time `json:"event_time"`
 	}
 	if json.Unmarshal(value, &ev) != nil || ev.MessageID == "" {
-		return nil
+		return "", statusEntry{}, false
 	}
-	return s.put(ev.MessageID, statusEntry{tenant: ev.Tenant, rank: rank(ev.Status), at: ev.EventTime, value: value})
-}
-
-// applyRecord is apply for a record of sms.status, keyed by message id: the
-// events ingest wrote itself come back this way, and need no decoding.
-func (s *statusStore) applyRecord(key, value []byte) error {
-	s.mu.Lock()
-	p, writing := s.writing[string(key)]
-	s.mu.Unlock()
-	if writing && bytes.Equal(p.value, value) {
-		return s.put(p.id, p.entry())
-	}
-	return s.apply(value)
+	return ev.MessageID, statusEntry{tenant: ev.Tenant, rank: rank(ev.Status), at: ev.EventTime, value: value}, true
 }
 
 // put stores e unless id already has a later status. Rows are written
@@ -218,6 +263,14 @@ func (s *statusStore) put(id string, e statusEntry) error {
 	defer t.mu.Unlock()
 	txn := t.st.Begin()
 	defer txn.Discard()
+	if err := s.putTxn(txn, id, e); err != nil {
+		return err
+	}
+	return txn.Commit()
+}
+
+// putTxn is put in txn.
+func (s *statusStore) putTxn(txn *state.Txn, id string, e statusEntry) error {
 	if v, ok, err := txn.Get(id); err != nil {
 		return err
 	} else if ok {
@@ -228,10 +281,7 @@ func (s *statusStore) put(id string, e statusEntry) error {
 	}
 	row := encodeEntry(e)
 	deadline, _, _ := s.meta(row)
-	if err := txn.Apply(id, row, deadline, true); err != nil {
-		return err
-	}
-	return txn.Commit()
+	return txn.Apply(id, row, deadline, true)
 }
 
 // published is an "accepted" status event a front door has written.

@@ -25,6 +25,16 @@ func statusEvent(t testing.TB, tenant, id, status string, at time.Time) []byte {
 	return v
 }
 
+// apply records one sms.status record in its partition's table, as the
+// follower does.
+func apply(s *statusStore, value []byte) error {
+	var ev struct {
+		MessageID string `json:"message_id"`
+	}
+	_ = json.Unmarshal(value, &ev)
+	return s.applyBatch(s.partitionOf(ev.MessageID), []kafka.Message{{Key: []byte(ev.MessageID), Value: value}})
+}
+
 // testStatusStore is a status store on a temporary disk store.
 func testStatusStore(t testing.TB, window time.Duration) *statusStore {
 	t.Helper()
@@ -48,7 +58,7 @@ func TestStoreLatestStatus(t *testing.T) {
 		{message.StatusSubmitted, message.StatusDelivered}, // a late submit event
 	}
 	for i, tt := range tests {
-		s.apply(statusEvent(t, "acme", "m1", tt.status, now.Add(time.Duration(i)*time.Second)))
+		apply(s, statusEvent(t, "acme", "m1", tt.status, now.Add(time.Duration(i)*time.Second)))
 		v, ok, err := s.get(context.Background(), "acme", "m1")
 		if err != nil || !ok {
 			t.Fatal("acme's message not found")
@@ -61,8 +71,8 @@ func TestStoreLatestStatus(t *testing.T) {
 	if _, ok, _ := s.get(context.Background(), "globex", "m1"); ok {
 		t.Error("globex sees acme's message")
 	}
-	s.apply([]byte(`not json`))
-	s.apply([]byte(`{"status":"accepted"}`))
+	apply(s, []byte(`not json`))
+	apply(s, []byte(`{"status":"accepted"}`))
 	if s.size() != 1 {
 		t.Errorf("store holds %d messages, want 1 (unreadable events ignored)", s.size())
 	}
@@ -152,7 +162,7 @@ func TestStoreReadsBackWhatIsBeingWritten(t *testing.T) {
 			}
 			cl.write([]published{p})
 			if c.readBack != nil {
-				s.applyRecord([]byte(p.id), c.readBack(t, p.id))
+				s.applyBatch(s.partitionOf(p.id), []kafka.Message{{Key: []byte(p.id), Value: c.readBack(t, p.id)}})
 			}
 			if c.published {
 				cl.done([]published{p})
