@@ -80,11 +80,24 @@ func (s *statusStore) knownAnywhere(ctx context.Context, ids []string) (map[stri
 // was called: another replica may have just accepted one, and it answered
 // only once its accepted event was in Kafka.
 func (s *statusStore) knownHere(ctx context.Context, ids []string) ([]string, error) {
-	var known, unknown []string
+	known, unknown, err := s.sortKnown(ids)
+	if err != nil || len(unknown) == 0 {
+		return known, err
+	}
+	caughtUp, err := s.catchUp(ctx, unknown)
+	if err != nil || !caughtUp {
+		return known, err
+	}
+	late, _, err := s.sortKnown(unknown)
+	return append(known, late...), err
+}
+
+// sortKnown sorts ids into those the store knows and the others.
+func (s *statusStore) sortKnown(ids []string) (known, unknown []string, err error) {
 	for _, id := range ids {
 		ok, err := s.known(id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ok {
 			known = append(known, id)
@@ -92,23 +105,7 @@ func (s *statusStore) knownHere(ctx context.Context, ids []string) ([]string, er
 			unknown = append(unknown, id)
 		}
 	}
-	if len(unknown) == 0 {
-		return known, nil
-	}
-	caughtUp, err := s.catchUp(ctx, unknown)
-	if err != nil || !caughtUp {
-		return known, err
-	}
-	for _, id := range unknown {
-		ok, err := s.known(id)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			known = append(known, id)
-		}
-	}
-	return known, nil
+	return known, unknown, nil
 }
 
 // hold takes id for the caller, waiting while another caller holds it.
