@@ -272,22 +272,35 @@ func (p *partition) loop(ctx context.Context) error {
 			continue
 		default:
 		}
-		more, err := p.release(ctx)
+		more, blocked, err := p.release(ctx)
 		if err != nil {
 			return err
 		}
-		if more {
+		switch {
+		case blocked:
+			timer.Reset(time.Hour) // the oldest chunk's write wakes the loop
+		case more:
 			timer.Reset(0)
-		} else if next, ok, err := p.held.next(); err != nil {
-			return err
-		} else if ok {
-			timer.Reset(max(time.Until(next), 0))
-		} else {
-			timer.Reset(time.Hour)
+		default:
+			next, ok, err := p.held.next()
+			if err != nil {
+				return err
+			}
+			if ok {
+				timer.Reset(max(time.Until(next), 0))
+			} else {
+				timer.Reset(time.Hour)
+			}
+		}
+		var written <-chan struct{}
+		if len(p.writing) > 0 {
+			written = p.writing[0].done
 		}
 		select {
 		case b := <-otp:
 			err = p.lane(ctx, p.otp, b)
+		case <-written:
+			err = p.awaitReleases(len(p.writing) - 1)
 		case b := <-bulk:
 			err = p.bulkLane(ctx, b, otp)
 		case b := <-sched:
@@ -435,20 +448,23 @@ func (p *partition) bulkLane(ctx context.Context, batch []kafka.Message, otp <-c
 }
 
 // release decides the held messages that are due, one chunk at a time, and
-// tells whether more are due.
-func (p *partition) release(ctx context.Context) (bool, error) {
+// tells whether more are due, or whether it is blocked until the oldest
+// chunk in flight is written. It never waits for a write itself (but for a
+// chunk that counts quotas, see awaitFor): the loop serves otp meanwhile.
+func (p *partition) release(ctx context.Context) (more, blocked bool, err error) {
+	if len(p.writing) >= maxReleasesInFlight {
+		return false, true, nil
+	}
 	now := p.r.now()
 	rel, err := p.held.due(now, releaseChunk)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if len(rel.entries) == 0 {
 		rel.abort()
 		// What is due may all be in the chunks in flight: once they are
-		// written, look again. (Go leaves the order of the two return
-		// operands unspecified, so the count is taken first.)
-		more := len(p.writing) > 0
-		return more, p.awaitReleases(0)
+		// written, look again.
+		return false, len(p.writing) > 0, nil
 	}
 	pol := p.r.policy.Load()
 	w := &writes{touched: map[string]bool{}}
@@ -457,21 +473,23 @@ func (p *partition) release(ctx context.Context) (bool, error) {
 	}
 	if err := p.awaitFor(w, maxReleasesInFlight-1); err != nil {
 		rel.abort()
-		return false, err
+		return false, false, err
 	}
 	batches := p.records(w)
 	wctx, cancel := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- p.write(wctx, batches) }()
-	p.writing = append(p.writing, &inFlight{rel: rel, errc: errc, cancel: cancel})
-	return len(rel.entries) == releaseChunk, nil
+	f := &inFlight{rel: rel, done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(f.done)
+		f.err = p.write(wctx, batches)
+	}()
+	p.writing = append(p.writing, f)
+	return len(rel.entries) == releaseChunk, false, nil
 }
 
 // maxReleasesInFlight bounds the release chunks being written at once: a
 // chunk costs two produce round trips (records, then markers), and the
-// next one is decided meanwhile. More in flight release faster but hold
-// otp back behind their writes (see the README's schedule figures).
-const maxReleasesInFlight = 1
+// next ones are decided and written meanwhile.
+const maxReleasesInFlight = 2
 
 // awaitFor makes room for a write: with quota states it waits for every
 // chunk in flight, so that the states reach their changelog in order;
@@ -483,10 +501,12 @@ func (p *partition) awaitFor(w *writes, keep int) error {
 	return p.awaitReleases(keep)
 }
 
-// inFlight is a release chunk whose records are being written.
+// inFlight is a release chunk whose records are being written: err is
+// the write's outcome once done is closed.
 type inFlight struct {
 	rel    *release
-	errc   chan error
+	done   chan struct{}
+	err    error
 	cancel context.CancelFunc
 }
 
@@ -500,7 +520,8 @@ func (p *partition) awaitReleases(keep int) error {
 	for len(p.writing) > keep {
 		f := p.writing[0]
 		p.writing = p.writing[1:]
-		err := <-f.errc
+		<-f.done
+		err := f.err
 		f.cancel()
 		if err == nil {
 			err = f.rel.commit()
@@ -518,7 +539,7 @@ func (p *partition) awaitReleases(keep int) error {
 func (p *partition) dropRelease() {
 	for _, f := range p.writing {
 		f.cancel()
-		<-f.errc
+		<-f.done
 		f.rel.abort()
 	}
 	p.writing = nil
