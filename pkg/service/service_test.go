@@ -5,10 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
-
-	kgo "github.com/segmentio/kafka-go"
+	"time"
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
@@ -28,19 +28,23 @@ func TestConsumerLagOnMetrics(t *testing.T) {
 	if err := kafka.EnsureTopics(ctx, brokers, testenv.ReplicationFactor(), []kafka.TopicSpec{{Name: topic, Partitions: 2}}); err != nil {
 		t.Fatal(err)
 	}
-	w := &kgo.Writer{Addr: kgo.TCP(brokers...), Topic: topic, RequiredAcks: kgo.RequireAll, Balancer: &kgo.RoundRobin{}}
-	msgs := make([]kgo.Message, 8)
-	for i := range msgs {
-		msgs[i] = kgo.Message{Value: []byte("x")}
+	// Four records on each partition, as a round robin would place them.
+	var msgs []kafka.Message
+	per := map[int]int{}
+	for i := 0; len(msgs) < 8; i++ {
+		k := []byte("k" + strconv.Itoa(i))
+		if p := kafka.PartitionOf(k, 2); per[p] < 4 {
+			per[p]++
+			msgs = append(msgs, kafka.Message{Topic: topic, Key: k, Value: []byte("x")})
+		}
 	}
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
+	p := kafka.NewProducer(brokers, time.Millisecond)
+	defer p.Close()
+	if err := p.Produce(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	_ = w.Close()
-	client := &kgo.Client{Addr: kgo.TCP(brokers...)}
 	for _, g := range []string{prefix + "sluice-test-a", prefix + "sluice-other"} {
-		if _, err := client.OffsetCommit(ctx, &kgo.OffsetCommitRequest{GroupID: g, GenerationID: -1,
-			Topics: map[string][]kgo.OffsetCommit{topic: {{Partition: 0, Offset: 1}, {Partition: 1, Offset: 1}}}}); err != nil {
+		if err := kafka.CommitOffsets(ctx, brokers, g, topic, map[int]int64{0: 1, 1: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}

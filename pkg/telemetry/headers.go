@@ -3,8 +3,9 @@ package telemetry
 import (
 	"context"
 
-	kgo "github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/sluice-sms/sluice/pkg/kafka"
 )
 
 // propagator is W3C trace context and baggage, the one sluice speaks in
@@ -12,7 +13,7 @@ import (
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
 // HeaderCarrier carries trace context in Kafka record headers.
-type HeaderCarrier struct{ Headers *[]kgo.Header }
+type HeaderCarrier struct{ Headers *[]kafka.Header }
 
 // Get returns the value of the first header named key.
 func (c HeaderCarrier) Get(key string) string {
@@ -32,7 +33,7 @@ func (c HeaderCarrier) Set(key, value string) {
 			return
 		}
 	}
-	*c.Headers = append(*c.Headers, kgo.Header{Key: key, Value: []byte(value)})
+	*c.Headers = append(*c.Headers, kafka.Header{Key: key, Value: []byte(value)})
 }
 
 // Keys lists the header names.
@@ -45,11 +46,11 @@ func (c HeaderCarrier) Keys() []string {
 }
 
 // Inject writes the trace context of ctx into headers.
-func Inject(ctx context.Context, headers *[]kgo.Header) {
+func Inject(ctx context.Context, headers *[]kafka.Header) {
 	propagator.Inject(ctx, HeaderCarrier{Headers: headers})
 }
 
 // Extract returns ctx with the trace context found in headers.
-func Extract(ctx context.Context, headers []kgo.Header) context.Context {
+func Extract(ctx context.Context, headers []kafka.Header) context.Context {
 	return propagator.Extract(ctx, HeaderCarrier{Headers: &headers})
 }

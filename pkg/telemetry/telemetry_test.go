@@ -14,9 +14,10 @@ import (
 	"sync"
 	"testing"
 
-	kgo "github.com/segmentio/kafka-go"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-sms/sluice/pkg/kafka"
 )
 
 // setup builds a Telemetry with no OTLP exporter, whatever the environment
@@ -168,7 +169,7 @@ func TestTraceContextThroughKafkaHeaders(t *testing.T) {
 	tel := setup(t, "sluice-test")
 	ctx, span := tel.Tracer().Start(context.Background(), "produce")
 	defer span.End()
-	headers := []kgo.Header{{Key: "traceparent", Value: []byte("stale")}, {Key: "other", Value: []byte("kept")}}
+	headers := []kafka.Header{{Key: "traceparent", Value: []byte("stale")}, {Key: "other", Value: []byte("kept")}}
 	Inject(ctx, &headers)
 	if len(headers) != 2 || string(headers[1].Value) != "kept" {
 		t.Fatalf("Inject must replace traceparent and keep the rest: %v", headers)

@@ -2,15 +2,13 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
-
+	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/kafka/embedded"
 )
 
@@ -34,14 +32,17 @@ func Kafka(t testing.TB) []string {
 // least as many live brokers as addresses given, and a controller (an open port alone does not mean the broker
 // has joined its cluster). It retries until ctx ends.
 func WaitKafka(ctx context.Context, brokers []string) error {
-	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 5 * time.Second}
 	return retry(ctx, func(ctx context.Context) error {
-		md, err := client.Metadata(ctx, &kgo.MetadataRequest{Topics: []string{}})
+		// An attempt waits 5 s at most: a broker still starting is asked
+		// again rather than waited for.
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c, err := kafka.DescribeCluster(ctx, brokers)
 		if err != nil {
-			return fmt.Errorf("metadata: %w", err)
+			return err
 		}
-		if len(md.Brokers) < len(brokers) || md.Controller.ID < 0 {
-			return fmt.Errorf("metadata lists %d of %d brokers, controller %d", len(md.Brokers), len(brokers), md.Controller.ID)
+		if len(c.Brokers) < len(brokers) || c.Controller == kafka.NoBroker {
+			return fmt.Errorf("metadata lists %d of %d brokers, controller %d", len(c.Brokers), len(brokers), c.Controller)
 		}
 		return nil
 	})
@@ -69,29 +70,15 @@ func retry(ctx context.Context, try func(context.Context) error) error {
 func deleteTopics(brokers []string, prefix string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}
-	md, err := client.Metadata(ctx, &kgo.MetadataRequest{})
+	all, err := kafka.Topics(ctx, brokers)
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return err
 	}
 	var names []string
-	for _, tp := range md.Topics {
-		if strings.HasPrefix(tp.Name, prefix) {
-			names = append(names, tp.Name)
+	for _, name := range all {
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
 		}
 	}
-	if len(names) == 0 {
-		return nil
-	}
-	resp, err := client.DeleteTopics(ctx, &kgo.DeleteTopicsRequest{Topics: names})
-	if err != nil {
-		return fmt.Errorf("delete topics: %w", err)
-	}
-	var errs []error
-	for name, err := range resp.Errors {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-		}
-	}
-	return errors.Join(errs...)
+	return kafka.DeleteTopics(ctx, brokers, names...)
 }

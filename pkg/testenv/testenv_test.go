@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
-
+	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/kafka/embedded"
 	"github.com/sluice-sms/sluice/pkg/testenv"
 )
@@ -49,52 +49,63 @@ func TestKafkaRoundTrip(t *testing.T) {
 			const partitions = 3
 			createTopic(ctx, t, brokers, topic, partitions, tt.rf)
 
-			w := &kgo.Writer{
-				Addr:         kgo.TCP(brokers...),
-				Topic:        topic,
-				Balancer:     &kgo.Murmur2Balancer{},
-				RequiredAcks: kgo.RequireAll,
-				BatchTimeout: time.Millisecond,
-				MaxAttempts:  20, // a new topic's leaders may take a moment to be known
-			}
+			p := kafka.NewProducer(brokers, time.Millisecond)
 			const n = 30
 			want := make(map[string]string, n)
-			msgs := make([]kgo.Message, 0, n)
+			msgs := make([]kafka.Message, 0, n)
 			for i := range n {
 				k, v := "key-"+strconv.Itoa(i), fmt.Sprintf("value %d \x00\xff", i)
 				want[k] = v
-				msgs = append(msgs, kgo.Message{Key: []byte(k), Value: []byte(v)})
+				msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(k), Value: []byte(v)})
 			}
-			if err := w.WriteMessages(ctx, msgs...); err != nil {
+			if err := p.Produce(ctx, msgs...); err != nil {
 				t.Fatalf("produce: %v", err)
 			}
-			if err := w.Close(); err != nil {
-				t.Fatalf("close writer: %v", err)
+			if err := p.Close(); err != nil {
+				t.Fatalf("close producer: %v", err)
 			}
 
 			group := testenv.TopicPrefix(t) + "group"
-			r := kgo.NewReader(kgo.ReaderConfig{
-				Brokers:     brokers,
-				GroupID:     group,
-				Topic:       topic,
-				StartOffset: kgo.FirstOffset,
-				MaxWait:     100 * time.Millisecond,
+			var (
+				mu         sync.Mutex
+				committed  = make(map[int]int64) // partition → next offset
+				unexpected []string
+			)
+			// One record a batch: each is committed on its own, as it is read.
+			handle := func(_ context.Context, _ string, batch []kafka.Message) error {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, m := range batch {
+					if v, ok := want[string(m.Key)]; !ok || v != string(m.Value) {
+						unexpected = append(unexpected, fmt.Sprintf("%q=%q (partition %d offset %d)", m.Key, m.Value, m.Partition, m.Offset))
+					}
+					delete(want, string(m.Key))
+					committed[m.Partition] = m.Offset + 1
+				}
+				return nil
+			}
+			consumeCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				done <- kafka.ConsumeBatches(consumeCtx, kafka.GroupConfig{Brokers: brokers, Group: group, Topics: []string{topic}},
+					kafka.BatchOptions{Max: 1}, handle)
+			}()
+			waitErr := waitUntil(ctx, func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(want) == 0 || len(unexpected) > 0
 			})
-			defer r.Close()
-			committed := make(map[int]int64) // partition → next offset
-			for len(want) > 0 {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					t.Fatalf("fetch with %d records missing: %v", len(want), err)
-				}
-				if v, ok := want[string(m.Key)]; !ok || v != string(m.Value) {
-					t.Fatalf("unexpected record %q=%q (partition %d offset %d)", m.Key, m.Value, m.Partition, m.Offset)
-				}
-				delete(want, string(m.Key))
-				if err := r.CommitMessages(ctx, m); err != nil {
-					t.Fatalf("commit: %v", err)
-				}
-				committed[m.Partition] = m.Offset + 1
+			stop() // on shutdown the group commits what it has handled
+			if err := <-done; err != nil {
+				t.Fatalf("consumer group: %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(unexpected) > 0 {
+				t.Fatalf("unexpected records: %v", unexpected)
+			}
+			if waitErr != nil {
+				t.Fatalf("fetch with %d records missing: %v", len(want), waitErr)
 			}
 
 			offsets := fetchCommitted(ctx, t, brokers, group, topic, partitions)
@@ -114,38 +125,32 @@ func TestKafkaRoundTrip(t *testing.T) {
 
 func createTopic(ctx context.Context, t *testing.T, brokers []string, topic string, partitions, rf int) {
 	t.Helper()
-	client := &kgo.Client{Addr: kgo.TCP(brokers...)}
-	resp, err := client.CreateTopics(ctx, &kgo.CreateTopicsRequest{Topics: []kgo.TopicConfig{{
-		Topic: topic, NumPartitions: partitions, ReplicationFactor: rf,
-	}}})
-	if err != nil {
+	if err := kafka.EnsureTopics(ctx, brokers, rf, []kafka.TopicSpec{{Name: topic, Partitions: partitions}}); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
-	if err := resp.Errors[topic]; err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
+}
+
+// waitUntil polls cond every 20 ms until it holds or ctx ends.
+func waitUntil(ctx context.Context, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
+	return nil
 }
 
 func fetchCommitted(ctx context.Context, t *testing.T, brokers []string, group, topic string, partitions int) map[int]int64 {
 	t.Helper()
-	client := &kgo.Client{Addr: kgo.TCP(brokers...)}
 	ps := make([]int, partitions)
 	for i := range ps {
 		ps[i] = i
 	}
-	resp, err := client.OffsetFetch(ctx, &kgo.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	offsets, err := kafka.CommittedOffsets(ctx, brokers, group, topic, ps)
 	if err != nil {
 		t.Fatalf("offset fetch: %v", err)
-	}
-	if resp.Error != nil {
-		t.Fatalf("offset fetch: %v", resp.Error)
-	}
-	offsets := make(map[int]int64)
-	for _, p := range resp.Topics[topic] {
-		if p.Error != nil {
-			t.Fatalf("offset fetch partition %d: %v", p.Partition, p.Error)
-		}
-		offsets[p.Partition] = p.CommittedOffset
 	}
 	return offsets
 }
@@ -154,13 +159,11 @@ func TestKafkaRejectsUnknownTopic(t *testing.T) {
 	// Topics come from the catalogue only: producing to a missing topic must
 	// fail, on the embedded broker as on the real one.
 	brokers := testenv.Kafka(t)
-	w := &kgo.Writer{Addr: kgo.TCP(brokers...), Topic: testenv.TopicPrefix(t) + "missing",
-		RequiredAcks: kgo.RequireAll, BatchTimeout: time.Millisecond, MaxAttempts: 2,
-		WriteBackoffMax: 10 * time.Millisecond}
-	defer w.Close()
-	err := w.WriteMessages(t.Context(), kgo.Message{Value: []byte("x")})
-	if !errors.Is(err, kgo.UnknownTopicOrPartition) {
-		t.Fatalf("produce to a missing topic: got %v, want %v", err, kgo.UnknownTopicOrPartition)
+	p := kafka.NewProducer(brokers, time.Millisecond)
+	defer p.Close()
+	err := p.Produce(t.Context(), kafka.Message{Topic: testenv.TopicPrefix(t) + "missing", Value: []byte("x")})
+	if !errors.Is(err, kafka.ErrUnknownTopicOrPartition) {
+		t.Fatalf("produce to a missing topic: got %v, want %v", err, kafka.ErrUnknownTopicOrPartition)
 	}
 }
 

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
-
 	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/kafka/embedded"
 	"github.com/sluice-sms/sluice/pkg/testenv"
@@ -41,13 +39,10 @@ func TestTopicPrefixDeletesTopics(t *testing.T) {
 	// machine: wait for it, up to the test's deadline.
 	var names []string
 	for ctx.Err() == nil {
-		md, err := (&kgo.Client{Addr: kgo.TCP(brokers...)}).Metadata(ctx, &kgo.MetadataRequest{})
+		var err error
+		names, err = kafka.Topics(ctx, brokers)
 		if err != nil {
 			t.Fatal(err)
-		}
-		names = names[:0]
-		for _, tp := range md.Topics {
-			names = append(names, tp.Name)
 		}
 		if len(names) == 1 {
 			break

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -128,29 +127,38 @@ func TestBadRecordsGoToDLQWhileGoodOnesFlow(t *testing.T) {
 	}
 }
 
-// readN reads the first n records of a topic, failing the test if there are
-// fewer, or more within a short grace period.
-func readN(ctx context.Context, t *testing.T, brokers []string, topic string, n int) []kgo.Message {
+// readN reads the first n records of a topic (partition by partition, in
+// offset order), failing the test if there are fewer, or more within a
+// short grace period.
+func readN(ctx context.Context, t *testing.T, brokers []string, topic string, n int) []kafka.Message {
 	t.Helper()
-	r := kgo.NewReader(kgo.ReaderConfig{Brokers: brokers, Topic: topic, GroupID: topic + ".test-reader", StartOffset: kgo.FirstOffset, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	var out []kgo.Message
-	for len(out) < n {
-		m, err := r.FetchMessage(ctx)
+	var out []kafka.Message
+	for {
+		recs, err := kafka.ReadAll(ctx, brokers, topic)
 		if err != nil {
 			t.Fatalf("%s: read %d of %d records: %v", topic, len(out), n, err)
 		}
-		out = append(out, m)
+		out = recs
+		if len(out) >= n {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: read %d of %d records: %v", topic, len(out), n, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	extraCtx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if m, err := r.FetchMessage(extraCtx); err == nil {
-		t.Errorf("%s: more than %d records; extra: %q", topic, n, m.Value)
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
 	}
-	return out
+	if recs, err := kafka.ReadAll(ctx, brokers, topic); err == nil && len(recs) > n {
+		t.Errorf("%s: more than %d records; extra: %q", topic, n, recs[n].Value)
+	}
+	return out[:n]
 }
 
-func headers(m kgo.Message) map[string]string {
+func headers(m kafka.Message) map[string]string {
 	h := map[string]string{}
 	for _, x := range m.Headers {
 		h[x.Key] = string(x.Value)

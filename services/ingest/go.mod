@@ -12,7 +12,6 @@ require (
 	github.com/pb33f/libopenapi v0.42.5
 	github.com/pb33f/libopenapi-validator v0.16.3
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
-	github.com/segmentio/kafka-go v0.4.51
 	github.com/sluice-sms/sluice/pkg v0.0.0
 	github.com/sluice-sms/sluice/schemas v0.0.0
 	go.opentelemetry.io/otel v1.47.0
@@ -37,6 +36,7 @@ require (
 	github.com/kr/text v0.2.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/rogpeppe/go-internal v1.14.1 // indirect
+	github.com/segmentio/kafka-go v0.4.51 // indirect
 	golang.org/x/exp v0.0.0-20230626212559-97b1e661b5df // indirect
 )
 

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -186,7 +185,7 @@ func produceWhenReady(t testing.TB, brokers []string, msgs ...kafka.Message) {
 		if err == nil {
 			return
 		}
-		if !errors.Is(err, kgo.UnknownTopicOrPartition) || ctx.Err() != nil {
+		if !errors.Is(err, kafka.ErrUnknownTopicOrPartition) || ctx.Err() != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond)

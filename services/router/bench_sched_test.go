@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
-
 	"github.com/sluice-sms/sluice/pkg/config"
+	"github.com/sluice-sms/sluice/pkg/kafka"
 	"github.com/sluice-sms/sluice/pkg/state"
 	"github.com/sluice-sms/sluice/pkg/testenv"
 	"github.com/sluice-sms/sluice/schemas"
@@ -97,10 +96,6 @@ func synthesizeSchedule(b *testing.B, h *harness, dir string, n, tenants int) {
 	}
 	defer db.Close()
 	const partitions = 12
-	all := make([]int, partitions)
-	for i := range all {
-		all[i] = i
-	}
 	stores := make([]*state.Store, partitions)
 	txns := make([]*state.Txn, partitions)
 	for p := range stores {
@@ -111,7 +106,7 @@ func synthesizeSchedule(b *testing.B, h *harness, dir string, n, tenants int) {
 	t0 := time.Now()
 	for i := range n {
 		tenant := fmt.Sprintf("t%d", i%tenants)
-		p := (&kgo.Murmur2Balancer{}).Balance(kgo.Message{Key: []byte(tenant)}, all...)
+		p := kafka.PartitionOf([]byte(tenant), partitions)
 		m := msg(fmt.Sprintf("held-%d", i), tenant, sluicepb.Priority_PRIORITY_TRANSACTIONAL)
 		e := &held{msg: m, due: due, reason: holdSendAt}
 		if err := txns[p].Apply(m.Id, e.encode(), e.wake().UnixMilli(), true); err != nil {

@@ -2,14 +2,13 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
-
-	kgo "github.com/segmentio/kafka-go"
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
@@ -177,20 +176,24 @@ func timeSpan(tb testing.TB, h *harness, topic string) (first, last time.Time) {
 	return first, last
 }
 
+// recordAt returns the record at offset off of partition p of topic, which
+// must be below the partition's end.
 func recordAt(tb testing.TB, h *harness, topic string, p int, off int64) kafka.Message {
-	r := kgo.NewReader(kgo.ReaderConfig{Brokers: h.cfg.Kafka.Brokers, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
-	defer r.Close()
-	if err := r.SetOffset(off); err != nil {
-		tb.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	m, err := r.ReadMessage(ctx)
-	if err != nil {
-		tb.Fatal(err)
+	var m kafka.Message
+	_, err := kafka.ReadRange(ctx, h.cfg.Kafka.Brokers, topic, p, off, func(r kafka.Message) error {
+		m = r
+		return errGotRecord // the first record read is the one wanted
+	})
+	if !errors.Is(err, errGotRecord) {
+		tb.Fatalf("record %d of %s/%d: %v (none read)", off, topic, p, err)
 	}
 	return m
 }
+
+// errGotRecord stops recordAt's ReadRange at its first record.
+var errGotRecord = errors.New("got the record")
 
 // otpLatencies reads the otp lane and returns, sorted, how long each otp
 // took from its stamp to its outbound record.

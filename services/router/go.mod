@@ -8,7 +8,6 @@ replace (
 )
 
 require (
-	github.com/segmentio/kafka-go v0.4.51
 	github.com/sluice-sms/sluice/pkg v0.0.0
 	github.com/sluice-sms/sluice/schemas v0.0.0
 	go.opentelemetry.io/otel v1.47.0
@@ -56,6 +55,7 @@ require (
 	github.com/rogpeppe/go-internal v1.14.1 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
+	github.com/segmentio/kafka-go v0.4.51 // indirect
 	github.com/shopspring/decimal v1.6.0 // indirect
 	github.com/twmb/franz-go v1.22.3 // indirect
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect

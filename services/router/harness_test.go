@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
@@ -153,21 +152,13 @@ func (h *harness) watch(topics ...string) *watcher {
 			h.t.Fatal(err)
 		}
 		for p := range n {
-			r := kgo.NewReader(kgo.ReaderConfig{Brokers: h.cfg.Kafka.Brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond})
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer r.Close()
-				for {
-					m, err := r.ReadMessage(ctx)
-					if err != nil {
-						return
-					}
+			wg.Go(func() {
+				kafka.FollowPartition(ctx, h.cfg.Kafka.Brokers, topic, p, kafka.FirstOffset, func(m kafka.Message) {
 					w.mu.Lock()
 					w.recs[topic] = append(w.recs[topic], m)
 					w.mu.Unlock()
-				}
-			}()
+				}, slog.New(slog.DiscardHandler))
+			})
 		}
 	}
 	return w

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
+	"github.com/sluice-sms/sluice/pkg/kafka"
 )
 
 // TestBrokerCluster runs campaigns on a three-node cluster of the test's own
@@ -97,16 +97,15 @@ func TestBrokerCluster(t *testing.T) {
 
 // stackPartitions returns the partitions of the topics whose names start
 // with prefix, as the cluster sees them now.
-func stackPartitions(ctx context.Context, brokers []string, prefix string) ([]kgo.Partition, error) {
-	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 10 * time.Second}
-	md, err := client.Metadata(ctx, &kgo.MetadataRequest{})
+func stackPartitions(ctx context.Context, brokers []string, prefix string) ([]kafka.PartitionInfo, error) {
+	all, err := kafka.Partitions(ctx, brokers)
 	if err != nil {
-		return nil, fmt.Errorf("metadata: %w", err)
+		return nil, err
 	}
-	var ps []kgo.Partition
-	for _, tp := range md.Topics {
-		if strings.HasPrefix(tp.Name, prefix) {
-			ps = append(ps, tp.Partitions...)
+	var ps []kafka.PartitionInfo
+	for _, p := range all {
+		if strings.HasPrefix(p.Topic, prefix) {
+			ps = append(ps, p)
 		}
 	}
 	if len(ps) == 0 {
@@ -118,9 +117,9 @@ func stackPartitions(ctx context.Context, brokers []string, prefix string) ([]kg
 // healthyPartitions waits until every partition of the stack has all its
 // replicas known and in sync, as after an earlier fault the cluster
 // recovers: a replica on a broker the metadata does not list yet comes back
-// as broker 0, which no reassignment can name.
-func healthyPartitions(ctx context.Context, brokers []string, prefix string) ([]kgo.Partition, error) {
-	var ps []kgo.Partition
+// as kafka.NoBroker, which no reassignment can name.
+func healthyPartitions(ctx context.Context, brokers []string, prefix string) ([]kafka.PartitionInfo, error) {
+	var ps []kafka.PartitionInfo
 	var last error
 	err := poll(ctx, func() bool {
 		ps, last = stackPartitions(ctx, brokers, prefix)
@@ -128,12 +127,12 @@ func healthyPartitions(ctx context.Context, brokers []string, prefix string) ([]
 			return false
 		}
 		for _, p := range ps {
-			if len(p.Isr) != len(p.Replicas) {
-				last = fmt.Errorf("%s/%d: %d of %d replicas in sync", p.Topic, p.ID, len(p.Isr), len(p.Replicas))
+			if len(p.ISR) != len(p.Replicas) {
+				last = fmt.Errorf("%s/%d: %d of %d replicas in sync", p.Topic, p.ID, len(p.ISR), len(p.Replicas))
 				return false
 			}
 			for _, r := range p.Replicas {
-				if r.ID == 0 {
+				if r == kafka.NoBroker {
 					last = fmt.Errorf("%s/%d: a replica on a broker not listed", p.Topic, p.ID)
 					return false
 				}
@@ -168,7 +167,7 @@ func leaderCount(ctx context.Context, brokers []string, prefix string, id int) (
 	}
 	n := 0
 	for _, p := range ps {
-		if p.Leader.ID == id {
+		if p.Leader == id {
 			n++
 		}
 	}
@@ -184,7 +183,7 @@ func busiestLeader(ctx context.Context, brokers []string, prefix string) (id, le
 	}
 	count := map[int]int{}
 	for _, p := range ps {
-		count[p.Leader.ID]++
+		count[p.Leader]++
 	}
 	for b, c := range count {
 		if c > leads {
@@ -204,8 +203,7 @@ func moveLeaders(ctx context.Context, brokers []string, prefix string) (int, err
 	if err != nil {
 		return 0, err
 	}
-	client := &kgo.Client{Addr: kgo.TCP(brokers...), Timeout: 30 * time.Second}
-	req := &kgo.AlterPartitionReassignmentsRequest{Timeout: 30 * time.Second}
+	var assignments []kafka.Assignment
 	want := map[string]int{} // topic/partition: its new leader
 	byTopic := map[string][]int{}
 	for _, p := range ps {
@@ -215,37 +213,24 @@ func moveLeaders(ctx context.Context, brokers []string, prefix string) (int, err
 		// Rotate so that the replica after the current leader comes first.
 		at := 0
 		for i, r := range p.Replicas {
-			if r.ID == p.Leader.ID {
+			if r == p.Leader {
 				at = i
 			}
 		}
 		ids := make([]int, len(p.Replicas))
 		for i := range ids {
-			ids[i] = p.Replicas[(at+1+i)%len(p.Replicas)].ID
+			ids[i] = p.Replicas[(at+1+i)%len(p.Replicas)]
 		}
-		req.Assignments = append(req.Assignments, kgo.AlterPartitionReassignmentsRequestAssignment{Topic: p.Topic, PartitionID: p.ID, BrokerIDs: ids})
+		assignments = append(assignments, kafka.Assignment{Topic: p.Topic, Partition: p.ID, Replicas: ids})
 		want[fmt.Sprintf("%s/%d", p.Topic, p.ID)] = ids[0]
 		byTopic[p.Topic] = append(byTopic[p.Topic], p.ID)
 	}
-	resp, err := client.AlterPartitionReassignments(ctx, req)
-	if err == nil {
-		err = resp.Error
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reassign partitions: %w", err)
-	}
-	for _, r := range resp.PartitionResults {
-		if r.Error != nil {
-			return 0, fmt.Errorf("reassign %s/%d: %w", r.Topic, r.PartitionID, r.Error)
-		}
+	if err := kafka.ReassignPartitions(ctx, brokers, assignments); err != nil {
+		return 0, err
 	}
 	for topic, parts := range byTopic {
-		resp, err := client.ElectLeaders(ctx, &kgo.ElectLeadersRequest{Topic: topic, Partitions: parts, Timeout: 30 * time.Second})
-		if err == nil {
-			err = resp.Error
-		}
-		if err != nil {
-			return 0, fmt.Errorf("elect leaders of %s: %w", topic, err)
+		if err := kafka.ElectPreferredLeaders(ctx, brokers, topic, parts); err != nil {
+			return 0, err
 		}
 	}
 	moved := 0
@@ -256,7 +241,7 @@ func moveLeaders(ctx context.Context, brokers []string, prefix string) (int, err
 		}
 		moved = 0
 		for _, p := range now {
-			if want[fmt.Sprintf("%s/%d", p.Topic, p.ID)] == p.Leader.ID {
+			if want[fmt.Sprintf("%s/%d", p.Topic, p.ID)] == p.Leader {
 				moved++
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -191,7 +190,7 @@ func follow(t *testing.T, ctx context.Context, cfg config.Config, topic string, 
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	for p := range n {
 		wg.Go(func() {
-			kafka.FollowPartition(ctx, cfg.Kafka.Brokers, topic, p, kgo.FirstOffset, fn, slog.New(slog.DiscardHandler))
+			kafka.FollowPartition(ctx, cfg.Kafka.Brokers, topic, p, kafka.FirstOffset, fn, slog.New(slog.DiscardHandler))
 		})
 	}
 }

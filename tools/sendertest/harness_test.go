@@ -2,7 +2,6 @@ package sendertest
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"runtime/pprof"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	kgo "github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-sms/sluice/pkg/config"
@@ -152,34 +150,36 @@ func collect[T proto.Message](h *harness, topic string, newT func() T) *collecto
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	h.t.Cleanup(func() { cancel(); wg.Wait() })
+	add := func(m kafka.Message) {
+		v := newT()
+		if err := proto.Unmarshal(m.Value, v); err != nil {
+			h.t.Errorf("%s: undecodable record: %v", topic, err)
+			return
+		}
+		c.mu.Lock()
+		c.records = append(c.records, v)
+		c.mu.Unlock()
+		select {
+		case c.changed <- struct{}{}:
+		default:
+		}
+	}
 	wg.Go(func() {
-		for ctx.Err() == nil {
-			r := kgo.NewReader(kgo.ReaderConfig{
-				Brokers: h.brokers, GroupID: fmt.Sprintf("test-%s-%d", topic, time.Now().UnixNano()),
-				Topic: topic, StartOffset: kgo.FirstOffset, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond,
-			})
-			for {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					break // a broker hiccup on a new topic: read again from a new group, from the start
-				}
-				v := newT()
-				if err := proto.Unmarshal(m.Value, v); err != nil {
-					h.t.Errorf("%s: undecodable record: %v", topic, err)
-					continue
-				}
-				c.mu.Lock()
-				c.records = append(c.records, v)
-				c.mu.Unlock()
-				select {
-				case c.changed <- struct{}{}:
-				default:
-				}
+		// A busy shared broker may not answer for a new topic at once: ask
+		// until it does. FollowPartition then reads on past broker errors.
+		n, err := kafka.PartitionCount(ctx, h.brokers, topic)
+		for err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
 			}
-			_ = r.Close()
-			c.mu.Lock()
-			c.records = nil // re-read from the start
-			c.mu.Unlock()
+			n, err = kafka.PartitionCount(ctx, h.brokers, topic)
+		}
+		for p := range n {
+			wg.Go(func() {
+				kafka.FollowPartition(ctx, h.brokers, topic, p, kafka.FirstOffset, add, slog.New(slog.DiscardHandler))
+			})
 		}
 	})
 	return c
