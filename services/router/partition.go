@@ -28,7 +28,7 @@ const burstTolerance = 100 * time.Millisecond
 
 // releaseChunk bounds the held messages released in one go, so that an otp
 // batch waits for at most one chunk.
-const releaseChunk = 250
+const releaseChunk = 2000
 
 // commitEvery is how often a partition commits what it has written: a
 // crash replays at most that much more (quota states skip what they
