@@ -8,6 +8,8 @@ import (
 	"time"
 
 	kgo "github.com/segmentio/kafka-go"
+
+	"github.com/sluice-sms/sluice/pkg/backoff"
 )
 
 // Administration of the cluster: what tests, test environments and tools
@@ -211,6 +213,27 @@ func DeleteTopics(ctx context.Context, brokers []string, topics ...string) error
 // of topic, outside any generation, as an administrator's tool does: the
 // coordinator refuses it while the group has members.
 func CommitOffsets(ctx context.Context, brokers []string, group, topic string, next map[int]int64) error {
+	return whileTemporary(ctx, func() error { return commitOffsets(ctx, brokers, group, topic, next) })
+}
+
+// whileTemporary runs op again, with backoff, while it fails with an error
+// Kafka marks as temporary (a group's coordinator that is moving or still
+// loading), until ctx ends.
+func whileTemporary(ctx context.Context, op func() error) error {
+	b := backoff.New(50*time.Millisecond, time.Second)
+	for {
+		err := op()
+		var kerr kgo.Error
+		if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() {
+			return err
+		}
+		if werr := b.Wait(ctx); werr != nil {
+			return errors.Join(err, werr)
+		}
+	}
+}
+
+func commitOffsets(ctx context.Context, brokers []string, group, topic string, next map[int]int64) error {
 	commits := make([]kgo.OffsetCommit, 0, len(next))
 	for p, o := range next {
 		commits = append(commits, kgo.OffsetCommit{Partition: p, Offset: o})
@@ -233,6 +256,16 @@ func CommitOffsets(ctx context.Context, brokers []string, group, topic string, n
 // CommittedOffsets returns group's committed offset (the next to read) of
 // each of partitions of topic: -1 where it has committed none.
 func CommittedOffsets(ctx context.Context, brokers []string, group, topic string, partitions []int) (map[int]int64, error) {
+	var out map[int]int64
+	err := whileTemporary(ctx, func() error {
+		var err error
+		out, err = committedOffsets(ctx, brokers, group, topic, partitions)
+		return err
+	})
+	return out, err
+}
+
+func committedOffsets(ctx context.Context, brokers []string, group, topic string, partitions []int) (map[int]int64, error) {
 	resp, err := newClient(brokers).OffsetFetch(ctx, &kgo.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: partitions}})
 	if err == nil {
 		err = resp.Error
