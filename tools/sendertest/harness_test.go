@@ -205,6 +205,35 @@ func (c *collector[T]) wait(h *harness, what string, cond func([]T) bool) []T {
 }
 
 // waitSim waits until the carrier's simulator counters satisfy cond.
+// waitCommitted waits until group (without its topic prefix) has committed
+// every record topic holds now.
+func (h *harness) waitCommitted(group, topic string) {
+	h.t.Helper()
+	ends, err := kafka.TopicOffsets(h.ctx, h.brokers, topic)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	parts := make([]int, 0, len(ends))
+	for p := range ends {
+		parts = append(parts, p)
+	}
+	for {
+		got, err := kafka.CommittedOffsets(h.ctx, h.brokers, h.cfg.Kafka.TopicPrefix+group, topic, parts)
+		done := err == nil
+		for p, end := range ends {
+			done = done && got[p] >= end.Next
+		}
+		if done {
+			return
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-h.ctx.Done():
+			h.t.Fatalf("%s never committed all of %s (ends %v): %v %v", group, topic, ends, got, err)
+		}
+	}
+}
+
 func (h *harness) waitSim(carrier, what string, cond func(smscsim.CarrierStats) bool) smscsim.CarrierStats {
 	h.t.Helper()
 	for {
