@@ -2,7 +2,6 @@ package kafka_test
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -67,22 +66,7 @@ func partitionList(n int) []int {
 // committedOffsets returns the group's committed offset of each partition
 // of topic (-1 where none is committed).
 func committedOffsets(ctx context.Context, brokers []string, group, topic string, partitions int) (map[int]int64, error) {
-	client := &kgo.Client{Addr: kgo.TCP(brokers...)}
-	resp, err := client.OffsetFetch(ctx, &kgo.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: partitionList(partitions)}})
-	if err != nil {
-		return nil, fmt.Errorf("offset fetch: %w", err)
-	}
-	if resp.Error != nil {
-		return nil, fmt.Errorf("offset fetch: %w", resp.Error)
-	}
-	offsets := make(map[int]int64, partitions)
-	for _, p := range resp.Topics[topic] {
-		if p.Error != nil {
-			return nil, fmt.Errorf("offset fetch partition %d: %w", p.Partition, p.Error)
-		}
-		offsets[p.Partition] = p.CommittedOffset
-	}
-	return offsets, nil
+	return kafka.CommittedOffsets(ctx, brokers, group, topic, partitionList(partitions))
 }
 
 // endOffsets returns the next offset to be written in each partition.

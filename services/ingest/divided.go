@@ -74,7 +74,7 @@ func (s *statusStore) followDivided(ctx context.Context, group kafka.GroupConfig
 // into it from its checkpoint until the claim ends, and then checkpoints
 // it. caught is told once the table holds what the partition held when
 // claimed.
-func (s *statusStore) own(ctx context.Context, c *kafka.Claim, caught func(p int)) error {
+func (s *statusStore) own(ctx context.Context, c *kafka.Claim, caught func(p int)) (err error) {
 	p := c.Partition
 	ends, err := kafka.PartitionsOffsets(ctx, s.brokers, s.topic, []int{p})
 	if err != nil {
