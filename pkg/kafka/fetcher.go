@@ -39,6 +39,7 @@ type fetcher struct {
 	staleTopic bool          // a followed topic is not in layout yet
 	busy       map[int32]int // requests in flight, by leader
 	wake       chan struct{}
+	paused     bool // tests only: hold requests until every reader has subscribed
 }
 
 const (
@@ -254,6 +255,9 @@ func (f *fetcher) dispatch() time.Duration {
 	leaders, err := f.leaders()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.paused {
+		return time.Hour // the resume pokes
+	}
 	if err != nil {
 		return 500 * time.Millisecond
 	}
