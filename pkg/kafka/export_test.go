@@ -1,14 +1,18 @@
 package kafka
 
+import "strings"
+
 // PauseFetches holds back the requests of the process's fetcher for brokers
 // until resume is called, and reports how many readers have subscribed, so
 // that a test can start many readers and count the requests their first
 // fetch takes without depending on how fast each reader starts.
 func PauseFetches(brokers []string) (subscribed func() int, resume func()) {
-	f := sharedFetcher(brokers)
+	fetchers.Lock()
+	f := fetcherOf(brokers)
 	f.mu.Lock()
 	f.paused = true
 	f.mu.Unlock()
+	fetchers.Unlock()
 	subscribed = func() int {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -21,4 +25,12 @@ func PauseFetches(brokers []string) (subscribed func() int, resume func()) {
 		f.poke()
 	}
 	return subscribed, resume
+}
+
+// FetcherRunning says whether the process has a fetcher for brokers.
+func FetcherRunning(brokers []string) bool {
+	fetchers.Lock()
+	defer fetchers.Unlock()
+	_, ok := fetchers.byBrokers[strings.Join(brokers, ",")]
+	return ok
 }

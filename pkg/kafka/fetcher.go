@@ -28,6 +28,7 @@ import (
 // broker from the metadata, so no broker of the configured list is needed
 // once one has answered.
 type fetcher struct {
+	key       string // its entry in fetchers
 	addr      net.Addr
 	transport *kgo.Transport
 	brokers   []string
@@ -60,17 +61,24 @@ var fetchers = struct {
 	byBrokers map[string]*fetcher
 }{byBrokers: map[string]*fetcher{}}
 
-// sharedFetcher returns the process's fetcher for that broker list, started
-// on first use; it runs for the life of the process, like kafka-go's
-// default transport.
-func sharedFetcher(brokers []string) *fetcher {
-	key := strings.Join(brokers, ",")
+// subscribe follows topic/partition from offset (FirstOffset: its first
+// record) through the process's fetcher for that broker list.
+func subscribe(brokers []string, topic string, partition int, offset int64) *subscription {
 	fetchers.Lock()
 	defer fetchers.Unlock()
+	return fetcherOf(brokers).subscribe(topic, partition, offset)
+}
+
+// fetcherOf returns the process's fetcher for that broker list, started on
+// first use. It runs while something follows a partition: see stopIfIdle.
+// The caller holds fetchers.
+func fetcherOf(brokers []string) *fetcher {
+	key := strings.Join(brokers, ",")
 	if f, ok := fetchers.byBrokers[key]; ok {
 		return f
 	}
 	f := &fetcher{
+		key:  key,
 		addr: kgo.TCP(brokers...),
 		// A short metadata lifetime: a partition whose leader moved is
 		// fetched from the new one within about this long.
@@ -83,6 +91,23 @@ func sharedFetcher(brokers []string) *fetcher {
 	fetchers.byBrokers[key] = f
 	go f.run()
 	return f
+}
+
+// stopIfIdle ends the fetcher when nothing follows a partition and no
+// request is out, so that a process that has stopped reading holds no
+// goroutine or connection for it; the next subscription starts a new one.
+// Taking fetchers first keeps a subscribe from reaching a stopped fetcher.
+func (f *fetcher) stopIfIdle() bool {
+	fetchers.Lock()
+	defer fetchers.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.subs) > 0 || len(f.busy) > 0 || f.paused {
+		return false
+	}
+	delete(fetchers.byBrokers, f.key)
+	f.transport.CloseIdleConnections()
+	return true
 }
 
 // subscription is one reader's position in one partition, and the records
@@ -105,8 +130,7 @@ type subscription struct {
 	closed   bool
 }
 
-// subscribe follows topic/partition from offset (FirstOffset: its first
-// record).
+// subscribe adds a subscription; the caller holds fetchers, so f runs.
 func (f *fetcher) subscribe(topic string, partition int, offset int64) *subscription {
 	s := &subscription{f: f, topic: topic, partition: int32(partition), next: offset, taken: offset, ready: make(chan struct{})}
 	f.mu.Lock()
@@ -130,6 +154,7 @@ func (s *subscription) Close() {
 	s.closed = true
 	s.buf, s.bytes = nil, 0
 	delete(s.f.subs, s)
+	s.f.poke() // the last one out lets the fetcher stop
 }
 
 // Offset is the offset of the record fetchOne returns next.
@@ -229,17 +254,46 @@ func (s *subscription) take(max int) ([]Message, error, <-chan struct{}) {
 }
 
 // run sends a request to every leader that has wanting subscriptions and
-// no request in flight, each time a subscription or an answer changes that.
+// no request in flight, each time a subscription or an answer changes that,
+// until the fetcher is idle.
 func (f *fetcher) run() {
 	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	var idleSince time.Time
 	for {
 		select {
 		case <-f.wake:
 		case <-retry.C:
 		}
-		wait := f.dispatch()
-		retry.Reset(wait)
+		if !f.idle() {
+			idleSince = time.Time{}
+			retry.Reset(f.dispatch())
+			continue
+		}
+		// Readers that follow one another (a restore reading partition
+		// after partition) keep the fetcher and its connections.
+		if idleSince.IsZero() {
+			idleSince = time.Now()
+		}
+		if time.Since(idleSince) >= idleLinger {
+			if f.stopIfIdle() {
+				return
+			}
+			idleSince = time.Now() // paused, or a reader came: look again later
+		}
+		retry.Reset(idleLinger - time.Since(idleSince))
 	}
+}
+
+// idleLinger is how long a fetcher with nothing to read waits before it
+// stops.
+const idleLinger = 2 * time.Second
+
+// idle is stopIfIdle's quick test, without the process-wide lock.
+func (f *fetcher) idle() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.subs) == 0 && len(f.busy) == 0
 }
 
 // dispatch starts the requests that can go now and returns how long until

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +140,26 @@ func TestClaimSeekAndOffset(t *testing.T) {
 	}()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFetcherStopsWhenIdle checks that the fetcher's goroutine ends once
+// nothing reads through it, and that a later reader starts a new one. The
+// broker list names a broker twice, so that this fetcher is the test's own.
+func TestFetcherStopsWhenIdle(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	own := append(slices.Clone(brokers), brokers[0])
+	topic := testenv.TopicPrefix(t) + "idle"
+	ensureTopics(t, brokers, kafka.TopicSpec{Name: topic, Partitions: 1})
+	produceTo(t, brokers, kafka.Message{Topic: topic, Value: []byte("x")})
+	for round := range 2 {
+		n := 0
+		if _, err := kafka.ReadRange(t.Context(), own, topic, 0, kafka.FirstOffset, func(kafka.Message) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("round %d: read %d records, want 1", round, n)
+		}
+		waitFor(t, testTimeout, "the idle fetcher to stop", func() bool { return !kafka.FetcherRunning(own) })
 	}
 }

@@ -48,7 +48,7 @@ func FollowBatches(ctx context.Context, brokers []string, topic string, partitio
 // readPartition hands fn the records from *next on, in batches, until an
 // error, moving *next past each batch.
 func readPartition(ctx context.Context, brokers []string, topic string, partition int, next *int64, fn func([]Message)) error {
-	r := sharedFetcher(brokers).subscribe(topic, partition, *next)
+	r := subscribe(brokers, topic, partition, *next)
 	defer r.Close()
 	for {
 		ms, err := r.batch(ctx, time.Hour, 0, followBatchMax)
@@ -76,7 +76,7 @@ func ReadRange(ctx context.Context, brokers []string, topic string, partition in
 	if from >= s.Next {
 		return s.Next, nil
 	}
-	r := sharedFetcher(brokers).subscribe(topic, partition, from)
+	r := subscribe(brokers, topic, partition, from)
 	defer r.Close()
 	for {
 		m, err := r.fetchOne(ctx)

@@ -84,7 +84,7 @@ func (c *Claim) reader(topic string) *subscription {
 	if r, ok := c.readers[topic]; ok {
 		return r
 	}
-	r := sharedFetcher(c.brokers).subscribe(topic, c.Partition, c.start[topic])
+	r := subscribe(c.brokers, topic, c.Partition, c.start[topic])
 	c.readers[topic] = r
 	return r
 }
