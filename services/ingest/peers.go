@@ -27,7 +27,8 @@ type peerDirectory struct {
 	self        string // this replica's URL: an entry of it is stale
 	secret      string // sent to peers as a bearer token ("" = none)
 	client      *http.Client
-	mu          sync.Mutex
+	refreshing  sync.Mutex // one DescribeGroups at a time; lookups go on meanwhile
+	mu          sync.Mutex // guards owners and refreshedAt
 	owners      map[int]string
 	refreshedAt time.Time
 }
@@ -55,27 +56,32 @@ func (d *peerDirectory) refresh(ctx context.Context) error {
 	if d == nil {
 		return nil
 	}
+	d.refreshing.Lock()
+	defer d.refreshing.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if time.Since(d.refreshedAt) < 100*time.Millisecond {
+	recent := time.Since(d.refreshedAt) < 100*time.Millisecond
+	d.mu.Unlock()
+	if recent {
 		return nil
 	}
 	members, stable, err := kafka.GroupMembers(ctx, d.brokers, d.group)
+	owners := map[int]string{}
+	if stable {
+		for _, m := range members {
+			if url := string(m.Meta); url != d.self {
+				for _, p := range m.Partitions[d.topic] {
+					owners[p] = url
+				}
+			}
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.refreshedAt = time.Now()
 	if err != nil {
 		return err
 	}
-	d.owners = map[int]string{}
-	if !stable {
-		return nil
-	}
-	for _, m := range members {
-		if url := string(m.Meta); url != d.self {
-			for _, p := range m.Partitions[d.topic] {
-				d.owners[p] = url
-			}
-		}
-	}
+	d.owners = owners
 	return nil
 }
 
