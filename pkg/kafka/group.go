@@ -207,18 +207,55 @@ func RunGroup(ctx context.Context, cfg GroupConfig, work func(ctx context.Contex
 		if cfg.Assigned != nil {
 			cfg.Assigned(partitionsOf(claims))
 		}
-		for _, c := range claims {
-			wg.Add(1)
-			gen.Start(func(genCtx context.Context) {
-				defer wg.Done()
-				defer c.close()
-				c.genDone = genCtx.Done()
-				wctx, cancel := mergeDone(genCtx, ctx)
-				defer cancel()
-				runClaim(wctx, c, work, log.With("group", cfg.Group, "partition", c.Partition))
-			})
-		}
+		wg.Add(1)
+		gen.Start(func(genCtx context.Context) {
+			defer wg.Done()
+			runGeneration(ctx, genCtx, gen, claims, work, log.With("group", cfg.Group))
+		})
 	}
+}
+
+// runGeneration runs every claim's worker and the generation's committer
+// until the generation or ctx ends and every worker has returned.
+//
+// It is the generation's one function: kafka-go ends a generation as soon
+// as any of its functions returns, so a worker of its own that finished
+// first (on a stop) would end the generation, and the committer with it,
+// while the others still had their last batch to commit. The committer stops
+// only after the last worker, so a stopping or rebalancing member commits
+// what it finished: during a rebalance the coordinator still takes commits
+// of the ending generation until the member joins again, which kafka-go
+// does only after this returns.
+//
+// Commits asked for after the committer has stopped fail, so a member never
+// moves the offset of a partition it lost.
+func runGeneration(ctx, genCtx context.Context, gen *kgo.Generation, claims []*Claim, work func(ctx context.Context, c *Claim) error, log *slog.Logger) {
+	commits := newCommitter(gen)
+	commitsOpen, closeCommits := context.WithCancel(context.Background())
+	defer closeCommits()
+	commitCtx, stopCommits := context.WithCancel(context.Background())
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		commits.Run(commitCtx)
+	}()
+	if len(claims) == 0 {
+		<-genCtx.Done()
+	}
+	var workers sync.WaitGroup
+	for _, c := range claims {
+		c.commits, c.genCtx = commits, commitsOpen
+		workers.Go(func() {
+			defer c.close()
+			c.genDone = genCtx.Done()
+			wctx, cancel := mergeDone(genCtx, ctx)
+			defer cancel()
+			runClaim(wctx, c, work, log.With("partition", c.Partition))
+		})
+	}
+	workers.Wait()
+	stopCommits()
+	<-committed
 }
 
 // runClaim runs work on the claim until it returns without error or ctx
@@ -263,21 +300,12 @@ func (b rangeBalancer) AssignGroups(members []kgo.GroupMember, partitions []kgo.
 }
 
 func claimsOf(gen *kgo.Generation, brokers []string, stopping <-chan struct{}) []*Claim {
-	// The committer runs as long as the generation; commits asked for after
-	// it has stopped fail, so a member never moves the offset of a partition
-	// it lost.
-	commits := newCommitter(gen)
-	genCtx, stopped := context.WithCancel(context.Background())
-	gen.Start(func(ctx context.Context) {
-		commits.Run(ctx)
-		stopped()
-	})
 	byPartition := map[int]*Claim{}
 	for topic, parts := range gen.Assignments {
 		for _, p := range parts {
 			c, ok := byPartition[p.ID]
 			if !ok {
-				c = &Claim{Partition: p.ID, commits: commits, genCtx: genCtx, brokers: brokers, start: map[string]int64{}, readers: map[string]*subscription{}, stopping: stopping}
+				c = &Claim{Partition: p.ID, brokers: brokers, start: map[string]int64{}, readers: map[string]*subscription{}, stopping: stopping}
 				byPartition[p.ID] = c
 			}
 			c.start[topic] = p.Offset

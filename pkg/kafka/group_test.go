@@ -229,6 +229,62 @@ func TestConsumeBatchesFinishesBatchOnStop(t *testing.T) {
 	}
 }
 
+// TestStopCommitsEveryPartitionsLastBatch: on a stop, a worker that
+// returns at once must not end the generation, and with it the committer,
+// while another worker is still finishing its last batch: that batch's
+// commit must land. (kafka-go ends a generation when any one of its
+// functions returns.)
+func TestStopCommitsEveryPartitionsLastBatch(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	prefix := testenv.TopicPrefix(t)
+	topic, group := prefix+"in", prefix+"group"
+	ensureTopics(t, brokers, kafka.TopicSpec{Name: topic, Partitions: 2})
+	produceTo(t, brokers, kafka.Message{Topic: topic, Partition: 0, Value: []byte("a")}, kafka.Message{Topic: topic, Partition: 1, Value: []byte("b")})
+
+	var fetched sync.WaitGroup
+	fetched.Add(2)
+	firstReturned := make(chan struct{})
+	var commitErr error
+	work := func(ctx context.Context, c *kafka.Claim) error {
+		batch, err := c.FetchBatch(ctx, topic, 20*time.Second, kafka.BatchOptions{Max: 10})
+		if err != nil || len(batch) == 0 {
+			return fmt.Errorf("partition %d: %d records, %v", c.Partition, len(batch), err)
+		}
+		fetched.Done()
+		<-c.Stopping()
+		if c.Partition == 0 {
+			defer close(firstReturned)
+			return nil // nothing to finish
+		}
+		<-firstReturned
+		// Finishing the batch takes a moment, as a real write would.
+		time.Sleep(200 * time.Millisecond)
+		commitErr = c.Commit(topic, batch[len(batch)-1].Offset+1)
+		return commitErr
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	done := goRun(t, func() error {
+		return kafka.RunGroup(ctx, kafka.GroupConfig{Brokers: brokers, Group: group, Topics: []string{topic}}, work)
+	})
+	fetched.Wait()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("RunGroup: %v", err)
+	}
+	if commitErr != nil {
+		t.Fatalf("the last batch's commit failed: %v", commitErr)
+	}
+	committed, err := committedOffsets(t.Context(), brokers, group, topic, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if committed[1] != 1 {
+		t.Errorf("partition 1 committed at %d, want 1", committed[1])
+	}
+}
+
 // TestConsumeClaimsRestartsFailedWorker: a partition whose worker fails
 // (here: opening its state) is taken up again from its last commit, not left
 // idle until the next rebalance.
