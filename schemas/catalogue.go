@@ -39,6 +39,7 @@ const (
 	TopicRequests      = "sms.requests"     // public
 	TopicRequestsDLQ   = "sms.requests.dlq" // public
 	TopicStatus        = "sms.status"       // public
+	TopicIngestIndex   = "sluice.ingest.index"
 	TopicRouterOTP     = "sluice.router.otp"
 	TopicRouterBulk    = "sluice.router.bulk"
 	TopicRouterSched   = "sluice.router.schedule"
@@ -115,6 +116,10 @@ const (
 const (
 	CleanupDelete  = "delete"
 	CleanupCompact = "compact"
+	// CleanupCompactDelete keeps the latest record per key, and none older
+	// than the retention: a changelog whose rows expire with time, without
+	// a tombstone per row.
+	CleanupCompactDelete = "compact,delete"
 )
 
 // TopicName applies the configured prefix to a catalogue name.
@@ -169,7 +174,7 @@ type Topic struct {
 // Config returns the topic-level Kafka configuration to create it with.
 func (t Topic) Config() map[string]string {
 	c := map[string]string{"cleanup.policy": t.Cleanup}
-	if t.Cleanup == CleanupDelete {
+	if t.Cleanup != CleanupCompact {
 		c["retention.ms"] = strconv.FormatInt(t.Retention.Milliseconds(), 10)
 	}
 	return c
@@ -366,12 +371,12 @@ func (y yamlTopic) topic() (Topic, error) {
 	}
 	t.Retention = retention
 	switch {
-	case y.Cleanup == CleanupDelete && retention <= 0:
-		return t, errors.New("a delete topic needs a positive retention")
+	case (y.Cleanup == CleanupDelete || y.Cleanup == CleanupCompactDelete) && retention <= 0:
+		return t, fmt.Errorf("a %s topic needs a positive retention", y.Cleanup)
 	case y.Cleanup == CleanupCompact && retention != 0:
 		return t, errors.New("a compacted topic keeps its records: retention must be 0s")
-	case y.Cleanup != CleanupDelete && y.Cleanup != CleanupCompact:
-		return t, fmt.Errorf("cleanup %q: want delete or compact", y.Cleanup)
+	case y.Cleanup != CleanupDelete && y.Cleanup != CleanupCompact && y.Cleanup != CleanupCompactDelete:
+		return t, fmt.Errorf("cleanup %q: want delete, compact or compact,delete", y.Cleanup)
 	}
 	return t, checkValue(y.Format, y.Value)
 }

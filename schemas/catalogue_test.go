@@ -21,7 +21,7 @@ func TestCatalogueParses(t *testing.T) {
 		TopicRouterOTP, TopicRouterBulk, TopicRouterSched, TopicRouterQuota, TopicOptOut,
 		TopicDLRRaw, TopicDLRPending, TopicDLROutcomes, TopicDLRPartial, TopicOutboundOTP, TopicOutboundBulk,
 		TopicOutboundRetry, TopicMO, TopicCarrierHealth,
-		TopicDLRUnmatched, TopicWebhookRetry, TopicSMPPReceipts, TopicSMPPMO}
+		TopicDLRUnmatched, TopicWebhookRetry, TopicSMPPReceipts, TopicSMPPMO, TopicIngestIndex}
 	for _, name := range fixed {
 		if _, ok := byName[name]; !ok {
 			t.Errorf("constant %q is not in the catalogue", name)
@@ -74,6 +74,7 @@ func TestCoPartitioned(t *testing.T) {
 	groups := [][]string{
 		{TopicSubmits, TopicDLRRaw, TopicDLRPending},
 		{TopicDLROutcomes, TopicDLRPartial},
+		{TopicStatus, TopicIngestIndex},
 		{OutboundTopic("", "sim-a", LaneOTP), OutboundTopic("", "sim-a", LaneBulk)},
 	}
 	for _, g := range groups {
@@ -88,7 +89,7 @@ func TestCoPartitioned(t *testing.T) {
 		if c["cleanup.policy"] != tp.Cleanup {
 			t.Errorf("%s: config %v", tp.Name, c)
 		}
-		if _, ok := c["retention.ms"]; ok != (tp.Cleanup == CleanupDelete) {
+		if _, ok := c["retention.ms"]; ok != (tp.Cleanup != CleanupCompact) {
 			t.Errorf("%s: config %v", tp.Name, c)
 		}
 	}

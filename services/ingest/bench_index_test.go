@@ -42,8 +42,10 @@ import (
 //   - get-µs: p99 of GET /v1/messages/{id} of held messages, likewise
 //     (and the medians, -p50-µs);
 //   - ready-cold-s: ready with an empty disk, reading back
-//     SLUICE_BENCH_INDEX_COLD final-status records (default 200,000) written
-//     straight into sms.status, and cold-msg/s its rate.
+//     SLUICE_BENCH_INDEX_COLD messages (default 200,000), and cold-msg/s its
+//     rate: final-status records written straight into sms.status, or,
+//     divided, into the index changelog, one per message, with the index
+//     group's offsets committed at sms.status's end.
 //
 // With SLUICE_BENCH_INDEX_DIVIDED=1 the process runs as a divided index's
 // only replica (ingest.peer_addr set): ready then includes joining the
@@ -73,7 +75,11 @@ func BenchmarkIngestIndexScale(b *testing.B) {
 		reportLatency(b, "get", func() { p.get(b, rand.IntN(heldN)) })
 		p.stop(b)
 
-		produceStatuses(b, cfg.Kafka.Brokers, topic, coldN)
+		if divided() {
+			synthesizeChangelog(b, cfg, partitions, coldN)
+		} else {
+			produceStatuses(b, cfg.Kafka.Brokers, topic, coldN)
+		}
 		cold := startIngestProcess(b, bin, cfg, b.TempDir())
 		b.ReportMetric(cold.ready.Seconds(), "ready-cold-s")
 		b.ReportMetric(float64(coldN)/cold.ready.Seconds(), "cold-msg/s")
@@ -202,10 +208,37 @@ func produceStatuses(b *testing.B, brokers []string, topic string, n int) {
 			b.Fatal(err)
 		}
 		if (start/chunk)%40 == 39 {
-			fmt.Fprintf(os.Stderr, "sms.status: %d of %d records written\n", start+chunk, n)
+			fmt.Fprintf(os.Stderr, "%s: %d of %d records written\n", topic, start+chunk, n)
 		}
 	}
 }
+
+// synthesizeChangelog writes n messages' final statuses into the index
+// changelog, as the replica that owned their partitions would have left
+// them, and commits the index group's offsets at sms.status's end.
+func synthesizeChangelog(b *testing.B, cfg config.Config, partitions, n int) {
+	b.Helper()
+	produceStatuses(b, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicIngestIndex, n)
+	status := cfg.Kafka.TopicPrefix + schemas.TopicStatus
+	parts := make([]int, partitions)
+	for i := range parts {
+		parts[i] = i
+	}
+	ends, err := kafka.PartitionsOffsets(context.Background(), cfg.Kafka.Brokers, status, parts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	next := map[int]int64{}
+	for p, span := range ends {
+		next[p] = span.Next
+	}
+	if err := kafka.CommitOffsets(context.Background(), cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+IndexGroup, status, next); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// divided says whether the benchmark runs the index divided.
+func divided() bool { return os.Getenv("SLUICE_BENCH_INDEX_DIVIDED") == "1" }
 
 // buildIngest builds ingest's binary for benchmarks that run it as a
 // process.
@@ -235,7 +268,7 @@ func startIngestProcess(b *testing.B, bin string, cfg config.Config, stateDir st
 	fmt.Fprintf(&y, "kafka:\n  brokers: [%s]\n  topic_prefix: %q\n  replication_factor: %d\n  create_topics: false\n",
 		strings.Join(cfg.Kafka.Brokers, ", "), cfg.Kafka.TopicPrefix, cfg.Kafka.ReplicationFactor)
 	fmt.Fprintf(&y, "ingest:\n  admin_addr: \"\"\n  http_addr: %q\n  state_dir: %q\n", addr, stateDir)
-	if os.Getenv("SLUICE_BENCH_INDEX_DIVIDED") == "1" {
+	if divided() {
 		y.WriteString("  peer_addr: 127.0.0.1:0\n")
 	}
 	fmt.Fprintf(&y, "tenants:\n  - {id: acme, api_key_sha256: [%s]}\n", keyHash("acme-key"))

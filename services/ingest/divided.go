@@ -30,7 +30,7 @@ func (s *statusStore) followDivided(ctx context.Context, group kafka.GroupConfig
 		return nil // ctx ended
 	}
 	s.mu.Lock()
-	s.brokers, s.topic, s.partitions, s.applied = group.Brokers, topic, partitions, make([]int64, partitions)
+	s.brokers, s.topic, s.partitions, s.applied, s.logged = group.Brokers, topic, partitions, make([]int64, partitions), make([]int64, partitions)
 	s.owned = map[int]bool{}
 	s.mu.Unlock()
 
@@ -85,6 +85,12 @@ func (s *statusStore) own(ctx context.Context, c *kafka.Claim, caught func(p int
 	if err != nil {
 		return err
 	}
+	if from < 0 && s.changelogTopic() != "" {
+		if from, err = s.restoreChangelog(ctx, c); err != nil {
+			return err
+		}
+	}
+	s.markLogged(p, max(from, 0))
 	if err := c.Seek(s.topic, from); err != nil {
 		return err
 	}
@@ -109,10 +115,9 @@ func (s *statusStore) own(ctx context.Context, c *kafka.Claim, caught func(p int
 		if len(batch) == 0 {
 			continue
 		}
-		if err := s.applyBatch(p, batch); err != nil {
-			return fmt.Errorf("status index: %w", err)
+		if err := s.applyLogged(ctx, c, batch); err != nil {
+			return err
 		}
-		s.advance(p, batch[len(batch)-1].Offset+1)
 	}
 }
 

@@ -44,7 +44,7 @@ func (s *statusStore) follow(ctx context.Context, brokers []string, topic string
 				if failed {
 					return
 				}
-				if err := s.applyBatch(p, batch); err != nil {
+				if _, err := s.applyBatch(p, batch); err != nil {
 					failed = true
 					cancel(fmt.Errorf("status index: %w", err))
 					return
@@ -180,6 +180,9 @@ func (s *statusStore) checkpoint() error {
 func (s *statusStore) checkpointPartition(p int) error {
 	s.mu.Lock()
 	off, t := s.applied[p], s.tables[p]
+	if s.changelog != "" {
+		off = min(off, s.logged[p])
+	}
 	s.mu.Unlock()
 	if off <= 0 || t == nil {
 		return nil

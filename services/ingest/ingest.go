@@ -174,6 +174,7 @@ func (in *intake) indexFollower(ctx context.Context, wg *sync.WaitGroup, fail fu
 	group := in.env.Group(IndexGroup, schemas.TopicStatus)
 	group.Meta = []byte(self)
 	in.store.peers = newPeerDirectory(cfg.Kafka.Brokers, group.Group, topic, self, cfg.Ingest.PeerSecret)
+	in.store.withChangelog(in.env.Topic(schemas.TopicIngestIndex), in.env.Producer.Produce)
 	wg.Go(func() { fail(serveOn(ctx, ln, in.store.peerHandler(cfg.Ingest.PeerSecret))) })
 	log.Info("status index divided between replicas", "group", group.Group, "peer_url", self)
 	return func(ctx context.Context) error { return in.store.followDivided(ctx, group, ready, log) }, nil
@@ -231,13 +232,20 @@ type metrics struct {
 
 func newMetrics(m metric.Meter, store *statusStore) (metrics, error) {
 	var out metrics
-	var errs [4]error
+	var errs [5]error
 	out.accepted, errs[0] = m.Int64Counter("sluice_ingest_accepted_total", metric.WithDescription("Messages accepted, by front door"))
 	out.rejected, errs[1] = m.Int64Counter("sluice_ingest_rejected_total", metric.WithDescription("Messages refused, by front door and error code"))
 	out.duplicates, errs[2] = m.Int64Counter("sluice_ingest_duplicates_total", metric.WithDescription("Copies of an accepted (tenant, client_ref) suppressed, by front door"))
 	_, errs[3] = m.Int64ObservableGauge("sluice_ingest_index_messages",
 		metric.WithDescription("Messages the status index holds on this replica (its partitions' share when divided)"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error { o.Observe(store.size()); return nil }))
+	_, errs[4] = m.Int64ObservableCounter("sluice_ingest_index_read_total",
+		metric.WithDescription("Records the status index has read, by source: sms.status, or its changelog on a start with an empty disk"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(store.readStatus.Load(), metric.WithAttributes(attribute.String("source", "status")))
+			o.Observe(store.readChangelog.Load(), metric.WithAttributes(attribute.String("source", "changelog")))
+			return nil
+		}))
 	if err := errors.Join(errs[:]...); err != nil {
 		return metrics{}, fmt.Errorf("metric: %w", err)
 	}

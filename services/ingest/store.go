@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-sms/sluice/pkg/kafka"
@@ -45,6 +46,14 @@ type statusStore struct {
 	// this replica owns now, and peers finds the others' owners.
 	owned map[int]bool
 	peers *peerDirectory
+	// changelog, in a divided index, is the compacted topic that keeps the
+	// latest sms.status event of every message of each partition, so that
+	// a replica with an empty disk reads that instead of all of sms.status.
+	changelog string
+	produce   func(context.Context, ...kafka.Message) error
+	// readStatus and readChangelog count the records read from sms.status
+	// and from the changelog.
+	readStatus, readChangelog atomic.Int64
 
 	// Where the follower is, for catchUp: sms.status's partition count
 	// (0 until known) and the next offset applied of each partition.
@@ -52,7 +61,10 @@ type statusStore struct {
 	topic      string
 	partitions int
 	applied    []int64
-	progress   chan struct{} // closed and replaced as applied moves
+	// logged, with a changelog, is the next offset of each partition whose
+	// changes are all in the changelog: a table's checkpoint never passes it.
+	logged   []int64
+	progress chan struct{} // closed and replaced as applied moves
 }
 
 // statusTable is one partition's table. Its follower and the front doors
@@ -185,20 +197,24 @@ func rank(status string) int {
 // applyBatch records a batch of one partition's sms.status records in one
 // write of its table (the cost of a write is mostly per write, not per
 // row). Records it cannot read are ignored: the topic is public, and the
-// store is only an index of it.
-func (s *statusStore) applyBatch(partition int, batch []kafka.Message) error {
-	strays, err := s.applyToTable(partition, batch)
+// store is only an index of it. With a changelog it returns the records
+// that carry what the batch changed: the latest event of each message it
+// wrote, once per message however many of its events the batch held.
+func (s *statusStore) applyBatch(partition int, batch []kafka.Message) ([]kafka.Message, error) {
+	s.readStatus.Add(int64(len(batch)))
+	changes, strays, err := s.applyToTable(partition, batch, s.changelogTopic())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Lookups go to the table of the id's partition: a record some other
-	// producer put in another partition goes there too.
+	// producer put in another partition goes there too. (It is not in the
+	// changelog: a cold start reads it from sms.status again.)
 	for _, st := range strays {
 		if err := s.put(st.id, st.entry); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return changes, nil
 }
 
 // stray is a record whose id belongs to another partition's table.
@@ -208,8 +224,9 @@ type stray struct {
 }
 
 // applyToTable writes the batch's records of ids of partition into its
-// table, and returns the others.
-func (s *statusStore) applyToTable(partition int, batch []kafka.Message) ([]stray, error) {
+// table, and returns its changelog records and the other partitions'.
+// logged names the changelog ("": none).
+func (s *statusStore) applyToTable(partition int, batch []kafka.Message, logged string) ([]kafka.Message, []stray, error) {
 	s.mu.Lock()
 	t := s.tableLocked(partition)
 	s.mu.Unlock()
@@ -218,6 +235,8 @@ func (s *statusStore) applyToTable(partition int, batch []kafka.Message) ([]stra
 	txn := t.st.Begin()
 	defer txn.Discard()
 	var strays []stray
+	changed := map[string]int{} // id -> index in changes
+	var changes []kafka.Message
 	for _, m := range batch {
 		id, e, ok := s.entryOf(m.Key, m.Value)
 		switch {
@@ -225,12 +244,23 @@ func (s *statusStore) applyToTable(partition int, batch []kafka.Message) ([]stra
 		case s.partitionOf(id) != partition:
 			strays = append(strays, stray{id, e})
 		default:
-			if err := s.putTxn(txn, id, e); err != nil {
-				return nil, err
+			wrote, err := s.putTxn(txn, id, e, logged != "")
+			if err != nil {
+				return nil, nil, err
+			}
+			if !wrote || logged == "" {
+				continue
+			}
+			rec := kafka.Message{Topic: logged, Key: []byte(id), Value: e.value}
+			if i, ok := changed[id]; ok {
+				changes[i] = rec
+			} else {
+				changed[id] = len(changes)
+				changes = append(changes, rec)
 			}
 		}
 	}
-	return strays, txn.Commit()
+	return changes, strays, txn.Commit()
 }
 
 // entryOf reads a record of sms.status, keyed by message id: the events
@@ -263,25 +293,27 @@ func (s *statusStore) put(id string, e statusEntry) error {
 	defer t.mu.Unlock()
 	txn := t.st.Begin()
 	defer txn.Discard()
-	if err := s.putTxn(txn, id, e); err != nil {
+	if _, err := s.putTxn(txn, id, e, false); err != nil {
 		return err
 	}
 	return txn.Commit()
 }
 
-// putTxn is put in txn.
-func (s *statusStore) putTxn(txn *state.Txn, id string, e statusEntry) error {
+// putTxn is put in txn, and says whether it wrote. When the write is to be
+// logged, a row equal to e is written again: a front door may have written
+// it, and only the follower's writes reach the changelog.
+func (s *statusStore) putTxn(txn *state.Txn, id string, e statusEntry, logged bool) (bool, error) {
 	if v, ok, err := txn.Get(id); err != nil {
-		return err
+		return false, err
 	} else if ok {
 		old, err := decodeEntry(v)
-		if err == nil && (old.rank > e.rank || bytes.Equal(old.value, e.value)) {
-			return nil
+		if err == nil && (old.rank > e.rank || (!logged && bytes.Equal(old.value, e.value))) {
+			return false, nil
 		}
 	}
 	row := encodeEntry(e)
 	deadline, _, _ := s.meta(row)
-	return txn.Apply(id, row, deadline, true)
+	return true, txn.Apply(id, row, deadline, true)
 }
 
 // published is an "accepted" status event a front door has written.

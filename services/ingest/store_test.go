@@ -32,7 +32,8 @@ func apply(s *statusStore, value []byte) error {
 		MessageID string `json:"message_id"`
 	}
 	_ = json.Unmarshal(value, &ev)
-	return s.applyBatch(s.partitionOf(ev.MessageID), []kafka.Message{{Key: []byte(ev.MessageID), Value: value}})
+	_, err := s.applyBatch(s.partitionOf(ev.MessageID), []kafka.Message{{Key: []byte(ev.MessageID), Value: value}})
+	return err
 }
 
 // testStatusStore is a status store on a temporary disk store.
@@ -162,7 +163,9 @@ func TestStoreReadsBackWhatIsBeingWritten(t *testing.T) {
 			}
 			cl.write([]published{p})
 			if c.readBack != nil {
-				s.applyBatch(s.partitionOf(p.id), []kafka.Message{{Key: []byte(p.id), Value: c.readBack(t, p.id)}})
+				if _, err := s.applyBatch(s.partitionOf(p.id), []kafka.Message{{Key: []byte(p.id), Value: c.readBack(t, p.id)}}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if c.published {
 				cl.done([]published{p})
