@@ -20,6 +20,10 @@ type Txn struct {
 	b       *pebble.Batch // the writes, unindexed: reads of them go to rows
 	live    int64
 	changes []kafka.Message
+	// changed indexes changes by key: a key written twice in one txn (a
+	// submit and its receipt in one batch) needs only its last record in a
+	// compacted changelog.
+	changed map[string]int
 	// rows holds every row the txn has read or written: a step reads a row
 	// and then writes it, and a batch may touch a key twice. Serving those
 	// from a map spares pebble an indexed batch and a second lookup.
@@ -37,7 +41,7 @@ type row struct {
 
 // Begin starts a transaction; Discard it when not committed.
 func (s *Store) Begin() *Txn {
-	return &Txn{s: s, b: s.db.db.NewBatch(), rows: map[string]row{}, minTimer: math.MaxInt64}
+	return &Txn{s: s, b: s.db.db.NewBatch(), rows: map[string]row{}, changed: map[string]int{}, minTimer: math.MaxInt64}
 }
 
 // Get returns a row, as the transaction has it.
@@ -71,7 +75,7 @@ func (t *Txn) Put(key string, value []byte, deadlineMs int64, live bool) error {
 	if err := t.Apply(key, value, deadlineMs, live); err != nil {
 		return err
 	}
-	t.changes = append(t.changes, kafka.Message{Topic: t.s.changelog, Key: []byte(key), Value: value})
+	t.change(kafka.Message{Topic: t.s.changelog, Key: []byte(key), Value: value})
 	return nil
 }
 
@@ -80,12 +84,22 @@ func (t *Txn) Del(key string) error {
 	if err := t.Apply(key, nil, 0, false); err != nil {
 		return err
 	}
-	t.changes = append(t.changes, kafka.Message{Topic: t.s.changelog, Key: []byte(key)})
+	t.change(kafka.Message{Topic: t.s.changelog, Key: []byte(key)})
 	return nil
 }
 
+// change queues rec, in place of an earlier record of its key.
+func (t *Txn) change(rec kafka.Message) {
+	if i, ok := t.changed[string(rec.Key)]; ok {
+		t.changes[i] = rec
+		return
+	}
+	t.changed[string(rec.Key)] = len(t.changes)
+	t.changes = append(t.changes, rec)
+}
+
 // Changes are the changelog records of the transaction's Puts and Dels,
-// to be written before Commit.
+// the last of each key, to be written before Commit.
 func (t *Txn) Changes() []kafka.Message { return t.changes }
 
 // Apply writes a row (value nil: deletes it) without a changelog record,

@@ -65,3 +65,48 @@ func TestDue(t *testing.T) {
 		db.Close()
 	}
 }
+
+// TestChangesKeepTheLastOfEachKey: a key written twice in one txn has one
+// changelog record, its last write (a tombstone for a Del), in the place of
+// its first.
+func TestChangesKeepTheLastOfEachKey(t *testing.T) {
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	txn := db.Store('x', 0, "log", deadlineMeta).Begin()
+	defer txn.Discard()
+	for _, w := range []struct {
+		key, payload string // payload "": Del
+	}{{"a", "a1"}, {"b", "b1"}, {"a", "a2"}, {"c", "c1"}, {"b", ""}} {
+		if w.payload == "" {
+			err = txn.Del(w.key)
+		} else {
+			err = txn.Put(w.key, rowAt(10, w.payload), 10, true)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, c := range txn.Changes() {
+		if c.Topic != "log" {
+			t.Errorf("change of %s to topic %q", c.Key, c.Topic)
+		}
+		v := "tombstone"
+		if c.Value != nil {
+			v = string(c.Value[8:])
+		}
+		got = append(got, string(c.Key)+"="+v)
+	}
+	want := []string{"a=a2", "b=tombstone", "c=c1"}
+	if len(got) != len(want) {
+		t.Fatalf("changes %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("changes %v, want %v", got, want)
+		}
+	}
+}
