@@ -68,6 +68,23 @@ func readPartition(ctx context.Context, brokers []string, topic string, partitio
 // partition had when ReadRange began, and returns that end. An error of fn
 // stops it and is returned as it is.
 func ReadRange(ctx context.Context, brokers []string, topic string, partition int, from int64, fn func(Message) error) (end int64, err error) {
+	return readRangeBatches(ctx, brokers, topic, partition, from, func(ms []Message) error {
+		for _, m := range ms {
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// readRangeBatch is the most records readRangeBatches hands over at once.
+const readRangeBatch = 5000
+
+// readRangeBatches is ReadRange handing fn the records in batches, as many
+// as have been fetched (up to 5,000), in offset order: one lock of the
+// fetcher's buffer per batch, not per record.
+func readRangeBatches(ctx context.Context, brokers []string, topic string, partition int, from int64, fn func([]Message) error) (end int64, err error) {
 	s, err := WaitOffsets(ctx, brokers, topic, partition, nil)
 	if err != nil {
 		return 0, err
@@ -79,16 +96,23 @@ func ReadRange(ctx context.Context, brokers []string, topic string, partition in
 	r := subscribe(brokers, topic, partition, from)
 	defer r.Close()
 	for {
-		m, err := r.fetchOne(ctx)
+		ms, err := r.batch(ctx, time.Hour, 0, readRangeBatch)
 		if err != nil {
 			return 0, fmt.Errorf("read %s/%d: %w", topic, partition, err)
 		}
-		if err := fn(m); err != nil {
-			return 0, err
+		if len(ms) == 0 {
+			continue
 		}
 		// Compaction never removes a log's last record, so the one before
 		// the end is always read.
-		if m.Offset >= s.Next-1 {
+		last := len(ms)
+		for last > 0 && ms[last-1].Offset >= s.Next {
+			last-- // written after ReadRange began
+		}
+		if err := fn(ms[:last]); err != nil {
+			return 0, err
+		}
+		if last < len(ms) || ms[len(ms)-1].Offset >= s.Next-1 {
 			return s.Next, nil
 		}
 	}
