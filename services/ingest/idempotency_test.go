@@ -101,6 +101,18 @@ func TestIdempotentRetries(t *testing.T) {
 	}
 }
 
+// countRejected counts the rejected events among sms.status records.
+func countRejected(recs []kafka.Message) int {
+	n := 0
+	for _, rec := range recs {
+		var st message.Status
+		if json.Unmarshal(rec.Value, &st) == nil && st.Status == message.StatusRejected {
+			n++
+		}
+	}
+	return n
+}
+
 func countIDs(msgs []*sluicepb.Message) map[string]int {
 	n := map[string]int{}
 	for _, m := range msgs {
@@ -125,11 +137,22 @@ func TestTopicBadRecords(t *testing.T) {
 			kafka.Message{Topic: topic, Key: []byte("k"), Value: []byte(withTenant("acme", good(`client_ref="good-`+string(rune('A'+i%26))+string(rune('a'+i/26))+`"`)))})
 	}
 	produceWhenReady(t, cfg.Kafka.Brokers, msgs...)
-	// The dead letters go in the write after the accepted messages' (see
-	// intake.produce): wait for both.
+	wantRejected := 0
+	for _, c := range cases {
+		ferr := &FieldError{Code: c.code, Field: c.field}
+		if _, named := rejectedStatus([]byte(c.body), ferr, now); named && c.code != CodeUnknownTenant && !ambiguous(ferr) {
+			wantRejected++
+		}
+	}
+	// The dead letters and rejected events go in the write after the
+	// accepted messages' (see intake.produce), to several partitions that
+	// each become readable when its own batch is acknowledged: wait for all
+	// three.
 	dlq := cfg.Kafka.TopicPrefix + schemas.TopicRequestsDLQ
-	waitFor(t, "every good record and every dead letter", func() bool {
-		return len(acceptedMessages(t, cfg)) >= len(cases) && len(records(t, cfg.Kafka.Brokers, dlq)) >= len(cases)
+	statusTopic := cfg.Kafka.TopicPrefix + schemas.TopicStatus
+	waitFor(t, "every good record, every dead letter and every rejected event", func() bool {
+		return len(acceptedMessages(t, cfg)) >= len(cases) && len(records(t, cfg.Kafka.Brokers, dlq)) >= len(cases) &&
+			countRejected(records(t, cfg.Kafka.Brokers, statusTopic)) >= wantRejected
 	})
 
 	if n := len(acceptedMessages(t, cfg)); n != len(cases) {
@@ -143,7 +166,6 @@ func TestTopicBadRecords(t *testing.T) {
 		}
 		byCase[h["case"]] = d
 	}
-	wantRejected := 0
 	for _, c := range cases {
 		d, ok := byCase[c.name]
 		if !ok {
@@ -158,17 +180,13 @@ func TestTopicBadRecords(t *testing.T) {
 		if string(d.Value) != c.body || h[schemas.HeaderErrorCode] != c.code || h[schemas.HeaderError] != want {
 			t.Errorf("%s: dead letter %q with %s / %s, want the record unchanged with %s / %s", c.name, d.Value, h[schemas.HeaderErrorCode], h[schemas.HeaderError], c.code, want)
 		}
-		ferr := &FieldError{Code: c.code, Field: c.field}
-		if _, named := rejectedStatus([]byte(c.body), ferr, now); named && c.code != CodeUnknownTenant && !ambiguous(ferr) {
-			wantRejected++
-		}
 	}
 	if len(byCase) != len(cases) {
 		t.Errorf("%d dead letters, want %d", len(byCase), len(cases))
 	}
 	rejected := 0
 	schema := testenv.JSONSchema(t, schemas.StatusSchemaPath)
-	for _, rec := range records(t, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix+schemas.TopicStatus) {
+	for _, rec := range records(t, cfg.Kafka.Brokers, statusTopic) {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(rec.Value))
 		if err != nil {
 			t.Fatal(err)
