@@ -54,7 +54,7 @@ func TestReceiptBurstNoneRefused(t *testing.T) {
 			start := time.Now()
 			h.send(messages(tt.n, "sim-a", sluicepb.Priority_PRIORITY_TRANSACTIONAL)...)
 			st := h.waitSim("sim-a", "every receipt answered", func(st smscsim.CarrierStats) bool {
-				return st.DLRsRequested == int64(tt.n) && st.DLRsPending == 0
+				return st.UniqueSubmits >= int64(tt.n) && st.DLRsRequested >= st.Submits && st.DLRsPending == 0
 			})
 			took := time.Since(start)
 			t.Logf("%d messages and their receipts in %s (%.0f/s)", tt.n, took.Round(time.Millisecond), float64(tt.n)/took.Seconds())
