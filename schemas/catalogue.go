@@ -39,6 +39,7 @@ const (
 	TopicRequests      = "sms.requests"     // public
 	TopicRequestsDLQ   = "sms.requests.dlq" // public
 	TopicStatus        = "sms.status"       // public
+	TopicPublicMO      = "sms.mo"           // public
 	TopicIngestIndex   = "sluice.ingest.index"
 	TopicRouterOTP     = "sluice.router.otp"
 	TopicRouterBulk    = "sluice.router.bulk"
@@ -52,6 +53,9 @@ const (
 	TopicDLROutcomes   = "sluice.dlr.outcomes"
 	TopicDLRPartial    = "sluice.dlr.partial"
 	TopicMO            = "sluice.mo"
+	TopicConversations = "sluice.conversations"
+	TopicMOParts       = "sluice.mo.parts"
+	TopicMOUnowned     = "sluice.mo.unowned"
 	TopicCarrierHealth = "sluice.carrier.health"
 	TopicDLRUnmatched  = "sluice.dlr.unmatched"
 	TopicWebhookRetry  = "sluice.webhooks.retry"
@@ -100,6 +104,7 @@ const (
 const (
 	RequestSchemaPath = "json/sms.requests.v1.json"
 	StatusSchemaPath  = "json/sms.status.v1.json"
+	MOSchemaPath      = "json/sms.mo.v1.json"
 	// The HTTP API's contract (OpenAPI 3.1) and the public topics'
 	// (AsyncAPI 3.0), both referring to the JSON Schemas above.
 	OpenAPIPath  = "openapi.yaml"

@@ -21,7 +21,8 @@ func TestCatalogueParses(t *testing.T) {
 		TopicRouterOTP, TopicRouterBulk, TopicRouterSched, TopicRouterQuota, TopicOptOut,
 		TopicDLRRaw, TopicDLRPending, TopicDLROutcomes, TopicDLRPartial, TopicOutboundOTP, TopicOutboundBulk,
 		TopicOutboundRetry, TopicMO, TopicCarrierHealth,
-		TopicDLRUnmatched, TopicWebhookRetry, TopicSMPPReceipts, TopicSMPPMO, TopicIngestIndex}
+		TopicDLRUnmatched, TopicWebhookRetry, TopicSMPPReceipts, TopicSMPPMO, TopicIngestIndex,
+		TopicPublicMO, TopicConversations, TopicMOParts, TopicMOUnowned}
 	for _, name := range fixed {
 		if _, ok := byName[name]; !ok {
 			t.Errorf("constant %q is not in the catalogue", name)
@@ -36,7 +37,7 @@ func TestCatalogueParses(t *testing.T) {
 			public = append(public, tp.Name)
 		}
 	}
-	if want := []string{TopicRequests, TopicRequestsDLQ, TopicStatus}; !slices.Equal(public, want) {
+	if want := []string{TopicRequests, TopicRequestsDLQ, TopicStatus, TopicPublicMO}; !slices.Equal(public, want) {
 		t.Errorf("public topics = %v, want %v", public, want)
 	}
 	wantHeaders := []string{HeaderErrorCode, HeaderError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset}
@@ -45,6 +46,9 @@ func TestCatalogueParses(t *testing.T) {
 	}
 	if v := byName[TopicStatus].Value; v != StatusSchemaPath {
 		t.Errorf("sms.status value = %q, want %q", v, StatusSchemaPath)
+	}
+	if v := byName[TopicPublicMO].Value; v != MOSchemaPath {
+		t.Errorf("sms.mo value = %q, want %q", v, MOSchemaPath)
 	}
 	if v := byName[TopicRequests].Value; v != RequestSchemaPath {
 		t.Errorf("sms.requests value = %q, want %q", v, RequestSchemaPath)
@@ -75,6 +79,7 @@ func TestCoPartitioned(t *testing.T) {
 		{TopicSubmits, TopicDLRRaw, TopicDLRPending},
 		{TopicDLROutcomes, TopicDLRPartial},
 		{TopicStatus, TopicIngestIndex},
+		{TopicMO, TopicConversations, TopicMOParts},
 		{OutboundTopic("", "sim-a", LaneOTP), OutboundTopic("", "sim-a", LaneBulk)},
 	}
 	for _, g := range groups {

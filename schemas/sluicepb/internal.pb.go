@@ -808,12 +808,19 @@ func (x *Partial) GetDone() bool {
 // sender received it, stored before the deliver_sm_resp is sent. Keyed by
 // the source number, so one subscriber's messages stay in order.
 type MO struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Carrier       string                 `protobuf:"bytes,1,opt,name=carrier,proto3" json:"carrier,omitempty"`
-	SourceAddr    string                 `protobuf:"bytes,2,opt,name=source_addr,json=sourceAddr,proto3" json:"source_addr,omitempty"` // the subscriber, E.164 with '+' when the carrier gave an international number
-	DestAddr      string                 `protobuf:"bytes,3,opt,name=dest_addr,json=destAddr,proto3" json:"dest_addr,omitempty"`       // the number or short code it was sent to
-	Text          string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`                               // decoded
-	ReceivedAtMs  int64                  `protobuf:"varint,5,opt,name=received_at_ms,json=receivedAtMs,proto3" json:"received_at_ms,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Carrier      string                 `protobuf:"bytes,1,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	SourceAddr   string                 `protobuf:"bytes,2,opt,name=source_addr,json=sourceAddr,proto3" json:"source_addr,omitempty"` // the subscriber, E.164 with '+' when the carrier gave an international number
+	DestAddr     string                 `protobuf:"bytes,3,opt,name=dest_addr,json=destAddr,proto3" json:"dest_addr,omitempty"`       // the number or short code it was sent to
+	Text         string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`                               // decoded
+	ReceivedAtMs int64                  `protobuf:"varint,5,opt,name=received_at_ms,json=receivedAtMs,proto3" json:"received_at_ms,omitempty"`
+	Encoding     string                 `protobuf:"bytes,6,opt,name=encoding,proto3" json:"encoding,omitempty"` // of the text on the wire: gsm7, ucs2, latin1 or binary
+	// Concatenation, from the user data header: the subscriber's reference
+	// of the whole message, how many parts it has and which this is (1-based).
+	// total 0: a single message.
+	ConcatRef     uint32 `protobuf:"varint,7,opt,name=concat_ref,json=concatRef,proto3" json:"concat_ref,omitempty"`
+	ConcatTotal   uint32 `protobuf:"varint,8,opt,name=concat_total,json=concatTotal,proto3" json:"concat_total,omitempty"`
+	ConcatSeq     uint32 `protobuf:"varint,9,opt,name=concat_seq,json=concatSeq,proto3" json:"concat_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -883,6 +890,97 @@ func (x *MO) GetReceivedAtMs() int64 {
 	return 0
 }
 
+func (x *MO) GetEncoding() string {
+	if x != nil {
+		return x.Encoding
+	}
+	return ""
+}
+
+func (x *MO) GetConcatRef() uint32 {
+	if x != nil {
+		return x.ConcatRef
+	}
+	return 0
+}
+
+func (x *MO) GetConcatTotal() uint32 {
+	if x != nil {
+		return x.ConcatTotal
+	}
+	return 0
+}
+
+func (x *MO) GetConcatSeq() uint32 {
+	if x != nil {
+		return x.ConcatSeq
+	}
+	return 0
+}
+
+// Conversation is the last message a tenant sent to a number, keyed by the
+// number (E.164) on sluice.conversations, co-partitioned with sluice.mo: the
+// dlr's MO stage finds there whose reply an MO is.
+type Conversation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	MessageId     string                 `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	SentAtMs      int64                  `protobuf:"varint,3,opt,name=sent_at_ms,json=sentAtMs,proto3" json:"sent_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Conversation) Reset() {
+	*x = Conversation{}
+	mi := &file_sluice_v1_internal_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Conversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Conversation) ProtoMessage() {}
+
+func (x *Conversation) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_internal_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Conversation.ProtoReflect.Descriptor instead.
+func (*Conversation) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Conversation) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *Conversation) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *Conversation) GetSentAtMs() int64 {
+	if x != nil {
+		return x.SentAtMs
+	}
+	return 0
+}
+
 // CarrierHealth is a sender slot's report on its bind, keyed by
 // "carrier:slot" on a compacted topic: the router reads it to fail over.
 type CarrierHealth struct {
@@ -899,7 +997,7 @@ type CarrierHealth struct {
 
 func (x *CarrierHealth) Reset() {
 	*x = CarrierHealth{}
-	mi := &file_sluice_v1_internal_proto_msgTypes[7]
+	mi := &file_sluice_v1_internal_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1009,7 @@ func (x *CarrierHealth) String() string {
 func (*CarrierHealth) ProtoMessage() {}
 
 func (x *CarrierHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_internal_proto_msgTypes[7]
+	mi := &file_sluice_v1_internal_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1022,7 @@ func (x *CarrierHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CarrierHealth.ProtoReflect.Descriptor instead.
 func (*CarrierHealth) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{7}
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CarrierHealth) GetCarrier() string {
@@ -996,7 +1094,7 @@ type Held struct {
 
 func (x *Held) Reset() {
 	*x = Held{}
-	mi := &file_sluice_v1_internal_proto_msgTypes[8]
+	mi := &file_sluice_v1_internal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1106,7 @@ func (x *Held) String() string {
 func (*Held) ProtoMessage() {}
 
 func (x *Held) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_internal_proto_msgTypes[8]
+	mi := &file_sluice_v1_internal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1119,7 @@ func (x *Held) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Held.ProtoReflect.Descriptor instead.
 func (*Held) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{8}
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Held) GetMessage() *Message {
@@ -1095,7 +1193,7 @@ type TenantState struct {
 
 func (x *TenantState) Reset() {
 	*x = TenantState{}
-	mi := &file_sluice_v1_internal_proto_msgTypes[9]
+	mi := &file_sluice_v1_internal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1205,7 @@ func (x *TenantState) String() string {
 func (*TenantState) ProtoMessage() {}
 
 func (x *TenantState) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_internal_proto_msgTypes[9]
+	mi := &file_sluice_v1_internal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1218,7 @@ func (x *TenantState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantState.ProtoReflect.Descriptor instead.
 func (*TenantState) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{9}
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TenantState) GetTenant() string {
@@ -1166,7 +1264,7 @@ type OptOut struct {
 
 func (x *OptOut) Reset() {
 	*x = OptOut{}
-	mi := &file_sluice_v1_internal_proto_msgTypes[10]
+	mi := &file_sluice_v1_internal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1276,7 @@ func (x *OptOut) String() string {
 func (*OptOut) ProtoMessage() {}
 
 func (x *OptOut) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_internal_proto_msgTypes[10]
+	mi := &file_sluice_v1_internal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1289,7 @@ func (x *OptOut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OptOut.ProtoReflect.Descriptor instead.
 func (*OptOut) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{10}
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *OptOut) GetTenant() string {
@@ -1227,6 +1325,70 @@ func (x *OptOut) GetAtMs() int64 {
 		return x.AtMs
 	}
 	return 0
+}
+
+// MOParts are the parts of a concatenated MO received so far, keyed by
+// "number|carrier|reference/total" on sluice.mo.parts: the dlr's MO stage
+// joins them once all are in, or publishes what came at the deadline
+// (dlr.mo_parts_timeout after the first).
+type MOParts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parts         []*MO                  `protobuf:"bytes,1,rep,name=parts,proto3" json:"parts,omitempty"`
+	DeadlineMs    int64                  `protobuf:"varint,2,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
+	MoId          string                 `protobuf:"bytes,3,opt,name=mo_id,json=moId,proto3" json:"mo_id,omitempty"` // of the first part's record, so that a replay names it alike
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MOParts) Reset() {
+	*x = MOParts{}
+	mi := &file_sluice_v1_internal_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MOParts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MOParts) ProtoMessage() {}
+
+func (x *MOParts) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_internal_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MOParts.ProtoReflect.Descriptor instead.
+func (*MOParts) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_internal_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MOParts) GetParts() []*MO {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *MOParts) GetDeadlineMs() int64 {
+	if x != nil {
+		return x.DeadlineMs
+	}
+	return 0
+}
+
+func (x *MOParts) GetMoId() string {
+	if x != nil {
+		return x.MoId
+	}
+	return ""
 }
 
 var File_sluice_v1_internal_proto protoreflect.FileDescriptor
@@ -1308,14 +1470,26 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\boutcomes\x18\x01 \x03(\v2\x19.sluice.v1.SegmentOutcomeR\boutcomes\x12\x1f\n" +
 	"\vdeadline_ms\x18\x02 \x01(\x03R\n" +
 	"deadlineMs\x12\x12\n" +
-	"\x04done\x18\x03 \x01(\bR\x04done\"\x96\x01\n" +
+	"\x04done\x18\x03 \x01(\bR\x04done\"\x93\x02\n" +
 	"\x02MO\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12\x1f\n" +
 	"\vsource_addr\x18\x02 \x01(\tR\n" +
 	"sourceAddr\x12\x1b\n" +
 	"\tdest_addr\x18\x03 \x01(\tR\bdestAddr\x12\x12\n" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x12$\n" +
-	"\x0ereceived_at_ms\x18\x05 \x01(\x03R\freceivedAtMs\"\xb3\x01\n" +
+	"\x0ereceived_at_ms\x18\x05 \x01(\x03R\freceivedAtMs\x12\x1a\n" +
+	"\bencoding\x18\x06 \x01(\tR\bencoding\x12\x1d\n" +
+	"\n" +
+	"concat_ref\x18\a \x01(\rR\tconcatRef\x12!\n" +
+	"\fconcat_total\x18\b \x01(\rR\vconcatTotal\x12\x1d\n" +
+	"\n" +
+	"concat_seq\x18\t \x01(\rR\tconcatSeq\"c\n" +
+	"\fConversation\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId\x12\x1c\n" +
+	"\n" +
+	"sent_at_ms\x18\x03 \x01(\x03R\bsentAtMs\"\xb3\x01\n" +
 	"\rCarrierHealth\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12\x12\n" +
 	"\x04slot\x18\x02 \x01(\rR\x04slot\x12\x14\n" +
@@ -1348,7 +1522,12 @@ const file_sluice_v1_internal_proto_rawDesc = "" +
 	"\x06number\x18\x02 \x01(\tR\x06number\x12\x18\n" +
 	"\akeyword\x18\x03 \x01(\tR\akeyword\x12\x18\n" +
 	"\acarrier\x18\x04 \x01(\tR\acarrier\x12\x13\n" +
-	"\x05at_ms\x18\x05 \x01(\x03R\x04atMs*j\n" +
+	"\x05at_ms\x18\x05 \x01(\x03R\x04atMs\"d\n" +
+	"\aMOParts\x12#\n" +
+	"\x05parts\x18\x01 \x03(\v2\r.sluice.v1.MOR\x05parts\x12\x1f\n" +
+	"\vdeadline_ms\x18\x02 \x01(\x03R\n" +
+	"deadlineMs\x12\x13\n" +
+	"\x05mo_id\x18\x03 \x01(\tR\x04moId*j\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_OTP\x10\x01\x12\x1a\n" +
@@ -1372,7 +1551,7 @@ func file_sluice_v1_internal_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_v1_internal_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sluice_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_sluice_v1_internal_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_sluice_v1_internal_proto_goTypes = []any{
 	(Priority)(0),          // 0: sluice.v1.Priority
 	(Encoding)(0),          // 1: sluice.v1.Encoding
@@ -1383,16 +1562,18 @@ var file_sluice_v1_internal_proto_goTypes = []any{
 	(*Pending)(nil),        // 6: sluice.v1.Pending
 	(*Partial)(nil),        // 7: sluice.v1.Partial
 	(*MO)(nil),             // 8: sluice.v1.MO
-	(*CarrierHealth)(nil),  // 9: sluice.v1.CarrierHealth
-	(*Held)(nil),           // 10: sluice.v1.Held
-	(*TenantState)(nil),    // 11: sluice.v1.TenantState
-	(*OptOut)(nil),         // 12: sluice.v1.OptOut
-	nil,                    // 13: sluice.v1.Message.MetadataEntry
-	nil,                    // 14: sluice.v1.TenantState.NextOffsetsEntry
+	(*Conversation)(nil),   // 9: sluice.v1.Conversation
+	(*CarrierHealth)(nil),  // 10: sluice.v1.CarrierHealth
+	(*Held)(nil),           // 11: sluice.v1.Held
+	(*TenantState)(nil),    // 12: sluice.v1.TenantState
+	(*OptOut)(nil),         // 13: sluice.v1.OptOut
+	(*MOParts)(nil),        // 14: sluice.v1.MOParts
+	nil,                    // 15: sluice.v1.Message.MetadataEntry
+	nil,                    // 16: sluice.v1.TenantState.NextOffsetsEntry
 }
 var file_sluice_v1_internal_proto_depIdxs = []int32{
 	0,  // 0: sluice.v1.Message.priority:type_name -> sluice.v1.Priority
-	13, // 1: sluice.v1.Message.metadata:type_name -> sluice.v1.Message.MetadataEntry
+	15, // 1: sluice.v1.Message.metadata:type_name -> sluice.v1.Message.MetadataEntry
 	1,  // 2: sluice.v1.Message.encoding:type_name -> sluice.v1.Encoding
 	2,  // 3: sluice.v1.SubmitResult.message:type_name -> sluice.v1.Message
 	2,  // 4: sluice.v1.SegmentOutcome.message:type_name -> sluice.v1.Message
@@ -1400,12 +1581,13 @@ var file_sluice_v1_internal_proto_depIdxs = []int32{
 	4,  // 6: sluice.v1.Pending.dlr:type_name -> sluice.v1.RawDLR
 	5,  // 7: sluice.v1.Partial.outcomes:type_name -> sluice.v1.SegmentOutcome
 	2,  // 8: sluice.v1.Held.message:type_name -> sluice.v1.Message
-	14, // 9: sluice.v1.TenantState.next_offsets:type_name -> sluice.v1.TenantState.NextOffsetsEntry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	16, // 9: sluice.v1.TenantState.next_offsets:type_name -> sluice.v1.TenantState.NextOffsetsEntry
+	8,  // 10: sluice.v1.MOParts.parts:type_name -> sluice.v1.MO
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_internal_proto_init() }
@@ -1419,7 +1601,7 @@ func file_sluice_v1_internal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_internal_proto_rawDesc), len(file_sluice_v1_internal_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
