@@ -91,6 +91,11 @@ type Router struct {
 	// destination country.
 	QuietHours []QuietHours `yaml:"quiet_hours"`
 	OptOut     OptOut       `yaml:"opt_out"`
+	// ReplyWindow is how long after a message an MO from its recipient is
+	// a reply to it (sms.mo's in_reply_to, and the tenant of an MO to a
+	// number nobody owns). 0: the router records no conversations, which
+	// saves a record per message.
+	ReplyWindow time.Duration `yaml:"reply_window"`
 	// StateDir holds the schedule of held messages (an LSM store, restored
 	// from the schedule topic). "" means a temporary directory: the
 	// schedule is read back from the topic at each start.
@@ -159,6 +164,9 @@ type DLR struct {
 	WebhookBackoff time.Duration `yaml:"webhook_backoff"`
 	WebhookGiveUp  time.Duration `yaml:"webhook_give_up"`
 	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
+	// MOPartsTimeout is how long the parts of a concatenated MO wait for
+	// the rest before what came is published, marked incomplete.
+	MOPartsTimeout time.Duration `yaml:"mo_parts_timeout"`
 }
 
 // Tenant is a customer of the gateway.
@@ -308,7 +316,8 @@ func Default() Config {
 		Sender: Sender{AdminAddr: ":9103"},
 		DLR: DLR{AdminAddr: ":9104", Retention: 72 * time.Hour, Grace: 10 * time.Minute,
 			UnmatchedAfter: 24 * time.Hour, SweepInterval: time.Second,
-			WebhookBackoff: time.Second, WebhookGiveUp: 24 * time.Hour, WebhookTimeout: 10 * time.Second},
+			WebhookBackoff: time.Second, WebhookGiveUp: 24 * time.Hour, WebhookTimeout: 10 * time.Second,
+			MOPartsTimeout: 5 * time.Minute},
 	}
 }
 

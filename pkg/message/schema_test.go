@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/testenv"
+	"github.com/sluice-sms/sluice/pkg/text"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
@@ -136,6 +137,41 @@ func TestStatusSchema(t *testing.T) {
 	}
 }
 
+// Every MO the dlr can write is valid: each encoding a data_coding can
+// name, owned or not, joined or incomplete.
+func TestMOSchema(t *testing.T) {
+	s := testenv.JSONSchema(t, schemas.MOSchemaPath)
+	at := time.Date(2026, 11, 27, 9, 0, 0, 123456789, time.UTC)
+	for dc := range 256 {
+		mo := message.MO{
+			MOID: message.MOID(3, int64(dc)), Tenant: "acme", From: "+447700900123", To: "ACME", Text: "STOP",
+			Encoding: text.EncodingName(uint8(dc)), Carrier: "sim-a", ReceivedAt: at, InReplyTo: message.NewID(), Parts: 1,
+		}
+		if dc%2 == 1 {
+			mo.Tenant, mo.InReplyTo, mo.Parts, mo.Incomplete = "", "", 2, true // unowned, incomplete
+		}
+		out, err := json.Marshal(mo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validate(s, string(out)); err != nil {
+			t.Errorf("data_coding 0x%02x: %s: %v", dc, out, err)
+		}
+	}
+	for _, bad := range []string{
+		`{"mo_id":"x","from":"+44","to":"1","text":"t","encoding":"utf8","carrier":"c","received_at":"2026-11-27T09:00:00Z"}`,
+		`{"mo_id":"x","from":"+44","to":"1","text":"t","encoding":"gsm7","received_at":"2026-11-27T09:00:00Z"}`,
+		`{"mo_id":"x","from":"+44","to":"1","text":"t","encoding":"gsm7","carrier":"c","received_at":"2026-11-27T09:00:00Z","parts":0}`,
+	} {
+		if validate(s, bad) == nil {
+			t.Errorf("valid: %s", bad)
+		}
+	}
+	if message.MOID(1, 2) != message.MOID(1, 2) || message.MOID(1, 2) == message.MOID(2, 1) {
+		t.Error("MOID is not a function of partition and offset alone")
+	}
+}
+
 // TestSchemasMatchTypes keeps the JSON Schemas and the Go types from
 // drifting: the same field names, and "required" is exactly the fields the
 // Go type always writes (no omitempty).
@@ -146,6 +182,7 @@ func TestSchemasMatchTypes(t *testing.T) {
 	}{
 		{schemas.RequestSchemaPath, reflect.TypeFor[message.Request]()},
 		{schemas.StatusSchemaPath, reflect.TypeFor[message.Status]()},
+		{schemas.MOSchemaPath, reflect.TypeFor[message.MO]()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ.Name(), func(t *testing.T) {

@@ -56,6 +56,9 @@ func (t *Txn) Get(key string) ([]byte, bool, error) {
 	return v, ok, err
 }
 
+// Get returns a row as committed, for a reader outside a transaction.
+func (s *Store) Get(key string) ([]byte, bool, error) { return s.get(s.key(rowTag, []byte(key))) }
+
 // get looks a key up in the store as committed.
 func (s *Store) get(k []byte) ([]byte, bool, error) {
 	v, closer, err := s.db.db.Get(k)
