@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
+	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/schemas"
 	"github.com/sluice-sms/sluice/schemas/sluicepb"
 )
@@ -84,26 +85,6 @@ func fold(w string) string {
 	return strings.ToUpper(strings.TrimFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }))
 }
 
-// normalizeNumber brings an MO's source address to the E.164 form of a
-// message's destination: "+" and digits.
-func normalizeNumber(addr string) string {
-	addr = strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) || r == '-' {
-			return -1
-		}
-		return r
-	}, addr)
-	switch {
-	case strings.HasPrefix(addr, "+"):
-		return addr
-	case strings.HasPrefix(addr, "00"):
-		return "+" + addr[2:]
-	case addr != "" && strings.IndexFunc(addr, func(r rune) bool { return r < '0' || r > '9' }) < 0:
-		return "+" + addr
-	}
-	return addr
-}
-
 func optOutKey(tenant, number string) string { return tenant + "|" + number }
 
 // optOuts is the opt-out list, as read from its compacted topic.
@@ -160,7 +141,7 @@ func (r *router) handleMO(ctx context.Context, _ string, batch []kafka.Message) 
 		if !ok {
 			tenant = allTenants
 		}
-		number := normalizeNumber(mo.SourceAddr)
+		number := message.NormalizeNumber(mo.SourceAddr)
 		rec := kafka.Message{Topic: r.env.Topic(schemas.TopicOptOut), Key: []byte(optOutKey(tenant, number))}
 		if kind == keywordStop {
 			v, err := proto.Marshal(&sluicepb.OptOut{Tenant: tenant, Number: number, Keyword: word, Carrier: mo.Carrier, AtMs: mo.ReceivedAtMs})

@@ -51,20 +51,6 @@ func TestKeywordsDefaultsAndConflicts(t *testing.T) {
 	}
 }
 
-func TestNormalizeNumber(t *testing.T) {
-	for in, want := range map[string]string{
-		"+447700900123":    "+447700900123",
-		"447700900123":     "+447700900123",
-		"00447700900123":   "+447700900123",
-		"+44 7700 900-123": "+447700900123",
-		"ACME":             "ACME",
-	} {
-		if got := normalizeNumber(in); got != want {
-			t.Errorf("normalizeNumber(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // MO texts are whatever subscribers type: classifying one must never fail
 // and must agree with the first word's folded form.
 func FuzzClassify(f *testing.F) {
@@ -83,6 +69,5 @@ func FuzzClassify(f *testing.F) {
 		if utf8.ValidString(text) && !utf8.ValidString(word) {
 			t.Fatalf("classify(%q) made invalid UTF-8 %q", text, word)
 		}
-		_ = normalizeNumber(text)
 	})
 }

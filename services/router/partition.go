@@ -621,8 +621,22 @@ func (p *partition) send(ctx context.Context, w *writes, pol *policy, m *sluicep
 	out := kafka.Message{Topic: schemas.OutboundTopic(p.r.env.Cfg.Kafka.TopicPrefix, carrier, lane), Key: []byte(m.Id), Value: value}
 	telemetry.Inject(ctx, &out.Headers)
 	w.out = append(w.out, out)
+	if p.r.env.Cfg.Router.ReplyWindow > 0 {
+		w.out = append(w.out, p.conversation(m, now))
+	}
 	p.released(w, m, e)
 	p.r.metrics.route(ctx, carrier, lane, howOf(reason))
+}
+
+// conversation records that m's tenant messaged m.To, for the dlr's MO
+// stage (in_reply_to). It is written with the routed message, before the
+// carrier can have it, so it is in the log before any reply can be.
+func (p *partition) conversation(m *sluicepb.Message, now time.Time) kafka.Message {
+	value, err := proto.Marshal(&sluicepb.Conversation{Tenant: m.Tenant, MessageId: m.Id, SentAtMs: now.UnixMilli()})
+	if err != nil {
+		panic(fmt.Sprintf("router: encode a conversation: %v", err)) // cannot happen: three plain fields
+	}
+	return kafka.Message{Topic: p.r.env.Topic(schemas.TopicConversations), Key: []byte(m.To), Value: value}
 }
 
 // wait puts a message in the schedule until due, or, when it comes from
