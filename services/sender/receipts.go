@@ -54,8 +54,11 @@ func deliverHandler(carrier string, forms config.ReceiptIDs, ce *carrierEnv, pub
 	}
 }
 
-// publishMO stores a mobile-originated message for the router (opt-outs).
-// Each part of a concatenated MO is its own record: opt-out keywords fit in one.
+// publishMO stores a mobile-originated message for the router (opt-outs)
+// and the dlr (sms.mo), keyed by the subscriber's number so that one
+// subscriber's messages stay in order and meet sluice.conversations'
+// records of that number. Each part of a concatenated MO is its own record:
+// the dlr joins them.
 func publishMO(ctx context.Context, carrier string, ce *carrierEnv, pub *publisher, log *slog.Logger, d *smpp.Deliver) error {
 	mo := MO(carrier, d, ce.now().UnixMilli())
 	v, err := proto.Marshal(mo)
@@ -64,20 +67,21 @@ func publishMO(ctx context.Context, carrier string, ce *carrierEnv, pub *publish
 	}
 	ce.m.dlrs.Add(ctx, 1, metric.WithAttributes(attribute.String("carrier", carrier), attribute.String("kind", "mo")))
 	log.DebugContext(ctx, "mobile-originated message", "source_prefix", prefixOf(mo.SourceAddr))
-	return pub.publish(ctx, kafka.Message{Topic: ce.prefix + schemas.TopicMO, Key: []byte(mo.SourceAddr), Value: v})
+	return pub.publish(ctx, kafka.Message{Topic: ce.prefix + schemas.TopicMO, Key: []byte(message.NormalizeNumber(mo.SourceAddr)), Value: v})
 }
 
 // MO reads a mobile-originated deliver_sm: the text decoded by its
-// data_coding (message_payload when short_message is empty, any user data
-// header dropped), the subscriber in E.164 form when the carrier says it is
-// an international number.
+// data_coding (message_payload when short_message is empty), the user data
+// header's concatenation element if any, and the subscriber in E.164 form
+// when the carrier says it is an international number.
 func MO(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.MO {
 	body := d.ShortMessage
 	if p, ok := d.TLVs[smpp.TagMessagePayload]; ok && len(body) == 0 {
 		body = p
 	}
-	if d.ESMClass&smpp.ESMClassUDHI != 0 && len(body) > 0 && int(body[0]) < len(body) {
-		body = body[int(body[0])+1:]
+	var concat text.Concat
+	if d.ESMClass&smpp.ESMClassUDHI != 0 {
+		concat, _, body = text.SplitUDH(body)
 	}
 	txt, err := text.Decode(d.DataCoding, body)
 	if err != nil {
@@ -87,7 +91,11 @@ func MO(carrier string, d *smpp.Deliver, receivedAtMs int64) *sluicepb.MO {
 	if d.SourceTON == 1 && src != "" && src[0] != '+' {
 		src = "+" + src
 	}
-	return &sluicepb.MO{Carrier: carrier, SourceAddr: src, DestAddr: d.DestAddr, Text: txt, ReceivedAtMs: receivedAtMs}
+	return &sluicepb.MO{
+		Carrier: carrier, SourceAddr: src, DestAddr: d.DestAddr, Text: txt, ReceivedAtMs: receivedAtMs,
+		Encoding:  text.EncodingName(d.DataCoding),
+		ConcatRef: uint32(concat.Ref), ConcatTotal: uint32(concat.Total), ConcatSeq: uint32(concat.Seq),
+	}
 }
 
 // RawDLR reads a receipt (deliver_sm or data_sm) from its TLVs, falling back to

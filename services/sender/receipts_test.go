@@ -30,12 +30,12 @@ func TestRawDLRAndMO(t *testing.T) {
 
 	mo := MO("sim-a", &smpp.Deliver{SourceAddr: "447700900123", SourceTON: 1, DestAddr: "12345", DataCoding: 8,
 		TLVs: map[uint16][]byte{smpp.TagMessagePayload: {0, 'S', 0, 'T', 0, 'O', 0, 'P'}}}, 1)
-	if mo.Text != "STOP" || mo.SourceAddr != "+447700900123" || mo.DestAddr != "12345" {
+	if mo.Text != "STOP" || mo.SourceAddr != "+447700900123" || mo.DestAddr != "12345" || mo.Encoding != "ucs2" || mo.ConcatTotal != 0 {
 		t.Errorf("MO from data_sm = %+v", mo)
 	}
 	mo = MO("sim-a", &smpp.Deliver{SourceAddr: "7700", SourceTON: 3, ESMClass: smpp.ESMClassUDHI,
 		ShortMessage: append([]byte{5, 0, 3, 1, 2, 1}, "STOP"...)}, 1)
-	if mo.Text != "STOP" || mo.SourceAddr != "7700" {
+	if mo.Text != "STOP" || mo.SourceAddr != "7700" || mo.Encoding != "gsm7" || mo.ConcatRef != 1 || mo.ConcatTotal != 2 || mo.ConcatSeq != 1 {
 		t.Errorf("MO part with a header = %+v", mo)
 	}
 }
