@@ -42,9 +42,9 @@ const GCPercent = 200
 
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	if d := cfg.DLR; d.Retention <= 0 || d.UnmatchedAfter <= 0 || d.SweepInterval <= 0 || d.WebhookBackoff <= 0 || d.WebhookGiveUp <= 0 || d.WebhookTimeout <= 0 {
+	if d := cfg.DLR; d.Retention <= 0 || d.UnmatchedAfter <= 0 || d.SweepInterval <= 0 || d.WebhookBackoff <= 0 || d.WebhookGiveUp <= 0 || d.WebhookTimeout <= 0 || d.MOPartsTimeout <= 0 {
 		// A zero retention would end every submit at once.
-		return errors.New("dlr: retention, unmatched_after, sweep_interval and webhook timings must be positive (start from config.Default)")
+		return errors.New("dlr: retention, unmatched_after, sweep_interval and webhook and MO parts timings must be positive (start from config.Default)")
 	}
 	env, err := service.Start(ctx, "dlr", cfg.DLR.AdminAddr, cfg, log)
 	if err != nil {
@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		tag: 'c', group: GroupCorrelator, meta: pendingMeta,
 		inputs:    []string{env.Topic(schemas.TopicSubmits), env.Topic(schemas.TopicDLRRaw)},
 		changelog: env.Topic(schemas.TopicDLRPending),
-		newStepper: func() stepper {
+		newStepper: func(int) stepper {
 			return &correlator{
 				dlrTopic: env.Topic(schemas.TopicDLRRaw), outcomes: env.Topic(schemas.TopicDLROutcomes),
 				unmatched: env.Topic(schemas.TopicDLRUnmatched), cfg: cfg.DLR, m: m,
@@ -82,11 +82,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		tag: 'a', group: GroupAggregator, meta: partialMeta,
 		inputs:     []string{env.Topic(schemas.TopicDLROutcomes)},
 		changelog:  env.Topic(schemas.TopicDLRPartial),
-		newStepper: func() stepper { return &aggregator{status: env.Topic(schemas.TopicStatus), cfg: cfg.DLR, m: m} },
+		newStepper: func(int) stepper { return &aggregator{status: env.Topic(schemas.TopicStatus), cfg: cfg.DLR, m: m} },
 	}
 	stages := []func(context.Context) error{
 		func(ctx context.Context) error { return correlate.run(ctx, env, db, cfg.DLR.SweepInterval, time.Now) },
 		func(ctx context.Context) error { return aggregate.run(ctx, env, db, cfg.DLR.SweepInterval, time.Now) },
+		func(ctx context.Context) error {
+			return moStage(env, cfg, m, db).run(ctx, env, db, cfg.DLR.SweepInterval, time.Now)
+		},
 		func(ctx context.Context) error { return runAnalytics(ctx, env, m) },
 		newWebhooks(env, m).run,
 	}

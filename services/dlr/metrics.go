@@ -17,6 +17,7 @@ type metrics struct {
 	rows     metric.Int64Counter     // status events written to ClickHouse
 	lag      metric.Float64Histogram // age of a batch's oldest record when ClickHouse took it
 	webhooks metric.Int64Counter     // webhook and dlr-url attempts, by result (ok, failed, abandoned) and target (webhook, dlr_url)
+	mo       metric.Int64Counter     // MOs published, by outcome (owner, reply, unowned)
 
 	retention retentionMetrics // the analytics retention job's
 }
@@ -40,6 +41,9 @@ func newMetrics(meter metric.Meter, db *state.DB) (*metrics, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	if m.webhooks, err = meter.Int64Counter("sluice_dlr_webhook_deliveries", metric.WithDescription("Webhook delivery attempts by result")); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if m.mo, err = meter.Int64Counter("sluice_dlr_mo", metric.WithDescription("Mobile-originated messages published, by whose they are: owner (of the number), reply (to a tenant's message), unowned")); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	if m.retention, err = newRetentionMetrics(meter); err != nil {

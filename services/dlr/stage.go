@@ -19,6 +19,13 @@ type stepper interface {
 	fire(t *state.Txn, key string, value []byte) ([]kafka.Message, error)
 }
 
+// preparer is a stepper that reads other state before each batch, and
+// lets go of it when the partition is released.
+type preparer interface {
+	prepare(ctx context.Context) error
+	release()
+}
+
 // stage is a stateful stage: inputs co-partitioned with a changelog.
 type stage struct {
 	tag        byte // key prefix of its tables in the state store
@@ -26,7 +33,7 @@ type stage struct {
 	inputs     []string
 	changelog  string
 	meta       state.Meta
-	newStepper func() stepper
+	newStepper func(partition int) stepper
 }
 
 // Tuning of the stages' loop.
@@ -38,7 +45,8 @@ const (
 )
 
 // run consumes the stage's inputs partition by partition. Per partition: the
-// table is restored from the changelog; each batch is stepped in a store
+// table is restored from the changelog; each batch (after its stepper's
+// prepare, if it is a preparer) is stepped in a store
 // transaction, its outputs are published, then its changelog records, then
 // the transaction is committed to the store and the inputs' offsets to
 // Kafka. A failure discards the transaction and retries the batch, so a
@@ -67,7 +75,11 @@ func (st stage) run(ctx context.Context, env *service.Env, db *state.DB, sweep t
 			return err
 		}
 		env.Log.Info("state restored", "stage", st.group, "partition", c.Partition, "replayed", replayed, "pending", s.Live())
-		step := st.newStepper()
+		step := st.newStepper(c.Partition)
+		prep, _ := step.(preparer)
+		if prep != nil {
+			defer prep.release()
+		}
 		lastSweep, lastCheckpoint := time.Time{}, time.Now()
 		for ctx.Err() == nil {
 			for _, topic := range st.inputs {
@@ -77,6 +89,11 @@ func (st stage) run(ctx context.Context, env *service.Env, db *state.DB, sweep t
 				}
 				if len(batch) == 0 {
 					continue // nothing yet on this topic
+				}
+				if prep != nil {
+					if err := retry(ctx, env, st.group+" prepare", func() error { return prep.prepare(ctx) }); err != nil {
+						return err
+					}
 				}
 				err = retry(ctx, env, st.group, func() error {
 					return publish(ctx, env, s, func(t *state.Txn) ([]kafka.Message, error) {
