@@ -176,6 +176,9 @@ type Tenant struct {
 	RateLimit    int      `yaml:"rate_limit"`  // message parts per second, 0: none
 	DailyQuota   int      `yaml:"daily_quota"` // messages per UTC day, 0: none
 	Webhook      string   `yaml:"webhook"`
+	// MOWebhook receives the tenant's sms.mo records, posted, signed and
+	// retried like status webhooks.
+	MOWebhook string `yaml:"mo_webhook"`
 	// WebhookSecret keys the HMAC-SHA256 signature of webhook bodies.
 	WebhookSecret string `yaml:"webhook_secret" secret:"true"`
 	// HTTPRateLimit bounds the tenant's HTTP API requests per second (ingest

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/message"
@@ -20,12 +21,17 @@ const (
 	headerTarget  = "sluice-webhook-target"
 	targetWebhook = "webhook" // the tenant's webhook (a record without the header too)
 	targetDLRURL  = "dlr_url" // the message's Kannel dlr-url
+	// targetMOWebhook is the tenant's mo_webhook, the one target of an
+	// sms.mo record.
+	targetMOWebhook = "mo_webhook"
 )
 
-// callback is one HTTP delivery of one status event.
+// callback is one HTTP delivery of one event.
 type callback struct {
 	target string
 	tenant string
+	at     time.Time // the event's time, from which webhook_give_up counts
+	id     string    // the event's id, for logs
 	send   func(ctx context.Context) error
 }
 
@@ -45,8 +51,34 @@ func (w *webhooks) callbacks(body []byte) []callback {
 	return out
 }
 
+// moCallbacks are the deliveries an sms.mo record asks for: the tenant's
+// mo_webhook, if it has one.
+func (w *webhooks) moCallbacks(body []byte) []callback {
+	if c, ok := w.moCallback(body); ok {
+		return []callback{c}
+	}
+	return nil
+}
+
+func (w *webhooks) moCallback(body []byte) (callback, bool) {
+	var mo message.MO
+	if err := json.Unmarshal(body, &mo); err != nil {
+		return callback{}, false
+	}
+	t, ok := w.moTenants[mo.Tenant]
+	if !ok {
+		return callback{}, false
+	}
+	return callback{target: targetMOWebhook, tenant: t.ID, at: mo.ReceivedAt, id: mo.MOID, send: func(ctx context.Context) error {
+		return w.deliver(ctx, t, targetMOWebhook, t.MOWebhook, mo.MOID, body)
+	}}, true
+}
+
 // callbackOf is the delivery of one target an event asks for, if any.
 func (w *webhooks) callbackOf(target string, body []byte) (callback, bool) {
+	if target == targetMOWebhook {
+		return w.moCallback(body)
+	}
 	var ev message.Status
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return callback{}, false
@@ -62,7 +94,9 @@ func (w *webhooks) callbackFor(target string, ev message.Status, body []byte) (c
 		if !ok {
 			return callback{}, false
 		}
-		return callback{target: targetWebhook, tenant: t.ID, send: func(ctx context.Context) error { return w.deliver(ctx, t, body) }}, true
+		return callback{target: targetWebhook, tenant: t.ID, at: ev.EventTime, id: ev.EventID, send: func(ctx context.Context) error {
+			return w.deliver(ctx, t, targetWebhook, t.Webhook, ev.EventID, body)
+		}}, true
 	case targetDLRURL:
 		if ev.DLRCallback == nil || !w.kannel[ev.Tenant] {
 			return callback{}, false
@@ -72,7 +106,7 @@ func (w *webhooks) callbackFor(target string, ev message.Status, body []byte) (c
 			return callback{}, false
 		}
 		u := kannelURL(ev.DLRCallback.URL, ev, typ)
-		return callback{target: targetDLRURL, tenant: ev.Tenant, send: func(ctx context.Context) error { return w.fetchDLRURL(ctx, ev.Tenant, u) }}, true
+		return callback{target: targetDLRURL, tenant: ev.Tenant, at: ev.EventTime, id: ev.EventID, send: func(ctx context.Context) error { return w.fetchDLRURL(ctx, ev.Tenant, u) }}, true
 	}
 	return callback{}, false
 }

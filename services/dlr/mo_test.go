@@ -3,6 +3,7 @@ package dlr_test
 import (
 	"encoding/json"
 	"maps"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -81,6 +82,12 @@ func TestMOToTenants(t *testing.T) {
 	// Long enough for a restart between the parts of a message, short
 	// enough to wait for once.
 	cfg.DLR.MOPartsTimeout = 15 * time.Second
+	// globex takes its replies by webhook too, which refuses twice at first.
+	cfg.DLR.WebhookBackoff = 20 * time.Millisecond
+	hook := &endpoint{secret: "s3cret-mo", got: map[string]int{}, fail: 2}
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	cfg.Tenants = []config.Tenant{{ID: "globex", MOWebhook: srv.URL + "/mo", WebhookSecret: hook.secret}, {ID: "acme"}}
 	f := newFeed(t, cfg)
 	now := time.Now()
 	mo := func(from, to, text string, ref, total, seq uint32) kafka.Message {
@@ -142,6 +149,20 @@ func TestMOToTenants(t *testing.T) {
 			g.Incomplete != w.Incomplete || g.Carrier != "sim-a" || g.Encoding != "gsm7" || g.ReceivedAt.IsZero() {
 			t.Errorf("%q: got %+v, want %+v", text, g, w)
 		}
+	}
+	// globex's webhook got each of its MOs, signed, and nothing else.
+	var globex []string
+	for _, m := range got {
+		if m.Tenant == "globex" {
+			globex = append(globex, m.MOID)
+		}
+	}
+	eventually(t, "MO webhooks delivered", func() (bool, error) {
+		d, _ := hook.delivered()
+		return len(d) >= len(globex), nil
+	})
+	if d, bad := hook.delivered(); !slices.Equal(slices.Sorted(maps.Keys(d)), slices.Sorted(slices.Values(globex))) || bad > 0 {
+		t.Errorf("mo_webhook got %v (%d badly signed), want globex's %v", d, bad, globex)
 	}
 	unowned := byText(t, readMO(t, cfg, schemas.TopicMOUnowned))
 	if u, ok := unowned["too late"]; len(unowned) != 1 || !ok || u.Tenant != "" || u.InReplyTo != "" {

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,18 +20,18 @@ import (
 
 	"github.com/sluice-sms/sluice/pkg/config"
 	"github.com/sluice-sms/sluice/pkg/kafka"
-	"github.com/sluice-sms/sluice/pkg/message"
 	"github.com/sluice-sms/sluice/pkg/service"
 	"github.com/sluice-sms/sluice/schemas"
 )
 
-// Headers of a webhook request. The body is the sms.status event, as JSON.
+// Headers of a webhook request. The body is the sms.status event (or, to a
+// mo_webhook, the sms.mo record), as JSON.
 const (
 	// HeaderSignature is "sha256=" and the hex HMAC-SHA256, keyed with the
 	// tenant's webhook_secret, of the timestamp header, a '.', and the body.
 	HeaderSignature = "X-Sluice-Signature"
 	HeaderTimestamp = "X-Sluice-Timestamp" // Unix seconds when the request was signed
-	HeaderEventID   = "X-Sluice-Event-Id"  // the same for every retry of one event
+	HeaderEventID   = "X-Sluice-Event-Id"  // event_id (mo_id of an MO), the same for every retry
 )
 
 // Headers of a sluice.webhooks.retry record.
@@ -44,6 +43,7 @@ const (
 // Consumer groups of the webhook deliveries.
 const (
 	GroupWebhooks     = "sluice-dlr-webhooks"
+	GroupMOWebhooks   = "sluice-dlr-mo-webhooks"
 	GroupWebhookRetry = "sluice-dlr-webhook-retry"
 )
 
@@ -67,43 +67,59 @@ func Verify(secret, timestamp string, body []byte, signature string) bool {
 }
 
 // webhooks posts every sms.status event of a tenant with a webhook URL to
-// it, and fires the Kannel dlr-url of a message for each event its dlr-mask
+// it, every sms.mo record of a tenant with an mo_webhook to that, and fires the Kannel dlr-url of a message for each event its dlr-mask
 // selects, at least once. They run in their own consumer groups, so a slow or
 // dead endpoint delays webhooks only, never correlation: a delivery that
 // fails goes to sluice.webhooks.retry and is tried again with backoff until
 // webhook_give_up after the event.
 type webhooks struct {
-	tenants map[string]config.Tenant
-	kannel  map[string]bool // tenants of the Kannel front door
-	cfg     config.DLR
-	client  *http.Client
-	env     *service.Env
-	m       *metrics
+	tenants   map[string]config.Tenant // with a webhook
+	moTenants map[string]config.Tenant // with an mo_webhook
+	kannel    map[string]bool          // tenants of the Kannel front door
+	cfg       config.DLR
+	client    *http.Client
+	env       *service.Env
+	m         *metrics
 }
 
 func newWebhooks(env *service.Env, m *metrics) *webhooks {
-	tenants := map[string]config.Tenant{}
+	tenants, moTenants := map[string]config.Tenant{}, map[string]config.Tenant{}
 	for _, t := range env.Cfg.Tenants {
 		if t.Webhook != "" {
 			tenants[t.ID] = t
 		}
+		if t.MOWebhook != "" {
+			moTenants[t.ID] = t
+		}
 	}
-	return &webhooks{tenants: tenants, kannel: kannelTenants(env.Cfg.Tenants), cfg: env.Cfg.DLR, client: &http.Client{Timeout: env.Cfg.DLR.WebhookTimeout}, env: env, m: m}
+	return &webhooks{tenants: tenants, moTenants: moTenants, kannel: kannelTenants(env.Cfg.Tenants), cfg: env.Cfg.DLR, client: &http.Client{Timeout: env.Cfg.DLR.WebhookTimeout}, env: env, m: m}
 }
 
 // run delivers new events and retries failed ones until ctx ends.
 func (w *webhooks) run(ctx context.Context) error {
-	if len(w.tenants) == 0 && len(w.kannel) == 0 {
+	var runs []func(context.Context) error
+	if len(w.tenants) > 0 || len(w.kannel) > 0 {
+		runs = append(runs, func(ctx context.Context) error {
+			return w.runFirst(ctx, w.env.Group(GroupWebhooks, schemas.TopicStatus), w.callbacks)
+		})
+	}
+	if len(w.moTenants) > 0 {
+		runs = append(runs, func(ctx context.Context) error {
+			return w.runFirst(ctx, w.env.Group(GroupMOWebhooks, schemas.TopicPublicMO), w.moCallbacks)
+		})
+	}
+	if len(runs) == 0 {
 		<-ctx.Done()
 		return nil
 	}
-	return runAll(ctx, []func(context.Context) error{w.runFirst, w.runRetries})
+	return runAll(ctx, append(runs, w.runRetries))
 }
 
-// runFirst tries each event once, a batch's deliveries in parallel.
-func (w *webhooks) runFirst(ctx context.Context) error {
+// runFirst tries each event of group's topic once, a batch's deliveries in
+// parallel; the ones that fail go to the retry topic.
+func (w *webhooks) runFirst(ctx context.Context, group kafka.GroupConfig, callbacks func([]byte) []callback) error {
 	retryTopic := w.env.Topic(schemas.TopicWebhookRetry)
-	return kafka.ConsumeBatches(ctx, w.env.Group(GroupWebhooks, schemas.TopicStatus), kafka.BatchOptions{Max: 500, Linger: 5 * time.Millisecond}, func(ctx context.Context, _ string, batch []kafka.Message) error {
+	return kafka.ConsumeBatches(ctx, group, kafka.BatchOptions{Max: 500, Linger: 5 * time.Millisecond}, func(ctx context.Context, _ string, batch []kafka.Message) error {
 		var (
 			mu      sync.Mutex
 			retries []kafka.Message
@@ -111,7 +127,7 @@ func (w *webhooks) runFirst(ctx context.Context) error {
 			slots   = make(chan struct{}, webhookParallel)
 		)
 		for _, rec := range batch {
-			for _, cb := range w.callbacks(rec.Value) {
+			for _, cb := range callbacks(rec.Value) {
 				wg.Add(1)
 				slots <- struct{}{}
 				go func() {
@@ -184,11 +200,9 @@ func (w *webhooks) redeliver(ctx context.Context, topic string, rec kafka.Messag
 	if err == nil {
 		return nil
 	}
-	var ev message.Status
-	_ = json.Unmarshal(rec.Value, &ev) // callbackOf decoded it already
-	if time.Since(ev.EventTime) > w.cfg.WebhookGiveUp {
+	if time.Since(cb.at) > w.cfg.WebhookGiveUp {
 		w.m.webhooks.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "abandoned"), attribute.String("target", cb.target)))
-		w.env.Log.Error("webhook abandoned", "tenant", cb.tenant, "target", cb.target, "event_id", ev.EventID, "attempts", attempt+1, "err", err)
+		w.env.Log.Error("webhook abandoned", "tenant", cb.tenant, "target", cb.target, "event_id", cb.id, "attempts", attempt+1, "err", err)
 		return nil
 	}
 	return w.env.Producer.Produce(ctx, w.retryRecord(topic, rec, cb.target, attempt+1))
@@ -205,36 +219,33 @@ func (w *webhooks) retryRecord(topic string, rec kafka.Message, target string, f
 	}}
 }
 
-// deliver posts one event; any answer but 2xx is a failure.
-func (w *webhooks) deliver(ctx context.Context, t config.Tenant, body []byte) error {
-	var ev struct {
-		EventID string `json:"event_id"`
-	}
-	_ = json.Unmarshal(body, &ev) // callbackOf decoded it already
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Webhook, bytes.NewReader(body))
+// deliver posts one event of tenant t to its target at u; any answer but
+// 2xx is a failure.
+func (w *webhooks) deliver(ctx context.Context, t config.Tenant, target, u, eventID string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("webhook request: %w", err)
 	}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderEventID, ev.EventID)
+	req.Header.Set(HeaderEventID, eventID)
 	if t.WebhookSecret != "" {
 		req.Header.Set(HeaderSignature, Sign(t.WebhookSecret, ts, body))
 	}
 	resp, err := w.client.Do(req)
 	if uerr := (*url.Error)(nil); errors.As(err, &uerr) {
 		// The URL may hold a token: keep it out of errors and logs.
-		err = fmt.Errorf("webhook of tenant %s: %s: %w", t.ID, uerr.Op, uerr.Err)
+		err = fmt.Errorf("%s of tenant %s: %s: %w", target, t.ID, uerr.Op, uerr.Err)
 	}
 	if err == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 		if resp.StatusCode/100 != 2 {
-			err = fmt.Errorf("webhook of tenant %s answered %s", t.ID, resp.Status)
+			err = fmt.Errorf("%s of tenant %s answered %s", target, t.ID, resp.Status)
 		}
 	}
-	w.count(ctx, targetWebhook, err)
+	w.count(ctx, target, err)
 	return err
 }
 

@@ -40,14 +40,18 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "busy", http.StatusServiceUnavailable)
 		return
 	}
-	var ev message.Status
-	if json.Unmarshal(body, &ev) != nil || ev.EventID != r.Header.Get(dlr.HeaderEventID) ||
+	// A status event is named by its event_id, an MO by its mo_id.
+	var ev struct {
+		EventID string `json:"event_id"`
+		MOID    string `json:"mo_id"`
+	}
+	if json.Unmarshal(body, &ev) != nil || ev.EventID+ev.MOID != r.Header.Get(dlr.HeaderEventID) ||
 		!dlr.Verify(e.secret, r.Header.Get(dlr.HeaderTimestamp), body, r.Header.Get(dlr.HeaderSignature)) {
 		e.bad++
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
-	e.got[ev.EventID]++
+	e.got[ev.EventID+ev.MOID]++
 }
 
 func (e *endpoint) delivered() (map[string]int, int) {
